@@ -1,0 +1,120 @@
+"""Context files and `{{ JMESPath }}` placeholders.
+
+`--context FILE` merges a JSON or YAML object at the root (later files win);
+`--context NAME=FILE` places it under NAME. Any option value and any string inside a spec
+file may hold placeholders evaluated against the merged context. A value that is exactly
+one placeholder keeps the JSON type of what it matched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from treadle.errors import InputError
+
+PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def load_document(path: str, what: str) -> Any:
+    """A JSON or YAML file, with an input error that names the file and the line."""
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{what} {path}: no such file") from None
+    except OSError as e:
+        raise InputError(f"{what} {path}: cannot read it ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{what} {path}: not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise InputError(f"{what} {path}: the file is empty")
+    if text.lstrip().startswith(("{", "[")):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{what} {path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or "cannot be parsed"
+        raise InputError(f"{what} {path}: invalid YAML{where}: {problem}") from None
+
+
+@dataclass
+class Context:
+    data: dict[str, Any] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, specs: list[str] | None) -> Context:
+        context = cls()
+        for spec in specs or []:
+            name, sep, path = spec.partition("=")
+            if not sep or not _NAME.fullmatch(name):
+                name, path = "", spec
+            document = load_document(path, "context file")
+            if not isinstance(document, dict):
+                raise InputError(
+                    f"context file {path}: expected an object at the top, "
+                    f"found {type(document).__name__}"
+                )
+            if name:
+                context.data[name] = document
+            else:
+                context.data.update(document)
+            context.sources.append(path)
+        return context
+
+    def render(self, value: Any, where: str = "") -> Any:
+        """Fill every placeholder in a string, or in the strings of a list or mapping."""
+        if isinstance(value, str):
+            return self._render_string(value, where)
+        if isinstance(value, list):
+            return [self.render(item, where) for item in value]
+        if isinstance(value, dict):
+            return {key: self.render(item, where) for key, item in value.items()}
+        return value
+
+    def _render_string(self, text: str, where: str) -> Any:
+        if "{{" not in text:
+            return text
+        found = list(PLACEHOLDER.finditer(text))
+        if len(found) == 1 and found[0].span() == (0, len(text)):
+            return self._evaluate(found[0].group(1), where)
+        return PLACEHOLDER.sub(lambda m: _as_text(self._evaluate(m.group(1), where)), text)
+
+    def _evaluate(self, expression: str, where: str) -> Any:
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+
+        expression = expression.strip()
+        at = f" in {where}" if where else ""
+        if not expression:
+            raise InputError(f"empty placeholder {{{{ }}}}{at}")
+        try:
+            found = jmespath.search(expression, self.data)
+        except JMESPathError as e:
+            detail = str(e).splitlines()[0]
+            raise InputError(f"invalid expression {{{{ {expression} }}}}{at}: {detail}") from None
+        if found is None:
+            files = ", ".join(self.sources) if self.sources else "no --context given"
+            raise InputError(
+                f"{{{{ {expression} }}}}{at} matched nothing in the context ({files})"
+            )
+        return found
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,157 @@
+"""The one seam between provider-neutral stages and the providers (Marathon, Docker, Swarm).
+
+A provider answers what server groups a region holds, builds a native definition from an
+image and a spec, and carries out single changes: create, resize, disable, enable,
+destroy. It reports health as plain counts. Everything else (naming, sequences,
+selection, strategies, guards, waiting, rollback) lives once, above this seam.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol
+
+from treadle.naming import Cluster, ServerGroupName, try_parse_server_group
+
+# Labels on everything treadle creates, so anyone can see where it came from.
+LABEL_PREFIX = "treadle."
+LABEL_APPLICATION = "treadle.application"
+LABEL_STACK = "treadle.stack"
+LABEL_DETAIL = "treadle.detail"
+LABEL_CLUSTER = "treadle.cluster"
+LABEL_SEQUENCE = "treadle.sequence"
+LABEL_VERSION = "treadle.version"
+LABEL_CREATED_AT = "treadle.created-at"
+# The size a disabled server group had, so that enable brings it back.
+LABEL_DISABLED_INSTANCES = "treadle.disabled-instances"
+
+
+@dataclass(frozen=True)
+class ServerGroup:
+    """One immutable version of a cluster as a provider sees it now."""
+
+    name: str
+    region: str
+    image: str | None
+    instances: int
+    enabled: bool = True
+    created_at: str | None = None
+    disabled_instances: int | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The provider's own handle (a Marathon app id, a Swarm service id).
+    id: str = ""
+
+    @property
+    def parsed(self) -> ServerGroupName:
+        parsed = try_parse_server_group(self.name)
+        assert parsed is not None, f"{self.name} is not a server group name"
+        return parsed
+
+    @property
+    def cluster(self) -> Cluster:
+        return self.parsed.cluster
+
+    @property
+    def sequence(self) -> int:
+        return self.parsed.sequence
+
+    @property
+    def serving(self) -> bool:
+        return self.enabled and self.instances > 0
+
+    @property
+    def size(self) -> int:
+        """The size it serves at when enabled."""
+        if self.enabled:
+            return self.instances
+        return self.disabled_instances or 0
+
+
+@dataclass(frozen=True)
+class Health:
+    """A server group's state against its goal, in counts."""
+
+    desired: int
+    running: int
+    healthy: int
+    # The provider has finished acting: no rollout left, every instance runs the group's
+    # own current definition.
+    settled: bool = True
+    # Set when the group cannot become healthy (tasks keep failing); waiting stops at once.
+    failure: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.failure is None
+            and self.settled
+            and self.running == self.desired
+            and self.healthy == self.desired
+        )
+
+    def describe(self) -> str:
+        text = f"{self.healthy}/{self.desired} healthy"
+        if self.running != self.healthy:
+            text += f", {self.running} running"
+        if not self.settled and self.running == self.healthy == self.desired:
+            text += ", rollout in progress"
+        return text
+
+
+@dataclass(frozen=True)
+class NewServerGroup:
+    """What a deploy asks a provider to create."""
+
+    name: ServerGroupName
+    region: str
+    image: str
+    instances: int
+    spec: Mapping[str, Any] | None
+    labels: Mapping[str, str]
+
+
+class Provider(Protocol):
+    name: str
+    default_region: str
+
+    def check_region(self, region: str) -> str:
+        """The region in canonical form; InputError when the provider would reject it."""
+
+    def server_groups(self, region: str) -> list[ServerGroup]:
+        """Every server group (treadle-named) of a region, in no particular order."""
+
+    def server_group(self, region: str, name: str) -> ServerGroup | None: ...
+
+    def definition(self, new: NewServerGroup) -> dict[str, Any]:
+        """The native definition to create, built without any call; InputError for a spec
+        the provider would reject. Dry runs print it."""
+
+    def create(self, region: str, definition: dict[str, Any]) -> ServerGroup: ...
+
+    def resize(self, group: ServerGroup, instances: int) -> None: ...
+
+    def disable(self, group: ServerGroup, remember: int) -> None:
+        """Run no instances, keep the definition, and remember `remember` as its size."""
+
+    def enable(self, group: ServerGroup) -> None:
+        """Bring a disabled group back to the size it remembers."""
+
+    def destroy(self, group: ServerGroup) -> None: ...
+
+    def health(self, group: ServerGroup) -> Health:
+        """Its state now, read afresh (desired is its current size, not `group`'s)."""
+
+    def close(self) -> None: ...
+
+
+def server_group_labels(name: ServerGroupName, version: str, created_at: str) -> dict[str, str]:
+    c = name.cluster
+    return {
+        LABEL_APPLICATION: c.app,
+        LABEL_STACK: c.stack,
+        LABEL_DETAIL: c.detail,
+        LABEL_CLUSTER: c.name,
+        LABEL_SEQUENCE: f"{name.sequence:03d}",
+        LABEL_VERSION: version,
+        LABEL_CREATED_AT: created_at,
+    }

@@ -1,0 +1,185 @@
+"""HTTP to Marathon: credentials, retries of transient faults, and Marathon's errors
+mapped onto treadle's.
+
+Transient faults (connection resets, 502/503/504, a leader election, a 409 deployment
+lock) are retried with backoff until the stage's deadline. A server that never answered
+at all is a wrong URL far more often than a blip, so that fails fast with exit 4.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from treadle.console import Console
+from treadle.errors import (
+    Conflict,
+    InputError,
+    ProviderError,
+    ProviderUnavailable,
+    StageFailed,
+)
+from treadle.providers.marathon.auth import Auth
+from treadle.waiting import Deadline
+
+RETRY_STATUS = {502, 503, 504}
+FIRST_CONTACT_ATTEMPTS = 3
+REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+def check_url(url: str, flag: str) -> str:
+    parts = urlsplit(url or "")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"invalid {flag} {url!r}: expected http(s)://host[:port][/path]")
+    try:
+        parts.port
+    except ValueError:
+        raise InputError(f"invalid {flag} {url!r}: the port is not a number") from None
+    return url.rstrip("/")
+
+
+def message_of(response: httpx.Response) -> str:
+    """Marathon's own words from an error body, or a short note on what came instead."""
+    try:
+        body = response.json()
+    except ValueError:
+        kind = response.headers.get("content-type", "no content type").split(";")[0]
+        return f"{response.status_code} {response.reason_phrase} ({kind} body)"
+    if isinstance(body, dict):
+        text = str(body.get("message") or body.get("description") or body.get("title") or body)
+        details = body.get("details")
+        if isinstance(details, list) and details:
+            parts = [
+                f"{d.get('path', '')}: {'; '.join(map(str, d.get('errors', [])))}"
+                for d in details
+                if isinstance(d, dict)
+            ]
+            text += " (" + ", ".join(parts) + ")"
+        return text
+    return str(body)
+
+
+class MarathonClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth: Auth,
+        verify: bool | str,
+        deadline: Deadline,
+        console: Console,
+        what: str = "Marathon",
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.auth = auth
+        self.deadline = deadline
+        self.console = console
+        self.what = what
+        self.http = http or httpx.Client(verify=verify, timeout=REQUEST_TIMEOUT)
+        self.reached = False
+        self.requests = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def get(self, path: str, params: Any = None, *, missing_ok: bool = False) -> Any:
+        return self.request("GET", path, params=params, missing_ok=missing_ok)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        missing_ok: bool = False,
+    ) -> Any:
+        """The JSON body of a 2xx answer; None for a 404 when `missing_ok`."""
+        url = self.base_url + path
+        renewed = False
+        for attempt in range(1_000_000):
+            response = self._send(method, url, params, json, attempt)
+            if response is None:
+                continue
+            status = response.status_code
+            if status == 401 and not renewed and self.auth.renew():
+                renewed = True
+                continue
+            if status in RETRY_STATUS or (status == 409 and self._locked(response)):
+                self._backoff(attempt, f"{method} {path}: {message_of(response)}")
+                continue
+            return self._answer(method, path, response, missing_ok)
+        raise AssertionError("unreachable")
+
+    def _send(
+        self, method: str, url: str, params: Any, json: Any, attempt: int
+    ) -> httpx.Response | None:
+        request = self.http.build_request(method, url, params=params, json=json)
+        try:
+            self.auth.apply(request)
+            self.requests += 1
+            response = self.http.send(request)
+        except httpx.TransportError as e:
+            reason = str(e) or type(e).__name__
+            if not self.reached and attempt + 1 >= FIRST_CONTACT_ATTEMPTS:
+                raise ProviderUnavailable(
+                    f"cannot reach {self.what} at {self.base_url}: {reason} "
+                    "(check the URL and that the cluster is up)"
+                ) from None
+            self._backoff(attempt, f"{request.method} {request.url.path}: {reason}")
+            return None
+        self.reached = True
+        return response
+
+    def _locked(self, response: httpx.Response) -> bool:
+        return "locked" in message_of(response).lower()
+
+    def _backoff(self, attempt: int, why: str) -> None:
+        if self.deadline.expired():
+            raise StageFailed(f"{self.what} kept failing until the timeout: {why}")
+        delay = min(5.0, 0.2 * 2**attempt) * random.uniform(0.75, 1.25)
+        if attempt >= 1:
+            self.console.info(f"{self.what} busy, retrying in {delay:.1f}s ({why})")
+        time.sleep(min(delay, max(0.05, self.deadline.remaining())))
+
+    def _answer(self, method: str, path: str, response: httpx.Response, missing_ok: bool) -> Any:
+        status = response.status_code
+        if status < 300:
+            if not response.content:
+                return None
+            try:
+                return response.json()
+            except ValueError:
+                raise ProviderUnavailable(
+                    f"{self.base_url} does not look like {self.what}: {method} {path} answered "
+                    f"{message_of(response)}"
+                ) from None
+        message = message_of(response)
+        if status == 401:
+            raise ProviderUnavailable(
+                f"{self.what} at {self.base_url} refused the credentials (401): {self.auth.hint()}"
+            )
+        if status == 403:
+            raise ProviderUnavailable(
+                f"{self.what} at {self.base_url} forbids {method} {path} (403): the credentials "
+                "lack the permission"
+            )
+        if status == 404:
+            if "json" not in response.headers.get("content-type", ""):
+                raise ProviderUnavailable(
+                    f"{self.base_url} does not look like {self.what}: {method} {path} answered "
+                    f"{message}"
+                )
+            if missing_ok:
+                return None
+            raise ProviderError(f"{self.what}: {method} {path}: {message}")
+        if status in (400, 422):
+            raise InputError(f"{self.what} rejected {method} {path}: {message}")
+        if status == 409:
+            raise Conflict(f"{self.what}: {method} {path}: {message}")
+        raise ProviderError(f"{self.what}: {method} {path} failed ({status}): {message}")

@@ -1,0 +1,22 @@
+"""destroy: remove a server group, unless it is the last one serving its cluster."""
+
+from __future__ import annotations
+
+from treadle.stages.common import Runtime, Selector, guard_capacity, wait_gone
+
+
+def run(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str, object]:
+    selector = selector.checked(rt.provider)
+    group, siblings = selector.find(rt)
+    if group is None:
+        rt.console.info(f"nothing to destroy: {selector.describe()} does not exist")
+        return {"server_group": selector.server_group, "region": selector.region, "destroyed": False}
+    guard_capacity(group, siblings, "destroy", force=force)
+    fields = {"server_group": group.name, "cluster": group.cluster.name, "region": group.region}
+    if rt.dry_run:
+        rt.plan(f"destroy {group.name} in {group.region} ({group.instances} instances)")
+        return {**fields, "destroyed": False}
+    rt.console.info(f"destroying {group.name} in {group.region}")
+    rt.provider.destroy(group)
+    wait_gone(rt, group)
+    return {**fields, "destroyed": True}

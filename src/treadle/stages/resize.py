@@ -1,0 +1,67 @@
+"""resize: set a server group's size, then wait until it is reached and healthy."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from treadle.errors import InputError
+from treadle.stages.common import Runtime, Selector, guard_capacity, refetch, wait_healthy
+
+
+@dataclass(frozen=True)
+class Size:
+    """Exactly one of: an exact size, a number to add or remove, a percentage change."""
+
+    instances: int | None = None
+    scale_up: int | None = None
+    scale_down: int | None = None
+    scale_pct: float | None = None
+
+    def check(self) -> Size:
+        given = [n for n, v in vars(self).items() if v is not None]
+        if len(given) != 1:
+            names = ", ".join(f"--{n.replace('_', '-')}" for n in given) or "none"
+            raise InputError(
+                "give exactly one of --instances, --scale-up, --scale-down, --scale-pct "
+                f"(given: {names})"
+            )
+        for name in ("instances", "scale_up", "scale_down"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise InputError(f"--{name.replace('_', '-')} must be 0 or more, not {value}")
+        if self.scale_pct is not None and self.scale_pct < -100:
+            raise InputError(f"--scale-pct cannot shrink by more than 100%, not {self.scale_pct:g}")
+        return self
+
+    def apply(self, current: int) -> int:
+        if self.instances is not None:
+            return self.instances
+        if self.scale_up is not None:
+            return current + self.scale_up
+        if self.scale_down is not None:
+            return max(0, current - self.scale_down)
+        # Growth rounds up and shrinking rounds down, so any non-zero change moves the size.
+        change = current * (self.scale_pct or 0) / 100
+        return max(0, current + (math.ceil(change) if change > 0 else math.floor(change)))
+
+
+def run(rt: Runtime, selector: Selector, size: Size, *, force: bool = False) -> dict[str, object]:
+    size = size.check()
+    selector = selector.checked(rt.provider)
+    group, siblings = selector.require(rt)
+    if not group.enabled:
+        raise InputError(f"{group.name} is disabled: enable it before resizing it")
+    target = size.apply(group.instances)
+    if target == 0:
+        guard_capacity(group, siblings, "resize to 0", force=force)
+    fields = {"server_group": group.name, "cluster": group.cluster.name, "region": group.region,
+              "previous_instances": group.instances}
+    if rt.dry_run:
+        rt.plan(f"resize {group.name} in {group.region} from {group.instances} to {target}")
+        return {**fields, "instances": group.instances}
+    rt.console.info(f"resizing {group.name} in {group.region} from {group.instances} to {target}")
+    if target != group.instances:
+        rt.provider.resize(group, target)
+    wait_healthy(rt, refetch(rt, group))
+    return {**fields, "instances": target}

@@ -1,0 +1,186 @@
+"""The stages, run through the CLI as a CI step runs them, results chained through
+`--context` and `{{ }}` as a pipeline chains them."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from helpers import Outcome, treadle
+
+from treadle.providers.base import Provider
+
+
+class StageContract:
+    def stage(self, connection_args: list[str], *args: str, **kw: object) -> Outcome:
+        return treadle(*args, *connection_args, **kw)  # type: ignore[arg-type]
+
+    def groups(self, provider: Provider, region: str) -> dict[str, tuple[bool, int]]:
+        """name -> (enabled, instances), as the provider sees the cluster now."""
+        return {g.name: (g.enabled, g.instances) for g in provider.server_groups(region)}
+
+    def deploy(self, conn, region, image, *extra: str) -> Outcome:
+        outcome = self.stage(
+            conn, "deploy", "--app", "web", "--stack", "prod", "--region", region,
+            "--image", image, "--timeout", "60s", *extra,
+        )
+        return outcome
+
+    def test_deploy_red_black_find_resize_destroy_chain(
+        self, connection_args, provider, region, image, image_v2, tmp_path: Path
+    ) -> None:
+        conn = connection_args
+        first = self.deploy(conn, region, image, "--instances", "2")
+        assert first.code == 0, first
+        assert first.result is not None
+        assert first.result["server_group"] == "web-prod-v000"
+        assert first.result["status"] == "succeeded"
+        assert self.groups(provider, region) == {"web-prod-v000": (True, 2)}
+
+        second_file = tmp_path / "deploy.json"
+        second = self.deploy(conn, region, image_v2, "--strategy", "red-black",
+                             "--output", str(second_file))
+        assert second.code == 0, second
+        result = json.loads(second_file.read_text())
+        assert result["server_group"] == "web-prod-v001"
+        assert result["previous_server_group"] == "web-prod-v000"
+        assert result["disabled_server_groups"] == ["web-prod-v000"]
+        assert result["instances"] == 2, "the size defaults to the newest enabled group's"
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (False, 0),
+            "web-prod-v001": (True, 2),
+        }
+
+        found = self.stage(conn, "find-image", "--cluster", "web-prod", "--region", region,
+                           "--output", str(tmp_path / "image.json"), output=tmp_path / "image.json")
+        assert found.code == 0, found
+        assert found.result is not None
+        assert (found.result["image"], found.result["server_group"]) == (image_v2, "web-prod-v001")
+
+        # Chain: resize the server group the deploy made, named through the context.
+        ctx = ["--context", f"deploy={second_file}", "--region", region,
+               "--server-group", "{{ deploy.server_group }}"]
+        for mode, expected in (
+            (["--instances", "3"], 3),
+            (["--scale-up", "2"], 5),
+            (["--scale-down", "1"], 4),
+            (["--scale-pct", "-50"], 2),
+        ):
+            resized = self.stage(conn, "resize", *ctx, *mode)
+            assert resized.code == 0, resized
+            assert resized.result is not None and resized.result["instances"] == expected
+            assert self.groups(provider, region)["web-prod-v001"] == (True, expected)
+
+        # Rollback by hand: enable the previous one, disable the new one.
+        enabled = self.stage(conn, "enable", "--region", region,
+                             "--cluster", "web-prod", "--target", "previous")
+        assert enabled.code == 0, enabled
+        assert self.groups(provider, region)["web-prod-v000"] == (True, 2)
+        disabled = self.stage(conn, "disable", "--region", region,
+                              "--server-group", "web-prod-v001")
+        assert disabled.code == 0, disabled
+        assert self.groups(provider, region)["web-prod-v001"] == (False, 0)
+
+        gone = self.stage(conn, "destroy", "--region", region, "--server-group", "web-prod-v001")
+        assert gone.code == 0, gone
+        assert gone.result is not None and gone.result["destroyed"] is True
+        assert self.groups(provider, region) == {"web-prod-v000": (True, 2)}
+        again = self.stage(conn, "destroy", "--region", region, "--server-group", "web-prod-v001")
+        assert again.code == 0 and again.result is not None and again.result["destroyed"] is False
+
+    def test_traffic_guard_refuses_to_remove_the_last_enabled_group(
+        self, connection_args, provider, region, image
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image).code == 0
+        for stage in ("destroy", "disable"):
+            refused = self.stage(conn, stage, "--region", region, "--server-group", "web-prod-v000")
+            assert refused.code == 3, refused
+            assert refused.result is not None and refused.result["status"] == "refused"
+            assert "last enabled server group" in refused.result["error"]["message"]
+        to_zero = self.stage(conn, "resize", "--region", region,
+                             "--server-group", "web-prod-v000", "--instances", "0")
+        assert to_zero.code == 3, to_zero
+        assert self.groups(provider, region) == {"web-prod-v000": (True, 1)}
+        forced = self.stage(conn, "destroy", "--region", region,
+                            "--server-group", "web-prod-v000", "--force")
+        assert forced.code == 0, forced
+
+    def test_highlander_leaves_only_the_new_group(
+        self, connection_args, provider, region, image, image_v2
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image).code == 0
+        assert self.deploy(conn, region, image, "--strategy", "red-black").code == 0
+        third = self.deploy(conn, region, image_v2, "--strategy", "highlander")
+        assert third.code == 0, third
+        assert third.result is not None
+        assert sorted(third.result["destroyed_server_groups"]) == ["web-prod-v000", "web-prod-v001"]
+        assert self.groups(provider, region) == {"web-prod-v002": (True, 1)}
+
+    def test_red_black_max_remaining_destroys_the_oldest(
+        self, connection_args, provider, region, image
+    ) -> None:
+        conn = connection_args
+        for _ in range(3):
+            assert self.deploy(conn, region, image, "--strategy", "red-black").code == 0
+        last = self.deploy(conn, region, image, "--strategy", "red-black", "--max-remaining", "1")
+        assert last.code == 0, last
+        assert last.result is not None
+        assert last.result["destroyed_server_groups"] == ["web-prod-v000", "web-prod-v001"]
+        assert self.groups(provider, region) == {
+            "web-prod-v002": (False, 0),
+            "web-prod-v003": (True, 1),
+        }
+
+    def test_rolling_red_black_moves_capacity_in_steps(
+        self, connection_args, provider, region, image, image_v2
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image, "--instances", "4").code == 0
+        rolled = self.deploy(conn, region, image_v2, "--strategy", "rolling-red-black",
+                             "--steps", "50,100")
+        assert rolled.code == 0, rolled
+        assert "web-prod-v001: 2/2 healthy" in rolled.stderr
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (False, 0),
+            "web-prod-v001": (True, 4),
+        }
+        back = self.stage(conn, "enable", "--region", region, "--server-group", "web-prod-v000")
+        assert back.code == 0 and self.groups(provider, region)["web-prod-v000"] == (True, 4)
+
+    def test_unhealthy_deploy_fails_in_time_and_rolls_back(
+        self, connection_args, provider, region, image, unhealthy_image
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image, "--instances", "2").code == 0
+        before = self.groups(provider, region)
+        started = time.monotonic()
+        failed = self.deploy(conn, region, unhealthy_image, "--strategy", "red-black",
+                             "--timeout", "3s", "--rollback-on-failure")
+        took = time.monotonic() - started
+        assert failed.code == 1, failed
+        assert took < 3 + 10, f"took {took:.1f}s for a 3s timeout"
+        assert failed.result is not None and failed.result["rolled_back"] is True
+        assert failed.result["server_group"] == "web-prod-v001"
+        after = self.groups(provider, region)
+        assert after["web-prod-v000"] == before["web-prod-v000"]
+        assert after["web-prod-v001"][0] is False, "the failed group is taken out of service"
+
+    def test_unhealthy_deploy_without_rollback_names_what_it_left(
+        self, connection_args, provider, region, unhealthy_image
+    ) -> None:
+        failed = self.deploy(connection_args, region, unhealthy_image, "--timeout", "2s")
+        assert failed.code == 1, failed
+        assert failed.result is not None
+        assert failed.result["status"] == "failed"
+        assert failed.result["server_group"] == "web-prod-v000"
+        assert "web-prod-v000" in self.groups(provider, region)
+
+    def test_dry_run_changes_nothing(self, connection_args, provider, region, image) -> None:
+        dry = self.deploy(connection_args, region, image, "--dry-run")
+        assert dry.code == 0, dry
+        assert dry.result is not None and dry.result["dry_run"] is True
+        assert dry.result["planned"] == [f"create web-prod-v000 in {region} with 1 instances"]
+        assert self.groups(provider, region) == {}
