@@ -17,8 +17,12 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Optional
 
-import click
 import typer
+
+try:  # typer vendors click from 0.20 on
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from treadle import __version__
 from treadle.errors import Cancelled, InputError, TreadleError
@@ -448,14 +452,14 @@ def main() -> None:
     """The console script: usage errors as one line, exit codes as documented."""
     try:
         code = app(standalone_mode=False, prog_name="treadle")
-    except click.UsageError as e:
+    except click_errors.UsageError as e:
         command = e.ctx.command_path if e.ctx else "treadle"
         sys.stderr.write(f"{command}: error: {e.format_message()} (see {command} --help)\n")
         sys.exit(2)
-    except click.ClickException as e:
+    except click_errors.ClickException as e:
         sys.stderr.write(f"treadle: error: {e.format_message()}\n")
         sys.exit(e.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+    except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("treadle: cancelled\n")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

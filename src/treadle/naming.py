@@ -81,9 +81,12 @@ def parse_cluster(name: str) -> Cluster:
     app, _, rest = (name or "").partition("-")
     stack, _, detail = rest.partition("-")
     try:
-        return cluster(app, stack, detail)
+        parsed = cluster(app, stack, detail)
     except InputError as e:
         raise InputError(f"invalid cluster {name!r}: {e}") from None
+    if parsed.name != name:
+        raise InputError(f"invalid cluster {name!r}: expected app[-stack[-detail]], e.g. web-prod")
+    return parsed
 
 
 def parse_server_group(name: str) -> ServerGroupName:

@@ -75,6 +75,9 @@ class MarathonProvider:
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         # Failed task ids of each app seen since the stage began.
         self._failures: dict[str, set[str]] = {}
+        # Apps this stage created: a deployment left on one of them is this stage's own
+        # (a rollout that failed) and may be overridden; anyone else's lock is waited out.
+        self._created: set[str] = set()
 
     def close(self) -> None:
         self.client.close()
@@ -109,6 +112,7 @@ class MarathonProvider:
             ours = definition["labels"][LABEL_CREATED_AT]
             if not existing or existing["app"].get("labels", {}).get(LABEL_CREATED_AT) != ours:
                 raise
+        self._created.add(definition["id"])
         created = self.server_group(region, definition["id"].rsplit("/", 1)[-1])
         if created is None:
             raise StageFailed(f"Marathon accepted {definition['id']} but does not list it")
@@ -122,25 +126,25 @@ class MarathonProvider:
         return app
 
     def _update(self, group: ServerGroup, body: dict[str, Any]) -> None:
-        self.client.request("PUT", self._path(group.id or apps.app_id(group.region, group.name)), json=body)
+        app_id = group.id or apps.app_id(group.region, group.name)
+        force = {"force": "true"} if app_id in self._created else None
+        self.client.request("PUT", self._path(app_id), params=force, json=body)
 
     def resize(self, group: ServerGroup, instances: int) -> None:
         self._update(group, {"instances": instances})
 
     def disable(self, group: ServerGroup, remember: int) -> None:
-        app = apps.writable(self._app(group))
-        app["labels"] = {**(app.get("labels") or {}), LABEL_DISABLED_INSTANCES: str(remember)}
-        app["instances"] = 0
-        self._update(group, app)
+        labels = {**self._app(group).get("labels", {}), LABEL_DISABLED_INSTANCES: str(remember)}
+        # Marathon's PUT is a partial update: only the fields sent change.
+        self._update(group, {"instances": 0, "labels": labels})
 
     def enable(self, group: ServerGroup) -> None:
-        app = apps.writable(self._app(group))
-        labels = dict(app.get("labels") or {})
+        labels = dict(self._app(group).get("labels") or {})
         remembered = labels.pop(LABEL_DISABLED_INSTANCES, None)
-        app["labels"] = labels
+        body: dict[str, Any] = {"labels": labels}
         if remembered and remembered.isdigit():
-            app["instances"] = int(remembered)
-        self._update(group, app)
+            body["instances"] = int(remembered)
+        self._update(group, body)
 
     def destroy(self, group: ServerGroup) -> None:
         self.client.request("DELETE", self._path(group.id or apps.app_id(group.region, group.name)), missing_ok=True)

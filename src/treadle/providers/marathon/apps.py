@@ -94,13 +94,18 @@ def apps_of_group(group: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def writable(app: Mapping[str, Any]) -> dict[str, Any]:
-    """An app as read back, fit to be sent again (read-only fields stripped)."""
-    return {k: copy.deepcopy(v) for k, v in app.items() if k not in READ_ONLY}
+    """An app as read back, fit to be sent again: read-only fields stripped, and the
+    nulls and deprecated `ports` that Marathon answers with but its schema refuses."""
+    sent = {k: copy.deepcopy(v) for k, v in app.items() if k not in READ_ONLY and v is not None}
+    if "portDefinitions" in sent:
+        sent.pop("ports", None)
+    return sent
 
 
 def build_definition(new: NewServerGroup) -> dict[str, Any]:
     """An app definition for a new server group: the spec, with treadle's id, image,
-    instances and labels. Input errors name the spec field to fix."""
+    instances and labels (a spec's own id is replaced, so an existing app definition can
+    serve as the spec). Input errors name the spec field to fix."""
     spec = writable(new.spec or {})
     unknown = sorted(set(spec) - APP_FIELDS)
     if unknown:
@@ -120,13 +125,6 @@ def build_definition(new: NewServerGroup) -> dict[str, Any]:
     for key, value in labels.items():
         if not isinstance(value, str):
             raise InputError(f"spec: label {key!r} must be a string, not {value!r}")
-    spec_id = spec.get("id")
-    target = app_id(new.region, new.name.name)
-    if spec_id not in (None, "", target, new.name.name):
-        raise InputError(
-            f"spec: id {spec_id!r} differs from the server group treadle creates ({target}); "
-            "leave id out"
-        )
     container = spec.setdefault("container", {})
     container.setdefault("type", "DOCKER")
     if container["type"] not in ("DOCKER", "MESOS"):
@@ -135,7 +133,7 @@ def build_definition(new: NewServerGroup) -> dict[str, Any]:
     if not isinstance(docker, dict):
         raise InputError("spec: container.docker must be an object")
     docker["image"] = new.image
-    spec["id"] = target
+    spec["id"] = app_id(new.region, new.name.name)
     spec["instances"] = new.instances
     spec["labels"] = {**labels, **new.labels}
     return spec

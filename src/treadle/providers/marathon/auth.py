@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Callable
 
 import httpx
@@ -99,7 +100,7 @@ def load_private_key(path: str):  # type: ignore[no-untyped-def]
             "service-account login needs the 'cryptography' library: pip install 'treadle[dcos]'"
         ) from None
     try:
-        data = open(path, "rb").read()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(f"--service-account-key {path}: cannot read it ({e.strerror})") from None
     try:
