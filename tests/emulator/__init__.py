@@ -1,0 +1,8 @@
+"""Test doubles of DC/OS services, served over real HTTP on 127.0.0.1."""
+
+from .auth import Basic, ServiceAccount, Token
+from .marathon import MarathonEmulator
+from .messages import Request, Response
+from .server import Fault
+
+__all__ = ["Basic", "Fault", "MarathonEmulator", "Request", "Response", "ServiceAccount", "Token"]

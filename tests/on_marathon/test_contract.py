@@ -1,0 +1,47 @@
+"""The Marathon provider against the emulator, through the shared contract suite."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+from contract import ProviderContract, StageContract
+from emulator import MarathonEmulator
+
+from treadle.console import Console
+from treadle.providers import Connection
+from treadle.providers.marathon import MarathonProvider
+from treadle.waiting import Deadline
+
+FAILING = "registry.example/web:crashes"
+
+
+class TestMarathon(ProviderContract, StageContract):
+    @pytest.fixture
+    def connection_args(self, marathon: MarathonEmulator) -> list[str]:
+        return ["--marathon-url", marathon.url]
+
+    @pytest.fixture
+    def provider(self, marathon: MarathonEmulator) -> Iterator[MarathonProvider]:
+        provider = MarathonProvider(
+            Connection(marathon_url=marathon.url), deadline=Deadline(60), console=Console()
+        )
+        yield provider
+        provider.close()
+
+    @pytest.fixture
+    def region(self) -> str:
+        return "/prod/us-east"
+
+    @pytest.fixture
+    def image(self) -> str:
+        return "registry.example/web:1.0"
+
+    @pytest.fixture
+    def image_v2(self) -> str:
+        return "registry.example/web:2.0"
+
+    @pytest.fixture
+    def unhealthy_image(self, marathon: MarathonEmulator) -> str:
+        marathon.failing_images.add(FAILING)
+        return FAILING
