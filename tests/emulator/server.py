@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import socket
+import ssl
 import threading
 import traceback
 from collections.abc import Callable
@@ -58,8 +59,8 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(("127.0.0.1", 0), handler)
+    def __init__(self, handler: type[BaseHTTPRequestHandler], port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), handler)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
 
@@ -96,6 +97,7 @@ class HttpEmulator:
         self.authenticator = authenticator
         self._records_lock = threading.Lock()
         self._server: _Server | None = None
+        self._scheme = "http"
         self._thread: threading.Thread | None = None
         self.router.add(
             "POST", re.escape(LOGIN_PATH), lambda request, _: authenticator.login(request)
@@ -103,10 +105,14 @@ class HttpEmulator:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> str:
+        """Serve on 127.0.0.1:`port` (0: any free port); HTTPS when given a TLS context."""
         if self._server is not None:
             raise RuntimeError("emulator already started")
-        self._server = _Server(_handler_class(self))
+        self._server = _Server(_handler_class(self), port)
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self._scheme = "https" if tls is not None else "http"
         # A short poll interval keeps stop() (and so every test using an emulator) quick.
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -145,7 +151,7 @@ class HttpEmulator:
         if self._server is None:
             raise RuntimeError("emulator not started")
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     @property
     def dcos_url(self) -> str:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from emulator import Basic, MarathonEmulator, ServiceAccount, Token
+from emulator import Basic, MarathonEmulator, Request, Response, ServiceAccount, Token
 from helpers import treadle
 
 from .conftest import FAST
@@ -135,3 +135,55 @@ def waited_out_lock(marathon: MarathonEmulator) -> None:
     puts = [r for r in marathon.requests if r.method == "PUT"]
     assert len(puts) >= 2, "the first PUT met the lock and was retried"
     assert marathon.app("/web-v000")["instances"] == 2
+
+
+def failing_first(count: int, status: int, methods: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE")):
+    """A fault that answers the first `count` matching requests with `status` and an empty
+    body, as a proxy does while Marathon elects a new leader."""
+    seen = {"n": 0}
+
+    def fault(request: Request) -> Response | None:
+        if request.method in methods and request.path.startswith("/v2/") and seen["n"] < count:
+            seen["n"] += 1
+            return Response(status, None)
+        return None
+
+    return fault
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_errors_and_leader_elections_are_retried(marathon: MarathonEmulator, status: int) -> None:
+    marathon.faults.append(failing_first(3, status))
+    outcome = treadle("deploy", "--app", "web", "--image", "web:1", "--marathon-url", marathon.url)
+    assert outcome.code == 0, outcome
+    assert marathon.app("/web-v000")["tasksRunning"] == 1
+    assert len([r for r in marathon.requests if r.method == "POST"]) == 1
+
+
+def test_a_marathon_that_stays_unavailable_fails_at_the_timeout(marathon: MarathonEmulator) -> None:
+    marathon.faults.append(failing_first(10_000, 503))
+    started = time.monotonic()
+    outcome = treadle("find-image", "--cluster", "web", "--timeout", "2s", "--marathon-url", marathon.url)
+    assert outcome.code == 1, outcome
+    assert 2 <= time.monotonic() - started < 6
+    assert "kept failing until the timeout" in outcome.stderr
+
+
+def test_tls_is_verified_against_the_cluster_ca(tmp_path: Path) -> None:
+    from emulator.tls import make_tls
+
+    tls, ca_file = make_tls(tmp_path)
+    emu = MarathonEmulator(**FAST)
+    url = emu.start(tls=tls)
+    try:
+        emu.add_app(APP)
+        assert url.startswith("https://")
+        untrusted = treadle(*LIST, "--marathon-url", url)
+        trusted = treadle(*LIST, "--marathon-url", url, "--ca-cert", str(ca_file))
+        insecure = treadle(*LIST, "--marathon-url", url, "--insecure")
+    finally:
+        emu.stop()
+    assert untrusted.code == 4, untrusted
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr or "certificate" in untrusted.stderr
+    assert trusted.code == 0, trusted
+    assert insecure.code == 0, insecure

@@ -40,6 +40,9 @@ class ServerGroup:
     labels: Mapping[str, str] = field(default_factory=dict)
     # The provider's own handle (a Marathon app id, a Swarm service id).
     id: str = ""
+    # Where its running instances answer (`127.0.0.1:49153`), for a smoke test in a later
+    # step; empty where the provider publishes nothing.
+    endpoints: tuple[str, ...] = ()
 
     @property
     def parsed(self) -> ServerGroupName:
@@ -90,6 +93,8 @@ class Health:
         )
 
     def describe(self) -> str:
+        if self.desired == 0:
+            return "stopped" if self.running == 0 and self.settled else f"stopping, {self.running} running"
         text = f"{self.healthy}/{self.desired} healthy"
         if self.running != self.healthy:
             text += f", {self.running} running"

@@ -3,6 +3,7 @@ server group's name (`/prod/us-east/web-prod-v003`)."""
 
 from __future__ import annotations
 
+import ssl
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -32,15 +33,16 @@ def connect(connection: Connection, *, deadline: Deadline, console: Console) -> 
         base = check_url(connection.dcos_url, "--dcos-url") + MARATHON_UNDER_DCOS
     else:
         raise InputError("the marathon provider needs --marathon-url or --dcos-url")
-    verify: bool | str = True
+    verify: bool | ssl.SSLContext = True
     if connection.insecure:
         verify = False
     elif connection.ca_cert:
         try:
-            open(connection.ca_cert, "rb").close()
-        except OSError as e:
-            raise InputError(f"--ca-cert {connection.ca_cert}: cannot read it ({e.strerror})") from None
-        verify = connection.ca_cert
+            verify = ssl.create_default_context(cafile=connection.ca_cert)
+        except FileNotFoundError:
+            raise InputError(f"--ca-cert {connection.ca_cert}: no such file") from None
+        except (OSError, ssl.SSLError) as e:
+            raise InputError(f"--ca-cert {connection.ca_cert}: not a PEM CA bundle ({e})") from None
     client = MarathonClient(base, auth=Auth(), verify=verify, deadline=deadline, console=console)
     client.auth = choose_auth(connection, base, client)
     return client

@@ -9,6 +9,7 @@ at all is a wrong URL far more often than a blip, so that fails fast with exit 4
 from __future__ import annotations
 
 import random
+import ssl
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -69,7 +70,7 @@ class MarathonClient:
         base_url: str,
         *,
         auth: Auth,
-        verify: bool | str,
+        verify: bool | ssl.SSLContext,
         deadline: Deadline,
         console: Console,
         what: str = "Marathon",
