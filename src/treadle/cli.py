@@ -47,7 +47,13 @@ app = typer.Typer(
 def option(*names: str, envvar: str | list[str] | None = None, **kwargs: Any) -> Any:
     """An option that also reads TREADLE_<NAME> from the environment."""
     default_env = "TREADLE_" + names[0].lstrip("-").replace("-", "_").upper()
+    kwargs.setdefault("metavar", names[0].rsplit("-", 1)[-1].upper())
     return typer.Option(*names, envvar=envvar or default_env, show_envvar=False, **kwargs)
+
+
+def flag(*names: str, **kwargs: Any) -> Any:
+    """A boolean option: no value, so no metavar in the help."""
+    return option(*names, metavar="", **kwargs)
 
 
 CONNECTION = "Connection"
@@ -87,14 +93,14 @@ COMMON_OPTIONS: dict[str, tuple[Any, Any]] = {
     "service_account_uid": (Optional[str], option("--service-account-uid", help="DC/OS service account id.", rich_help_panel=CONNECTION)),
     "service_account_key": (Optional[str], option("--service-account-key", help="Its RS256 private key (PEM file).", rich_help_panel=CONNECTION)),
     "ca_cert": (Optional[str], option("--ca-cert", help="CA bundle (PEM) that signed the cluster's certificate.", rich_help_panel=CONNECTION)),
-    "insecure": (bool, option("--insecure", help="Do not verify TLS certificates.", rich_help_panel=CONNECTION)),
+    "insecure": (bool, flag("--insecure", help="Do not verify TLS certificates.", rich_help_panel=CONNECTION)),
     "context": (Optional[list[str]], option("--context", help="JSON/YAML merged into the context (FILE, or NAME=FILE to place it under NAME); repeatable.", rich_help_panel=RESULTS)),
     "output": (Optional[str], option("--output", "-o", help="Write the result JSON here instead of stdout.", rich_help_panel=RESULTS)),
     "dotenv": (Optional[str], option("--dotenv", help="Also write scalar result fields as TREADLE_<FIELD>=value lines.", rich_help_panel=RESULTS)),
     "timeout": (str, option("--timeout", help="Give up after this long: 600, 90s, 10m, 1h.", rich_help_panel=RESULTS)),
-    "no_wait": (bool, option("--no-wait", help="Do not wait for the cluster to reach the asked state.", rich_help_panel=RESULTS)),
-    "dry_run": (bool, option("--dry-run", help="Print what would change and change nothing.", rich_help_panel=RESULTS)),
-    "quiet": (bool, option("--quiet", "-q", help="Only errors on stderr.", rich_help_panel=RESULTS)),
+    "no_wait": (bool, flag("--no-wait", help="Do not wait for the cluster to reach the asked state.", rich_help_panel=RESULTS)),
+    "dry_run": (bool, flag("--dry-run", help="Print what would change and change nothing.", rich_help_panel=RESULTS)),
+    "quiet": (bool, flag("--quiet", "-q", help="Only errors on stderr.", rich_help_panel=RESULTS)),
 }
 COMMON_DEFAULTS = {"insecure": False, "timeout": "10m", "no_wait": False, "dry_run": False, "quiet": False}
 
@@ -305,7 +311,7 @@ def find_image(
     cluster: Annotated[str, option("--cluster", help="The cluster, e.g. web-prod.")],
     region: Annotated[Optional[list[str]], option("--region", help="Region to look in; repeatable.")] = None,
     selection: Annotated[str, option("--selection", help="newest, oldest, largest, or fail when more than one matches.")] = "newest",
-    include_disabled: Annotated[bool, option("--include-disabled", help="Consider disabled server groups too.")] = False,
+    include_disabled: Annotated[bool, flag("--include-disabled", help="Consider disabled server groups too.")] = False,
     image_pattern: Annotated[Optional[str], option("--image-pattern", help="Only images matching this regular expression.")] = None,
     *,
     common: Common,
@@ -341,8 +347,8 @@ def deploy(
     strategy: Annotated[str, option("--strategy", help="none, highlander, red-black or rolling-red-black.")] = "none",
     max_remaining: Annotated[Optional[str], option("--max-remaining", help="red-black: keep at most N older server groups.")] = None,
     steps: Annotated[Optional[str], option("--steps", help="rolling-red-black: percentages, e.g. 25,50,100.")] = None,
-    rollback_on_failure: Annotated[bool, option("--rollback-on-failure", help="When the new server group fails, take it out and restore what the strategy touched.")] = False,
-    destroy_failed: Annotated[bool, option("--destroy-failed", help="With --rollback-on-failure: destroy the failed server group instead of disabling it.")] = False,
+    rollback_on_failure: Annotated[bool, flag("--rollback-on-failure", help="When the new server group fails, take it out and restore what the strategy touched.")] = False,
+    destroy_failed: Annotated[bool, flag("--destroy-failed", help="With --rollback-on-failure: destroy the failed server group instead of disabling it.")] = False,
     *,
     common: Common,
 ) -> None:
@@ -394,7 +400,7 @@ def resize(
     scale_up: Annotated[Optional[str], option("--scale-up", help="Add N instances.")] = None,
     scale_down: Annotated[Optional[str], option("--scale-down", help="Remove N instances.")] = None,
     scale_pct: Annotated[Optional[str], option("--scale-pct", help="Change the size by P percent (50 grows by half, -25 shrinks by a quarter).")] = None,
-    force: Annotated[bool, option("--force", help="Resize to 0 even the last enabled server group.")] = False,
+    force: Annotated[bool, flag("--force", help="Resize to 0 even the last enabled server group.")] = False,
     *,
     common: Common,
     target: Target,
@@ -416,7 +422,7 @@ def resize(
 
 @stage_command("destroy", "common", "target")
 def destroy(
-    force: Annotated[bool, option("--force", help="Destroy even the last enabled server group of a cluster.")] = False,
+    force: Annotated[bool, flag("--force", help="Destroy even the last enabled server group of a cluster.")] = False,
     *,
     common: Common,
     target: Target,
@@ -429,7 +435,7 @@ def destroy(
 
 @stage_command("disable", "common", "target")
 def disable(
-    force: Annotated[bool, option("--force", help="Disable even the last enabled server group of a cluster.")] = False,
+    force: Annotated[bool, flag("--force", help="Disable even the last enabled server group of a cluster.")] = False,
     *,
     common: Common,
     target: Target,
