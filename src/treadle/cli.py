@@ -454,6 +454,43 @@ def enable(*, common: Common, target: Target) -> None:
     execute("enable", common, lambda rt, context: stage.enable(rt, selector(target, context)))
 
 
+@stage_command("run-job", "common")
+def run_job(
+    spec: Annotated[Optional[str], option("--spec", help="Job definition file (a Metronome job, JSON or YAML).")] = None,
+    job_id: Annotated[Optional[str], option("--job-id", help="The job's id (Metronome: dotted, e.g. ci.migrate).")] = None,
+    image: Annotated[Optional[str], option("--image", help="The image to run.")] = None,
+    cmd: Annotated[Optional[str], option("--cmd", help="The command, run by a shell.")] = None,
+    env: Annotated[Optional[list[str]], option("--env", help="KEY=VALUE for the job's environment; repeatable.")] = None,
+    cpus: Annotated[Optional[str], option("--cpus", help="CPU shares.")] = None,
+    mem: Annotated[Optional[str], option("--mem", help="Memory in MiB.")] = None,
+    output_file: Annotated[Optional[str], option("--output-file", help="A JSON object or Java properties file the job writes; its keys become outputs.")] = None,
+    *,
+    common: Common,
+) -> None:
+    """Run a one-off job to completion and collect the outputs it writes."""
+    from treadle.stages import run_job as stage
+
+    def body(rt: Runtime, context: Context) -> dict[str, object]:
+        def r(value: Any, flag: str) -> Any:
+            return context.render(value, flag)
+
+        return stage.run(
+            rt,
+            stage.Request(
+                job_id=r(job_id, "--job-id"),
+                image=r(image, "--image"),
+                command=r(cmd, "--cmd"),
+                env=tuple(str(e) for e in r(env or [], "--env")),
+                cpus=as_float(r(cpus, "--cpus"), "--cpus"),
+                mem=as_int(r(mem, "--mem"), "--mem"),
+                spec=load_spec(r(spec, "--spec"), context),
+                output_file=r(output_file, "--output-file"),
+            ),
+        )
+
+    execute("run-job", common, body)
+
+
 def main() -> None:
     """The console script: usage errors as one line, exit codes as documented."""
     try:

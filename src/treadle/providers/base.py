@@ -160,3 +160,59 @@ def server_group_labels(name: ServerGroupName, version: str, created_at: str) ->
         LABEL_VERSION: version,
         LABEL_CREATED_AT: created_at,
     }
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What run-job asks a provider to run: flags, laid over an optional native spec."""
+
+    job_id: str | None
+    image: str | None
+    command: str | None
+    env: Mapping[str, str]
+    cpus: float | None
+    mem: int | None
+    spec: Mapping[str, Any] | None
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class JobRun:
+    job_id: str
+    run_id: str
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    # The provider's own word for the run's state (ACTIVE, SUCCESS, exited, ...).
+    state: str
+    finished: bool
+    succeeded: bool = False
+    exit_code: int | None = None
+    # Why it failed, in the provider's words.
+    message: str | None = None
+
+
+class JobProvider(Protocol):
+    """The part of a provider that runs one-off jobs to completion (run-job)."""
+
+    def job_definition(self, job: JobRequest) -> dict[str, Any]:
+        """The native job definition, built without any call; InputError when the provider
+        would reject it."""
+
+    def start_job(self, definition: dict[str, Any]) -> JobRun:
+        """Create the job (or update it when it exists) and start one run."""
+
+    def job_status(self, run: JobRun) -> JobStatus: ...
+
+    def job_log(self, run: JobRun, offset: int) -> tuple[str, int]:
+        """The job's stdout from `offset` on, and the offset after it ("" when nothing new)."""
+
+    def job_file(self, run: JobRun, path: str) -> bytes | None:
+        """A file the job wrote (relative paths: in its working directory or sandbox),
+        None when it does not exist."""
+
+    def stop_job(self, run: JobRun) -> None: ...
+
+    def finish_job(self, run: JobRun) -> None:
+        """Release what the run left behind once its outputs are read."""

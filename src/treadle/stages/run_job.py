@@ -1,0 +1,146 @@
+"""run-job: run a one-off job to completion, stream its log, stop it at the timeout, and
+collect the outputs it wrote for later steps."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping, cast
+
+from treadle import __version__, job_outputs
+from treadle.errors import InputError, StageFailed, Timeout, TreadleError
+from treadle.providers.base import LABEL_VERSION, JobProvider, JobRequest, JobRun, JobStatus
+from treadle.stages.common import Runtime
+from treadle.waiting import poll_intervals
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LOG_TAIL_LINES = 20
+
+
+@dataclass(frozen=True)
+class Request:
+    job_id: str | None = None
+    image: str | None = None
+    command: str | None = None
+    env: tuple[str, ...] = ()
+    cpus: float | None = None
+    mem: int | None = None
+    spec: Mapping[str, Any] | None = None
+    output_file: str | None = None
+
+    def job(self) -> JobRequest:
+        env: dict[str, str] = {}
+        for item in self.env:
+            key, sep, value = item.partition("=")
+            if not sep or not _ENV_KEY.fullmatch(key):
+                raise InputError(f"invalid --env {item!r}: expected KEY=VALUE")
+            env[key] = value
+        if self.cpus is not None and self.cpus <= 0:
+            raise InputError(f"--cpus must be more than 0, not {self.cpus:g}")
+        if self.mem is not None and self.mem <= 0:
+            raise InputError(f"--mem must be more than 0, not {self.mem}")
+        if not (self.spec or self.image or self.job_id):
+            raise InputError("name the job: --spec, or --image (with --cmd), or --job-id of an existing job")
+        if self.output_file is not None and not self.output_file.strip():
+            raise InputError("--output-file is empty")
+        return JobRequest(
+            job_id=self.job_id,
+            image=self.image,
+            command=self.command,
+            env=env,
+            cpus=self.cpus,
+            mem=self.mem,
+            spec=self.spec,
+            labels={LABEL_VERSION: __version__},
+        )
+
+
+def jobs_of(rt: Runtime) -> JobProvider:
+    if not hasattr(rt.provider, "start_job"):
+        raise InputError(f"the {rt.provider.name} provider cannot run jobs")
+    return cast(JobProvider, rt.provider)
+
+
+def run(rt: Runtime, request: Request) -> dict[str, object]:
+    provider = jobs_of(rt)
+    definition = provider.job_definition(request.job())
+    if rt.dry_run:
+        rt.console.raw(json.dumps(definition, indent=2) + "\n")
+        rt.plan("start a run of the job above")
+        return {}
+    run = provider.start_job(definition)
+    fields: dict[str, object] = {"job_id": run.job_id, "run_id": run.run_id}
+    rt.console.info(f"started run {run.run_id} of job {run.job_id}")
+    if not rt.wait:
+        return fields
+    log = LogFollower(rt, provider, run)
+    try:
+        status = follow(rt, provider, run, log)
+        fields.update(job_status=status.state, exit_code=status.exit_code)
+        outputs = job_outputs.from_log(log.text)
+        if request.output_file and status.succeeded:
+            data = provider.job_file(run, request.output_file)
+            if data is None:
+                raise StageFailed(f"the job succeeded but wrote no output file {request.output_file}")
+            outputs.update(job_outputs.from_file(data, request.output_file))
+        fields["outputs"] = outputs
+        if not status.succeeded:
+            reason = status.message or f"it ended {status.state}"
+            code = f" with exit code {status.exit_code}" if status.exit_code is not None else ""
+            raise StageFailed(f"job {run.job_id} run {run.run_id} failed{code}: {reason}{log.tail()}")
+    except TreadleError as e:
+        e.fields = {**fields, **e.fields}
+        raise
+    finally:
+        provider.finish_job(run)
+    return fields
+
+
+def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) -> JobStatus:
+    """Stream the log until the run ends; stop it at the deadline."""
+    last_state = ""
+    for interval in poll_intervals():
+        log.read()
+        status = provider.job_status(run)
+        if status.state != last_state:
+            rt.console.info(f"run {run.run_id}: {status.state}")
+            last_state = status.state
+        if status.finished:
+            log.read(final=True)
+            return status
+        if rt.deadline.expired():
+            rt.console.info(f"run {run.run_id}: still {status.state} at the timeout, stopping it")
+            provider.stop_job(run)
+            log.read(final=True)
+            raise Timeout(
+                f"job {run.job_id} run {run.run_id} did not finish in {rt.deadline.seconds:g}s and "
+                f"was stopped{log.tail()}",
+                fields={"job_status": status.state},
+            )
+        time.sleep(min(interval, max(0.05, rt.deadline.remaining())))
+    raise AssertionError("unreachable")
+
+
+class LogFollower:
+    """Reads the job's stdout as it grows and echoes each new line to stderr."""
+
+    def __init__(self, rt: Runtime, provider: JobProvider, run: JobRun) -> None:
+        self.rt, self.provider, self.run = rt, provider, run
+        self.text = ""
+        self.offset = 0
+        self._partial = ""
+
+    def read(self, final: bool = False) -> None:
+        chunk, self.offset = self.provider.job_log(self.run, self.offset)
+        self.text += chunk
+        lines = (self._partial + chunk).split("\n")
+        self._partial = "" if final else lines.pop()
+        for line in lines:
+            if line or not final:
+                self.rt.console.info(f"| {line}")
+
+    def tail(self) -> str:
+        lines = self.text.rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
+        return ("\nlast lines of its log:\n" + "\n".join(lines)) if lines else ""
