@@ -8,10 +8,14 @@ from treadle.errors import InputError
 
 @pytest.fixture
 def ctx(tmp_path):
-    (tmp_path / "a.json").write_text(json.dumps({"image": "web:1", "n": 3, "tags": ["x"], "deep": {"v": "1.2"}}))
+    (tmp_path / "a.json").write_text(
+        json.dumps({"image": "web:1", "n": 3, "tags": ["x"], "deep": {"v": "1.2"}})
+    )
     (tmp_path / "b.yaml").write_text("image: web:2\nok: true\n")
     (tmp_path / "job.json").write_text(json.dumps({"outputs": {"version": "1.2.3"}}))
-    return Context.load([str(tmp_path / "a.json"), str(tmp_path / "b.yaml"), f"job={tmp_path / 'job.json'}"])
+    return Context.load(
+        [str(tmp_path / "a.json"), str(tmp_path / "b.yaml"), f"job={tmp_path / 'job.json'}"]
+    )
 
 
 def test_later_files_win_and_named_files_nest(ctx):

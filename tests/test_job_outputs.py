@@ -20,15 +20,23 @@ def test_log_lines_become_outputs_later_lines_winning() -> None:
     assert from_log(log) == {"version": "1.2.4", "url": "http://x/?a=b", "ok": True, "count": 3}
 
 
-@pytest.mark.parametrize("line", ["TREADLE_OUTPUT novalue", "TREADLE_OUTPUT_JSON {bad", "TREADLE_OUTPUT_JSON [1]"])
+@pytest.mark.parametrize(
+    "line", ["TREADLE_OUTPUT novalue", "TREADLE_OUTPUT_JSON {bad", "TREADLE_OUTPUT_JSON [1]"]
+)
 def test_malformed_output_lines_fail_clearly(line: str) -> None:
     with pytest.raises(StageFailed, match="TREADLE_OUTPUT"):
         from_log(line + "\n")
 
 
 def test_output_file_json_or_properties_by_content() -> None:
-    assert from_file(b' {"version": "1.2.3", "ok": true}', "result.json") == {"version": "1.2.3", "ok": True}
-    assert from_file(b"version=1.2.3\nok=true\n", "result.properties") == {"version": "1.2.3", "ok": "true"}
+    assert from_file(b' {"version": "1.2.3", "ok": true}', "result.json") == {
+        "version": "1.2.3",
+        "ok": True,
+    }
+    assert from_file(b"version=1.2.3\nok=true\n", "result.properties") == {
+        "version": "1.2.3",
+        "ok": "true",
+    }
     with pytest.raises(StageFailed, match="result.json: invalid JSON"):
         from_file(b'{"version": ', "result.json")
     with pytest.raises(StageFailed, match="not UTF-8"):
@@ -46,6 +54,12 @@ def test_java_properties_syntax() -> None:
         "empty\n"
     )
     assert parse_properties(text) == {
-        "a": "1", "b": "2", "c": "3", "d": "spaced value  ", "long": "first second",
-        "escaped=key": "v", "unicode": "café", "empty": "",
+        "a": "1",
+        "b": "2",
+        "c": "3",
+        "d": "spaced value  ",
+        "long": "first second",
+        "escaped=key": "v",
+        "unicode": "café",
+        "empty": "",
     }

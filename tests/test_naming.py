@@ -1,7 +1,14 @@
 import pytest
 
 from treadle.errors import InputError
-from treadle.naming import Cluster, cluster, next_sequence, parse_cluster, parse_server_group, try_parse_server_group
+from treadle.naming import (
+    Cluster,
+    cluster,
+    next_sequence,
+    parse_cluster,
+    parse_server_group,
+    try_parse_server_group,
+)
 
 
 @pytest.mark.parametrize(

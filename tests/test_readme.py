@@ -22,13 +22,17 @@ def walkthrough(name: str) -> list[str]:
     marker = text.index(f"<!-- walkthrough: {name}")
     block = re.search(r"```bash\n(.*?)```", text[marker:], re.DOTALL)
     assert block, f"no bash block after the {name} walkthrough marker"
-    return [line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
+    return [
+        line for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")
+    ]
 
 
 def test_marathon_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     env: dict[str, str] = {}
-    with MarathonEmulator(deploy_seconds=0.05, task_start_seconds=0.05, health_seconds=0.05) as marathon:
+    with MarathonEmulator(
+        deploy_seconds=0.05, task_start_seconds=0.05, health_seconds=0.05
+    ) as marathon:
         for line in walkthrough("marathon"):
             command, _, comment = line.partition("#")
             words = shlex.split(command)

@@ -13,9 +13,10 @@ import inspect
 import re
 import sys
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
-from typing import Annotated, Any, Callable, Optional
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import typer
 
@@ -62,20 +63,20 @@ RESULTS = "Context and results"
 
 @dataclass
 class Common:
-    provider: Optional[str]
-    marathon_url: Optional[str]
-    metronome_url: Optional[str]
-    dcos_url: Optional[str]
-    token: Optional[str]
-    username: Optional[str]
-    password: Optional[str]
-    service_account_uid: Optional[str]
-    service_account_key: Optional[str]
-    ca_cert: Optional[str]
+    provider: str | None
+    marathon_url: str | None
+    metronome_url: str | None
+    dcos_url: str | None
+    token: str | None
+    username: str | None
+    password: str | None
+    service_account_uid: str | None
+    service_account_key: str | None
+    ca_cert: str | None
     insecure: bool
-    context: Optional[list[str]]
-    output: Optional[str]
-    dotenv: Optional[str]
+    context: list[str] | None
+    output: str | None
+    dotenv: str | None
     timeout: str
     no_wait: bool
     dry_run: bool
@@ -83,42 +84,165 @@ class Common:
 
 
 COMMON_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "provider": (Optional[str], option("--provider", help="marathon, docker or swarm (default: docker, or marathon when a DC/OS URL is given)", rich_help_panel=CONNECTION)),
-    "marathon_url": (Optional[str], option("--marathon-url", help="Marathon base URL.", rich_help_panel=CONNECTION)),
-    "metronome_url": (Optional[str], option("--metronome-url", help="Metronome base URL.", rich_help_panel=CONNECTION)),
-    "dcos_url": (Optional[str], option("--dcos-url", help="DC/OS URL: Marathon at /service/marathon, login at /acs/api/v1/auth/login.", rich_help_panel=CONNECTION)),
-    "token": (Optional[str], option("--token", envvar=["TREADLE_TOKEN", "DCOS_ACS_TOKEN"], help="DC/OS ACS token (also DCOS_ACS_TOKEN).", rich_help_panel=CONNECTION)),
-    "username": (Optional[str], option("--username", help="HTTP basic auth user.", rich_help_panel=CONNECTION)),
-    "password": (Optional[str], option("--password", help="HTTP basic auth password.", rich_help_panel=CONNECTION)),
-    "service_account_uid": (Optional[str], option("--service-account-uid", help="DC/OS service account id.", rich_help_panel=CONNECTION)),
-    "service_account_key": (Optional[str], option("--service-account-key", help="Its RS256 private key (PEM file).", rich_help_panel=CONNECTION)),
-    "ca_cert": (Optional[str], option("--ca-cert", help="CA bundle (PEM) that signed the cluster's certificate.", rich_help_panel=CONNECTION)),
-    "insecure": (bool, flag("--insecure", help="Do not verify TLS certificates.", rich_help_panel=CONNECTION)),
-    "context": (Optional[list[str]], option("--context", help="JSON/YAML merged into the context (FILE, or NAME=FILE to place it under NAME); repeatable.", rich_help_panel=RESULTS)),
-    "output": (Optional[str], option("--output", "-o", help="Write the result JSON here instead of stdout.", rich_help_panel=RESULTS)),
-    "dotenv": (Optional[str], option("--dotenv", help="Also write scalar result fields as TREADLE_<FIELD>=value lines.", rich_help_panel=RESULTS)),
-    "timeout": (str, option("--timeout", help="Give up after this long: 600, 90s, 10m, 1h.", rich_help_panel=RESULTS)),
-    "no_wait": (bool, flag("--no-wait", help="Do not wait for the cluster to reach the asked state.", rich_help_panel=RESULTS)),
-    "dry_run": (bool, flag("--dry-run", help="Print what would change and change nothing.", rich_help_panel=RESULTS)),
+    "provider": (
+        str | None,
+        option(
+            "--provider",
+            help="marathon, docker or swarm (default: docker, or marathon when a DC/OS URL is given)",
+            rich_help_panel=CONNECTION,
+        ),
+    ),
+    "marathon_url": (
+        str | None,
+        option("--marathon-url", help="Marathon base URL.", rich_help_panel=CONNECTION),
+    ),
+    "metronome_url": (
+        str | None,
+        option("--metronome-url", help="Metronome base URL.", rich_help_panel=CONNECTION),
+    ),
+    "dcos_url": (
+        str | None,
+        option(
+            "--dcos-url",
+            help="DC/OS URL: Marathon at /service/marathon, login at /acs/api/v1/auth/login.",
+            rich_help_panel=CONNECTION,
+        ),
+    ),
+    "token": (
+        str | None,
+        option(
+            "--token",
+            envvar=["TREADLE_TOKEN", "DCOS_ACS_TOKEN"],
+            help="DC/OS ACS token (also DCOS_ACS_TOKEN).",
+            rich_help_panel=CONNECTION,
+        ),
+    ),
+    "username": (
+        str | None,
+        option("--username", help="HTTP basic auth user.", rich_help_panel=CONNECTION),
+    ),
+    "password": (
+        str | None,
+        option("--password", help="HTTP basic auth password.", rich_help_panel=CONNECTION),
+    ),
+    "service_account_uid": (
+        str | None,
+        option(
+            "--service-account-uid", help="DC/OS service account id.", rich_help_panel=CONNECTION
+        ),
+    ),
+    "service_account_key": (
+        str | None,
+        option(
+            "--service-account-key",
+            help="Its RS256 private key (PEM file).",
+            rich_help_panel=CONNECTION,
+        ),
+    ),
+    "ca_cert": (
+        str | None,
+        option(
+            "--ca-cert",
+            help="CA bundle (PEM) that signed the cluster's certificate.",
+            rich_help_panel=CONNECTION,
+        ),
+    ),
+    "insecure": (
+        bool,
+        flag("--insecure", help="Do not verify TLS certificates.", rich_help_panel=CONNECTION),
+    ),
+    "context": (
+        list[str] | None,
+        option(
+            "--context",
+            help="JSON/YAML merged into the context (FILE, or NAME=FILE to place it under NAME); repeatable.",
+            rich_help_panel=RESULTS,
+        ),
+    ),
+    "output": (
+        str | None,
+        option(
+            "--output",
+            "-o",
+            help="Write the result JSON here instead of stdout.",
+            rich_help_panel=RESULTS,
+        ),
+    ),
+    "dotenv": (
+        str | None,
+        option(
+            "--dotenv",
+            help="Also write scalar result fields as TREADLE_<FIELD>=value lines.",
+            rich_help_panel=RESULTS,
+        ),
+    ),
+    "timeout": (
+        str,
+        option(
+            "--timeout", help="Give up after this long: 600, 90s, 10m, 1h.", rich_help_panel=RESULTS
+        ),
+    ),
+    "no_wait": (
+        bool,
+        flag(
+            "--no-wait",
+            help="Do not wait for the cluster to reach the asked state.",
+            rich_help_panel=RESULTS,
+        ),
+    ),
+    "dry_run": (
+        bool,
+        flag(
+            "--dry-run", help="Print what would change and change nothing.", rich_help_panel=RESULTS
+        ),
+    ),
     "quiet": (bool, flag("--quiet", "-q", help="Only errors on stderr.", rich_help_panel=RESULTS)),
 }
-COMMON_DEFAULTS = {"insecure": False, "timeout": "10m", "no_wait": False, "dry_run": False, "quiet": False}
+COMMON_DEFAULTS = {
+    "insecure": False,
+    "timeout": "10m",
+    "no_wait": False,
+    "dry_run": False,
+    "quiet": False,
+}
 
 
 @dataclass
 class Target:
-    region: Optional[str]
-    server_group: Optional[str]
-    cluster: Optional[str]
-    target: Optional[str]
+    region: str | None
+    server_group: str | None
+    cluster: str | None
+    target: str | None
 
 
 TARGET = "Server group"
 TARGET_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "region": (Optional[str], option("--region", help="Marathon group path (default /), or a Docker/Swarm label (default local).", rich_help_panel=TARGET)),
-    "server_group": (Optional[str], option("--server-group", help="The server group, e.g. web-prod-v003.", rich_help_panel=TARGET)),
-    "cluster": (Optional[str], option("--cluster", help="Or a cluster, with --target.", rich_help_panel=TARGET)),
-    "target": (Optional[str], option("--target", help="newest, previous, oldest or largest server group of --cluster.", rich_help_panel=TARGET)),
+    "region": (
+        str | None,
+        option(
+            "--region",
+            help="Marathon group path (default /), or a Docker/Swarm label (default local).",
+            rich_help_panel=TARGET,
+        ),
+    ),
+    "server_group": (
+        str | None,
+        option(
+            "--server-group", help="The server group, e.g. web-prod-v003.", rich_help_panel=TARGET
+        ),
+    ),
+    "cluster": (
+        str | None,
+        option("--cluster", help="Or a cluster, with --target.", rich_help_panel=TARGET),
+    ),
+    "target": (
+        str | None,
+        option(
+            "--target",
+            help="newest, previous, oldest or largest server group of --cluster.",
+            rich_help_panel=TARGET,
+        ),
+    ),
 }
 
 GROUPS: dict[str, tuple[type, dict[str, tuple[Any, Any]], dict[str, Any]]] = {
@@ -175,7 +299,9 @@ def version_callback(value: bool) -> None:
 def root(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=version_callback, is_eager=True, help="Print the version."),
+        typer.Option(
+            "--version", callback=version_callback, is_eager=True, help="Print the version."
+        ),
     ] = False,
 ) -> None:
     pass
@@ -189,7 +315,9 @@ _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\
 def parse_duration(text: str, flag: str) -> float:
     m = _DURATION.fullmatch(str(text).strip())
     if not m or not any(m.groups()):
-        raise InputError(f"invalid {flag} {text!r}: expected seconds or a duration like 90s, 10m, 1h")
+        raise InputError(
+            f"invalid {flag} {text!r}: expected seconds or a duration like 90s, 10m, 1h"
+        )
     h, mins, s = (float(g) if g else 0.0 for g in m.groups())
     seconds = h * 3600 + mins * 60 + s
     if seconds <= 0:
@@ -218,7 +346,7 @@ def as_float(value: Any, flag: str) -> float | None:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def execute(
@@ -253,7 +381,9 @@ def execute(
             insecure=common.insecure,
         )
         provider_name = choose(context.render(common.provider, "--provider"), connection)
-        deadline = Deadline(parse_duration(context.render(common.timeout, "--timeout"), "--timeout"))
+        deadline = Deadline(
+            parse_duration(context.render(common.timeout, "--timeout"), "--timeout")
+        )
         provider = open_provider(provider_name, connection, deadline=deadline, console=console)
         rt = Runtime(provider, console, deadline, wait=not common.no_wait, dry_run=common.dry_run)
         fields_ = body(rt, context)
@@ -291,7 +421,9 @@ def load_spec(path: str | None, context: Context) -> dict[str, Any] | None:
 
     spec = load_document(path, "spec file")
     if not isinstance(spec, dict):
-        raise InputError(f"spec file {path}: expected an object at the top, found {type(spec).__name__}")
+        raise InputError(
+            f"spec file {path}: expected an object at the top, found {type(spec).__name__}"
+        )
     rendered: dict[str, Any] = context.render(spec, f"spec file {path}")
     return rendered
 
@@ -299,7 +431,10 @@ def load_spec(path: str | None, context: Context) -> dict[str, Any] | None:
 def selector(target: Target, context: Context) -> Selector:
     from treadle.stages.common import Selector
 
-    values = {f.name: context.render(getattr(target, f.name), f"--{f.name.replace('_', '-')}") for f in fields(Target)}
+    values = {
+        f.name: context.render(getattr(target, f.name), f"--{f.name.replace('_', '-')}")
+        for f in fields(Target)
+    }
     return Selector(region=values.pop("region") or "", **values)
 
 
@@ -309,10 +444,20 @@ def selector(target: Target, context: Context) -> Selector:
 @stage_command("find-image", "common")
 def find_image(
     cluster: Annotated[str, option("--cluster", help="The cluster, e.g. web-prod.")],
-    region: Annotated[Optional[list[str]], option("--region", help="Region to look in; repeatable.")] = None,
-    selection: Annotated[str, option("--selection", help="newest, oldest, largest, or fail when more than one matches.")] = "newest",
-    include_disabled: Annotated[bool, flag("--include-disabled", help="Consider disabled server groups too.")] = False,
-    image_pattern: Annotated[Optional[str], option("--image-pattern", help="Only images matching this regular expression.")] = None,
+    region: Annotated[
+        list[str] | None, option("--region", help="Region to look in; repeatable.")
+    ] = None,
+    selection: Annotated[
+        str,
+        option("--selection", help="newest, oldest, largest, or fail when more than one matches."),
+    ] = "newest",
+    include_disabled: Annotated[
+        bool, flag("--include-disabled", help="Consider disabled server groups too.")
+    ] = False,
+    image_pattern: Annotated[
+        str | None,
+        option("--image-pattern", help="Only images matching this regular expression."),
+    ] = None,
     *,
     common: Common,
 ) -> None:
@@ -337,18 +482,50 @@ def find_image(
 @stage_command("deploy", "common")
 def deploy(
     image: Annotated[str, option("--image", help="The image to deploy, e.g. registry/web:1.4.2.")],
-    app_: Annotated[Optional[str], option("--app", help="Application: the first part of the cluster name.")] = None,
-    stack: Annotated[Optional[str], option("--stack", help="Stack, e.g. prod.")] = None,
-    detail: Annotated[Optional[str], option("--detail", help="Detail, e.g. canary.")] = None,
-    cluster: Annotated[Optional[str], option("--cluster", help="Or the whole cluster name, e.g. web-prod-canary.")] = None,
-    region: Annotated[Optional[list[str]], option("--region", help="Region; repeat it to deploy to several at once.")] = None,
-    spec: Annotated[Optional[str], option("--spec", help="Provider spec file (a Marathon app definition, JSON or YAML).")] = None,
-    instances: Annotated[Optional[str], option("--instances", help="Size (default: the newest enabled server group's, else 1).")] = None,
-    strategy: Annotated[str, option("--strategy", help="none, highlander, red-black or rolling-red-black.")] = "none",
-    max_remaining: Annotated[Optional[str], option("--max-remaining", help="red-black: keep at most N older server groups.")] = None,
-    steps: Annotated[Optional[str], option("--steps", help="rolling-red-black: percentages, e.g. 25,50,100.")] = None,
-    rollback_on_failure: Annotated[bool, flag("--rollback-on-failure", help="When the new server group fails, take it out and restore what the strategy touched.")] = False,
-    destroy_failed: Annotated[bool, flag("--destroy-failed", help="With --rollback-on-failure: destroy the failed server group instead of disabling it.")] = False,
+    app_: Annotated[
+        str | None, option("--app", help="Application: the first part of the cluster name.")
+    ] = None,
+    stack: Annotated[str | None, option("--stack", help="Stack, e.g. prod.")] = None,
+    detail: Annotated[str | None, option("--detail", help="Detail, e.g. canary.")] = None,
+    cluster: Annotated[
+        str | None, option("--cluster", help="Or the whole cluster name, e.g. web-prod-canary.")
+    ] = None,
+    region: Annotated[
+        list[str] | None,
+        option("--region", help="Region; repeat it to deploy to several at once."),
+    ] = None,
+    spec: Annotated[
+        str | None,
+        option("--spec", help="Provider spec file (a Marathon app definition, JSON or YAML)."),
+    ] = None,
+    instances: Annotated[
+        str | None,
+        option("--instances", help="Size (default: the newest enabled server group's, else 1)."),
+    ] = None,
+    strategy: Annotated[
+        str, option("--strategy", help="none, highlander, red-black or rolling-red-black.")
+    ] = "none",
+    max_remaining: Annotated[
+        str | None,
+        option("--max-remaining", help="red-black: keep at most N older server groups."),
+    ] = None,
+    steps: Annotated[
+        str | None, option("--steps", help="rolling-red-black: percentages, e.g. 25,50,100.")
+    ] = None,
+    rollback_on_failure: Annotated[
+        bool,
+        flag(
+            "--rollback-on-failure",
+            help="When the new server group fails, take it out and restore what the strategy touched.",
+        ),
+    ] = False,
+    destroy_failed: Annotated[
+        bool,
+        flag(
+            "--destroy-failed",
+            help="With --rollback-on-failure: destroy the failed server group instead of disabling it.",
+        ),
+    ] = False,
     *,
     common: Common,
 ) -> None:
@@ -396,11 +573,19 @@ def parse_steps(text: Any) -> tuple[int, ...]:
 
 @stage_command("resize", "common", "target")
 def resize(
-    instances: Annotated[Optional[str], option("--instances", help="Set the size to N.")] = None,
-    scale_up: Annotated[Optional[str], option("--scale-up", help="Add N instances.")] = None,
-    scale_down: Annotated[Optional[str], option("--scale-down", help="Remove N instances.")] = None,
-    scale_pct: Annotated[Optional[str], option("--scale-pct", help="Change the size by P percent (50 grows by half, -25 shrinks by a quarter).")] = None,
-    force: Annotated[bool, flag("--force", help="Resize to 0 even the last enabled server group.")] = False,
+    instances: Annotated[str | None, option("--instances", help="Set the size to N.")] = None,
+    scale_up: Annotated[str | None, option("--scale-up", help="Add N instances.")] = None,
+    scale_down: Annotated[str | None, option("--scale-down", help="Remove N instances.")] = None,
+    scale_pct: Annotated[
+        str | None,
+        option(
+            "--scale-pct",
+            help="Change the size by P percent (50 grows by half, -25 shrinks by a quarter).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, flag("--force", help="Resize to 0 even the last enabled server group.")
+    ] = False,
     *,
     common: Common,
     target: Target,
@@ -422,7 +607,9 @@ def resize(
 
 @stage_command("destroy", "common", "target")
 def destroy(
-    force: Annotated[bool, flag("--force", help="Destroy even the last enabled server group of a cluster.")] = False,
+    force: Annotated[
+        bool, flag("--force", help="Destroy even the last enabled server group of a cluster.")
+    ] = False,
     *,
     common: Common,
     target: Target,
@@ -430,12 +617,16 @@ def destroy(
     """Remove a server group (refused for the last enabled one unless --force)."""
     from treadle.stages import destroy as stage
 
-    execute("destroy", common, lambda rt, context: stage.run(rt, selector(target, context), force=force))
+    execute(
+        "destroy", common, lambda rt, context: stage.run(rt, selector(target, context), force=force)
+    )
 
 
 @stage_command("disable", "common", "target")
 def disable(
-    force: Annotated[bool, flag("--force", help="Disable even the last enabled server group of a cluster.")] = False,
+    force: Annotated[
+        bool, flag("--force", help="Disable even the last enabled server group of a cluster.")
+    ] = False,
     *,
     common: Common,
     target: Target,
@@ -443,7 +634,11 @@ def disable(
     """Take a server group out of service, keeping its definition and size."""
     from treadle.stages import enable_disable as stage
 
-    execute("disable", common, lambda rt, context: stage.disable(rt, selector(target, context), force=force))
+    execute(
+        "disable",
+        common,
+        lambda rt, context: stage.disable(rt, selector(target, context), force=force),
+    )
 
 
 @stage_command("enable", "common", "target")
@@ -456,14 +651,27 @@ def enable(*, common: Common, target: Target) -> None:
 
 @stage_command("run-job", "common")
 def run_job(
-    spec: Annotated[Optional[str], option("--spec", help="Job definition file (a Metronome job, JSON or YAML).")] = None,
-    job_id: Annotated[Optional[str], option("--job-id", help="The job's id (Metronome: dotted, e.g. ci.migrate).")] = None,
-    image: Annotated[Optional[str], option("--image", help="The image to run.")] = None,
-    cmd: Annotated[Optional[str], option("--cmd", help="The command, run by a shell.")] = None,
-    env: Annotated[Optional[list[str]], option("--env", help="KEY=VALUE for the job's environment; repeatable.")] = None,
-    cpus: Annotated[Optional[str], option("--cpus", help="CPU shares.")] = None,
-    mem: Annotated[Optional[str], option("--mem", help="Memory in MiB.")] = None,
-    output_file: Annotated[Optional[str], option("--output-file", help="A JSON object or Java properties file the job writes; its keys become outputs.")] = None,
+    spec: Annotated[
+        str | None, option("--spec", help="Job definition file (a Metronome job, JSON or YAML).")
+    ] = None,
+    job_id: Annotated[
+        str | None, option("--job-id", help="The job's id (Metronome: dotted, e.g. ci.migrate).")
+    ] = None,
+    image: Annotated[str | None, option("--image", help="The image to run.")] = None,
+    cmd: Annotated[str | None, option("--cmd", help="The command, run by a shell.")] = None,
+    env: Annotated[
+        list[str] | None,
+        option("--env", help="KEY=VALUE for the job's environment; repeatable."),
+    ] = None,
+    cpus: Annotated[str | None, option("--cpus", help="CPU shares.")] = None,
+    mem: Annotated[str | None, option("--mem", help="Memory in MiB.")] = None,
+    output_file: Annotated[
+        str | None,
+        option(
+            "--output-file",
+            help="A JSON object or Java properties file the job writes; its keys become outputs.",
+        ),
+    ] = None,
     *,
     common: Common,
 ) -> None:

@@ -108,9 +108,7 @@ class Context:
             raise InputError(f"invalid expression {{{{ {expression} }}}}{at}: {detail}") from None
         if found is None:
             files = ", ".join(self.sources) if self.sources else "no --context given"
-            raise InputError(
-                f"{{{{ {expression} }}}}{at} matched nothing in the context ({files})"
-            )
+            raise InputError(f"{{{{ {expression} }}}}{at} matched nothing in the context ({files})")
         return found
 
 

@@ -22,7 +22,9 @@ def from_log(text: str) -> dict[str, Any]:
             try:
                 value = json.loads(rest)
             except json.JSONDecodeError:
-                raise StageFailed(f"the job printed TREADLE_OUTPUT_JSON that is not JSON: {rest[:200]}") from None
+                raise StageFailed(
+                    f"the job printed TREADLE_OUTPUT_JSON that is not JSON: {rest[:200]}"
+                ) from None
             if not isinstance(value, dict):
                 raise StageFailed(f"TREADLE_OUTPUT_JSON must be a JSON object, not {rest[:200]}")
             outputs.update(value)
@@ -44,7 +46,9 @@ def from_file(data: bytes, path: str) -> dict[str, Any]:
         try:
             value = json.loads(text)
         except json.JSONDecodeError as e:
-            raise StageFailed(f"output file {path}: invalid JSON at line {e.lineno}: {e.msg}") from None
+            raise StageFailed(
+                f"output file {path}: invalid JSON at line {e.lineno}: {e.msg}"
+            ) from None
         if not isinstance(value, dict):
             raise StageFailed(f"output file {path} must hold a JSON object")
         return value

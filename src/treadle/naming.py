@@ -8,8 +8,8 @@ reject is a clear input error instead of a half-done stage.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from treadle.errors import InputError
 

@@ -7,8 +7,9 @@ backs off so that a long rollout does not hammer the provider's API.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from treadle.errors import Timeout
 

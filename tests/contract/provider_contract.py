@@ -53,7 +53,12 @@ class ProviderContract:
         created = self.create(provider, region, image, instances=2)
         listed = {g.name: g for g in provider.server_groups(region)}
         group = listed["contract-test-v000"]
-        assert (group.image, group.instances, group.enabled, group.region) == (image, 2, True, region)
+        assert (group.image, group.instances, group.enabled, group.region) == (
+            image,
+            2,
+            True,
+            region,
+        )
         assert group.cluster == CLUSTER and group.sequence == 0
         assert group.labels["treadle.cluster"] == "contract-test"
         assert group.labels["treadle.version"] == __version__

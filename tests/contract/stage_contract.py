@@ -22,8 +22,19 @@ class StageContract:
 
     def deploy(self, conn, region, image, *extra: str) -> Outcome:
         outcome = self.stage(
-            conn, "deploy", "--app", "web", "--stack", "prod", "--region", region,
-            "--image", image, "--timeout", "60s", *extra,
+            conn,
+            "deploy",
+            "--app",
+            "web",
+            "--stack",
+            "prod",
+            "--region",
+            region,
+            "--image",
+            image,
+            "--timeout",
+            "60s",
+            *extra,
         )
         return outcome
 
@@ -39,8 +50,9 @@ class StageContract:
         assert self.groups(provider, region) == {"web-prod-v000": (True, 2)}
 
         second_file = tmp_path / "deploy.json"
-        second = self.deploy(conn, region, image_v2, "--strategy", "red-black",
-                             "--output", str(second_file))
+        second = self.deploy(
+            conn, region, image_v2, "--strategy", "red-black", "--output", str(second_file)
+        )
         assert second.code == 0, second
         result = json.loads(second_file.read_text())
         assert result["server_group"] == "web-prod-v001"
@@ -52,15 +64,30 @@ class StageContract:
             "web-prod-v001": (True, 2),
         }
 
-        found = self.stage(conn, "find-image", "--cluster", "web-prod", "--region", region,
-                           "--output", str(tmp_path / "image.json"), output=tmp_path / "image.json")
+        found = self.stage(
+            conn,
+            "find-image",
+            "--cluster",
+            "web-prod",
+            "--region",
+            region,
+            "--output",
+            str(tmp_path / "image.json"),
+            output=tmp_path / "image.json",
+        )
         assert found.code == 0, found
         assert found.result is not None
         assert (found.result["image"], found.result["server_group"]) == (image_v2, "web-prod-v001")
 
         # Chain: resize the server group the deploy made, named through the context.
-        ctx = ["--context", f"deploy={second_file}", "--region", region,
-               "--server-group", "{{ deploy.server_group }}"]
+        ctx = [
+            "--context",
+            f"deploy={second_file}",
+            "--region",
+            region,
+            "--server-group",
+            "{{ deploy.server_group }}",
+        ]
         for mode, expected in (
             (["--instances", "3"], 3),
             (["--scale-up", "2"], 5),
@@ -73,12 +100,14 @@ class StageContract:
             assert self.groups(provider, region)["web-prod-v001"] == (True, expected)
 
         # Rollback by hand: enable the previous one, disable the new one.
-        enabled = self.stage(conn, "enable", "--region", region,
-                             "--cluster", "web-prod", "--target", "previous")
+        enabled = self.stage(
+            conn, "enable", "--region", region, "--cluster", "web-prod", "--target", "previous"
+        )
         assert enabled.code == 0, enabled
         assert self.groups(provider, region)["web-prod-v000"] == (True, 2)
-        disabled = self.stage(conn, "disable", "--region", region,
-                              "--server-group", "web-prod-v001")
+        disabled = self.stage(
+            conn, "disable", "--region", region, "--server-group", "web-prod-v001"
+        )
         assert disabled.code == 0, disabled
         assert self.groups(provider, region)["web-prod-v001"] == (False, 0)
 
@@ -99,12 +128,21 @@ class StageContract:
             assert refused.code == 3, refused
             assert refused.result is not None and refused.result["status"] == "refused"
             assert "last enabled server group" in refused.result["error"]["message"]
-        to_zero = self.stage(conn, "resize", "--region", region,
-                             "--server-group", "web-prod-v000", "--instances", "0")
+        to_zero = self.stage(
+            conn,
+            "resize",
+            "--region",
+            region,
+            "--server-group",
+            "web-prod-v000",
+            "--instances",
+            "0",
+        )
         assert to_zero.code == 3, to_zero
         assert self.groups(provider, region) == {"web-prod-v000": (True, 1)}
-        forced = self.stage(conn, "destroy", "--region", region,
-                            "--server-group", "web-prod-v000", "--force")
+        forced = self.stage(
+            conn, "destroy", "--region", region, "--server-group", "web-prod-v000", "--force"
+        )
         assert forced.code == 0, forced
 
     def test_highlander_leaves_only_the_new_group(
@@ -139,8 +177,9 @@ class StageContract:
     ) -> None:
         conn = connection_args
         assert self.deploy(conn, region, image, "--instances", "4").code == 0
-        rolled = self.deploy(conn, region, image_v2, "--strategy", "rolling-red-black",
-                             "--steps", "50,100")
+        rolled = self.deploy(
+            conn, region, image_v2, "--strategy", "rolling-red-black", "--steps", "50,100"
+        )
         assert rolled.code == 0, rolled
         assert "web-prod-v001: 2/2 healthy" in rolled.stderr
         assert self.groups(provider, region) == {
@@ -157,8 +196,16 @@ class StageContract:
         assert self.deploy(conn, region, image, "--instances", "2").code == 0
         before = self.groups(provider, region)
         started = time.monotonic()
-        failed = self.deploy(conn, region, unhealthy_image, "--strategy", "red-black",
-                             "--timeout", "3s", "--rollback-on-failure")
+        failed = self.deploy(
+            conn,
+            region,
+            unhealthy_image,
+            "--strategy",
+            "red-black",
+            "--timeout",
+            "3s",
+            "--rollback-on-failure",
+        )
         took = time.monotonic() - started
         assert failed.code == 1, failed
         assert took < 3 + 10, f"took {took:.1f}s for a 3s timeout"

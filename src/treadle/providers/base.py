@@ -8,8 +8,9 @@ selection, strategies, guards, waiting, rollback) lives once, above this seam.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from treadle.naming import Cluster, ServerGroupName, try_parse_server_group
 
@@ -94,7 +95,11 @@ class Health:
 
     def describe(self) -> str:
         if self.desired == 0:
-            return "stopped" if self.running == 0 and self.settled else f"stopping, {self.running} running"
+            return (
+                "stopped"
+                if self.running == 0 and self.settled
+                else f"stopping, {self.running} running"
+            )
         text = f"{self.healthy}/{self.desired} healthy"
         if self.running != self.healthy:
             text += f", {self.running} running"

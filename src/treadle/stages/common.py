@@ -3,8 +3,8 @@ the traffic guard, and waiting for a server group to settle."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Iterable
 
 from treadle.console import Console
 from treadle.errors import InputError, NotFound, Refused, StageFailed
@@ -174,5 +174,10 @@ def group_fields(group: ServerGroup) -> dict[str, object]:
         "image": group.image,
         "instances": group.instances,
         "enabled": group.enabled,
+        **endpoint_fields(group),
     }
 
+
+def endpoint_fields(group: ServerGroup) -> dict[str, object]:
+    """`endpoints`, only where the provider publishes some."""
+    return {"endpoints": list(group.endpoints)} if group.endpoints else {}

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
-from typing import Any, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from treadle import __version__
 from treadle.errors import InputError, StageFailed, TreadleError
 from treadle.naming import Cluster, ServerGroupName, next_sequence
 from treadle.providers.base import NewServerGroup, ServerGroup, server_group_labels
-from treadle.stages.common import Runtime, age_key, of_cluster, refetch, wait_gone, wait_healthy
+from treadle.stages.common import (
+    Runtime,
+    age_key,
+    endpoint_fields,
+    of_cluster,
+    refetch,
+    wait_gone,
+    wait_healthy,
+)
 
 STRATEGIES = ("none", "highlander", "red-black", "rolling-red-black")
 DEFAULT_STEPS = (25, 50, 100)
@@ -51,7 +60,10 @@ class Request:
             raise InputError(f"--instances must be 0 or more, not {self.instances}")
         if self.max_remaining is not None and self.max_remaining < 0:
             raise InputError(f"--max-remaining must be 0 or more, not {self.max_remaining}")
-        if self.max_remaining is not None and self.strategy not in ("red-black", "rolling-red-black"):
+        if self.max_remaining is not None and self.strategy not in (
+            "red-black",
+            "rolling-red-black",
+        ):
             raise InputError("--max-remaining goes with --strategy red-black or rolling-red-black")
         if self.strategy == "rolling-red-black":
             steps = list(self.steps)
@@ -61,11 +73,15 @@ class Request:
                     "ending at 100, for example 25,50,100"
                 )
         if not rt.wait and self.strategy != "none":
-            raise InputError(f"--no-wait cannot apply --strategy {self.strategy}: it needs a "
-                             "healthy new server group first")
+            raise InputError(
+                f"--no-wait cannot apply --strategy {self.strategy}: it needs a "
+                "healthy new server group first"
+            )
         if self.destroy_failed and not self.rollback_on_failure:
             raise InputError("--destroy-failed goes with --rollback-on-failure")
-        regions = [rt.provider.check_region(r) for r in self.regions or [rt.provider.default_region]]
+        regions = [
+            rt.provider.check_region(r) for r in self.regions or [rt.provider.default_region]
+        ]
         return replace(self, regions=tuple(dict.fromkeys(regions)))
 
 
@@ -140,7 +156,9 @@ def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
     instances = request.instances
     if instances is None:
         instances = previous.instances if previous else 1
-    created_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    created_at = (
+        datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
     rolling = request.strategy == "rolling-red-black"
     definition = rt.provider.definition(
         NewServerGroup(
@@ -177,10 +195,13 @@ def strategy_steps(request: Request, plan: RegionPlan) -> list[Step]:
                     steps.append(Step("resize", g.name, g.instances - g.instances * pct // 100))
     if request.strategy in ("red-black", "rolling-red-black"):
         disabled = {s.group for s in steps if s.verb == "disable"}
-        steps += [Step("disable", g.name, g.instances) for g in others
-                  if g.enabled and g.name not in disabled]
+        steps += [
+            Step("disable", g.name, g.instances)
+            for g in others
+            if g.enabled and g.name not in disabled
+        ]
         if request.max_remaining is not None:
-            extra = others[request.max_remaining:]
+            extra = others[request.max_remaining :]
             steps += [Step("destroy", g.name) for g in sorted(extra, key=age_key)]
     return dedupe_resizes(steps)
 
@@ -228,12 +249,15 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
             key = "disabled_server_groups" if step.verb == "disable" else "destroyed_server_groups"
             if step.verb != "resize":
                 fields[key].append(step.group)  # type: ignore[union-attr]
+        fields.update(endpoint_fields(refetch(rt, created)))
     except TreadleError as e:
         if created is None or not request.rollback_on_failure:
             e.fields = {**fields, **e.fields}
             raise
         rolled = roll_back(rt, request, created, done)
-        raise StageFailed(f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": True}) from e
+        raise StageFailed(
+            f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": True}
+        ) from e
     return fields
 
 

@@ -10,7 +10,11 @@ def run(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str, ob
     group, siblings = selector.find(rt)
     if group is None:
         rt.console.info(f"nothing to destroy: {selector.describe()} does not exist")
-        return {"server_group": selector.server_group, "region": selector.region, "destroyed": False}
+        return {
+            "server_group": selector.server_group,
+            "region": selector.region,
+            "destroyed": False,
+        }
     guard_capacity(group, siblings, "destroy", force=force)
     fields = {"server_group": group.name, "cluster": group.cluster.name, "region": group.region}
     if rt.dry_run:

@@ -9,7 +9,7 @@ from treadle.errors import InputError, NotFound, Refused
 from treadle.images import ImageRef
 from treadle.naming import parse_cluster
 from treadle.providers.base import ServerGroup
-from treadle.stages.common import Runtime, age_key, of_cluster
+from treadle.stages.common import Runtime, age_key, endpoint_fields, of_cluster
 
 SELECTIONS = ("newest", "oldest", "largest", "fail")
 
@@ -70,6 +70,7 @@ def run(rt: Runtime, query: Query) -> dict[str, object]:
         "enabled": chosen.enabled,
         "created_at": chosen.created_at,
         "candidates": len(candidates),
+        **endpoint_fields(chosen),
     }
 
 

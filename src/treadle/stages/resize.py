@@ -55,8 +55,12 @@ def run(rt: Runtime, selector: Selector, size: Size, *, force: bool = False) -> 
     target = size.apply(group.instances)
     if target == 0:
         guard_capacity(group, siblings, "resize to 0", force=force)
-    fields = {"server_group": group.name, "cluster": group.cluster.name, "region": group.region,
-              "previous_instances": group.instances}
+    fields = {
+        "server_group": group.name,
+        "cluster": group.cluster.name,
+        "region": group.region,
+        "previous_instances": group.instances,
+    }
     if rt.dry_run:
         rt.plan(f"resize {group.name} in {group.region} from {group.instances} to {target}")
         return {**fields, "instances": group.instances}

@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, cast
+from typing import Any, cast
 
 from treadle import __version__, job_outputs
 from treadle.errors import InputError, StageFailed, Timeout, TreadleError
@@ -42,7 +43,9 @@ class Request:
         if self.mem is not None and self.mem <= 0:
             raise InputError(f"--mem must be more than 0, not {self.mem}")
         if not (self.spec or self.image or self.job_id):
-            raise InputError("name the job: --spec, or --image (with --cmd), or --job-id of an existing job")
+            raise InputError(
+                "name the job: --spec, or --image (with --cmd), or --job-id of an existing job"
+            )
         if self.output_file is not None and not self.output_file.strip():
             raise InputError("--output-file is empty")
         return JobRequest(
@@ -83,13 +86,17 @@ def run(rt: Runtime, request: Request) -> dict[str, object]:
         if request.output_file and status.succeeded:
             data = provider.job_file(run, request.output_file)
             if data is None:
-                raise StageFailed(f"the job succeeded but wrote no output file {request.output_file}")
+                raise StageFailed(
+                    f"the job succeeded but wrote no output file {request.output_file}"
+                )
             outputs.update(job_outputs.from_file(data, request.output_file))
         fields["outputs"] = outputs
         if not status.succeeded:
             reason = status.message or f"it ended {status.state}"
             code = f" with exit code {status.exit_code}" if status.exit_code is not None else ""
-            raise StageFailed(f"job {run.job_id} run {run.run_id} failed{code}: {reason}{log.tail()}")
+            raise StageFailed(
+                f"job {run.job_id} run {run.run_id} failed{code}: {reason}{log.tail()}"
+            )
     except TreadleError as e:
         e.fields = {**fields, **e.fields}
         raise
