@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 # name -> (module:class, the pip extra that brings its library)
 REGISTRY: dict[str, tuple[str, str | None]] = {
     "marathon": ("treadle.providers.marathon:MarathonProvider", None),
+    "docker": ("treadle.providers.docker:DockerProvider", "docker"),
+    "swarm": ("treadle.providers.swarm:SwarmProvider", "docker"),
 }
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from treadle.errors import InputError
 from treadle.naming import MAX_NAME, try_parse_server_group
@@ -31,13 +32,24 @@ from treadle.providers.base import (
 )
 
 DEFAULT_REGION = "local"
+LOOPBACK = "127.0.0.1"
 LABEL_REGION = "treadle.region"
 LABEL_SERVER_GROUP = "treadle.server-group"
 # Neither a region nor a server group name can hold it, so prefixed names never collide.
 REGION_SEPARATOR = "_"
 
-FIELDS = ("image", "command", "environment", "ports", "healthcheck", "labels", "cpus",
-          "mem_limit", "stop_grace_period", "deploy")
+FIELDS = (
+    "image",
+    "command",
+    "environment",
+    "ports",
+    "healthcheck",
+    "labels",
+    "cpus",
+    "mem_limit",
+    "stop_grace_period",
+    "deploy",
+)
 HEALTHCHECK_FIELDS = ("test", "interval", "timeout", "retries", "start_period", "disable")
 PORT_FIELDS = ("target", "published", "host_ip", "protocol", "mode")
 PROTOCOLS = ("tcp", "udp", "sctp")
@@ -45,8 +57,15 @@ PUBLISH_MODES = ("ingress", "host")
 
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_NANOS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9,
-          "h": 3600 * 10**9}
+_NANOS = {
+    "ns": 1,
+    "us": 10**3,
+    "µs": 10**3,
+    "ms": 10**6,
+    "s": 10**9,
+    "m": 60 * 10**9,
+    "h": 3600 * 10**9,
+}
 _BYTES = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?", re.IGNORECASE)
 _POWERS = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
@@ -63,7 +82,12 @@ def check_region(region: str) -> str:
 def resource_name(region: str, server_group: str) -> str:
     """The container or service name: the server group's own name in the default region,
     `<region>_<server group>` in any other, so that regions never share a name."""
-    name = server_group if region == DEFAULT_REGION else region + REGION_SEPARATOR + server_group
+    return server_group if region == DEFAULT_REGION else region + REGION_SEPARATOR + server_group
+
+
+def new_resource_name(region: str, server_group: str) -> str:
+    """The name for a new server group, refused when an engine would reject it."""
+    name = resource_name(region, server_group)
     if len(name) > MAX_NAME:
         raise InputError(
             f"{name!r} is too long for Docker ({len(name)} characters, at most {MAX_NAME}): "
@@ -80,6 +104,14 @@ def group_labels(new: NewServerGroup, own: Mapping[str, str]) -> dict[str, str]:
         LABEL_REGION: new.region,
         LABEL_SERVER_GROUP: new.name.name,
     }
+
+
+def endpoint(address: str, port: int, protocol: str) -> str:
+    """`127.0.0.1:49153`, `[::1]:8080`, `127.0.0.1:5353/udp`."""
+    # Published on every address: the loopback one is among them.
+    host = LOOPBACK if address in ("", "0.0.0.0", "::") else address
+    text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return text if protocol == "tcp" else f"{text}/{protocol}"
 
 
 def region_filter(region: str, server_group: str | None = None) -> dict[str, list[str]]:
@@ -143,15 +175,15 @@ class Workload:
     """A checked spec, in the Engine API's own units (nanoseconds, bytes, nano-CPUs)."""
 
     image: str
-    command: list[str] | None = None
-    environment: tuple[str, ...] = ()
-    ports: tuple[Port, ...] = ()
+    command: list[str] | None
+    environment: tuple[str, ...]
+    ports: tuple[Port, ...]
     # The Engine API's HealthConfig: Test, Interval, Timeout, Retries, StartPeriod.
-    healthcheck: dict[str, Any] | None = None
-    labels: Mapping[str, str] | None = None
-    nano_cpus: int | None = None
-    memory: int | None = None
-    stop_grace: int | None = None
+    healthcheck: dict[str, Any] | None
+    labels: Mapping[str, str]
+    nano_cpus: int | None
+    memory: int | None
+    stop_grace: int | None
 
 
 def parse(spec: Mapping[str, Any] | None, image: str) -> Workload:
@@ -259,7 +291,11 @@ def port(value: Any, field: str) -> Port:
                 f"spec: {field} takes {', '.join(PORT_FIELDS)} and needs target "
                 f"(unknown: {', '.join(unknown) or 'none'})"
             )
-        host_ip, protocol, mode = value.get("host_ip"), value.get("protocol", "tcp"), value.get("mode")
+        host_ip, protocol, mode = (
+            value.get("host_ip"),
+            value.get("protocol", "tcp"),
+            value.get("mode"),
+        )
         published = value.get("published")
         target = value["target"]
     elif isinstance(value, (int, str)) and not isinstance(value, bool):
@@ -270,13 +306,17 @@ def port(value: Any, field: str) -> Port:
         host_ip = parts[0] if len(parts) > 2 else None
         protocol, mode = protocol or "tcp", None
     else:
-        raise InputError(f"spec: {field} must be a port like \"8080\" or an object, not {value!r}")
+        raise InputError(f'spec: {field} must be a port like "8080" or an object, not {value!r}')
     if protocol not in PROTOCOLS:
-        raise InputError(f"spec: {field} protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+        raise InputError(
+            f"spec: {field} protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}"
+        )
     if mode is not None and mode not in PUBLISH_MODES:
         raise InputError(f"spec: {field} mode must be ingress or host, not {mode!r}")
     if host_ip is not None and (not isinstance(host_ip, str) or not host_ip):
-        raise InputError(f"spec: {field} host_ip must be an address like 127.0.0.1, not {host_ip!r}")
+        raise InputError(
+            f"spec: {field} host_ip must be an address like 127.0.0.1, not {host_ip!r}"
+        )
     return Port(
         target=port_number(target, f"{field} target"),
         protocol=protocol,
@@ -299,7 +339,9 @@ def duration(value: Any, field: str) -> int:
 
 def healthcheck(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise InputError(f"spec: healthcheck must be an object with test, interval, ..., not {value!r}")
+        raise InputError(
+            f"spec: healthcheck must be an object with test, interval, ..., not {value!r}"
+        )
     unknown = sorted(set(value) - set(HEALTHCHECK_FIELDS))
     if unknown:
         raise InputError(
@@ -311,25 +353,36 @@ def healthcheck(value: Any) -> dict[str, Any]:
     test = value.get("test")
     if isinstance(test, str) and test:
         test = ["CMD-SHELL", test]
-    if not (isinstance(test, list) and test and all(isinstance(t, str) for t in test)
-            and test[0] in ("CMD", "CMD-SHELL", "NONE")):
+    if not (
+        isinstance(test, list)
+        and test
+        and all(isinstance(t, str) for t in test)
+        and test[0] in ("CMD", "CMD-SHELL", "NONE")
+    ):
         raise InputError(
             "spec: healthcheck.test must be a shell command string or a list starting with "
             f"CMD, CMD-SHELL or NONE, not {test!r}"
         )
     check: dict[str, Any] = {"Test": test}
-    for field, key in (("interval", "Interval"), ("timeout", "Timeout"),
-                       ("start_period", "StartPeriod")):
+    for field, key in (
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start_period", "StartPeriod"),
+    ):
         if field in value:
             nanos = duration(value[field], f"healthcheck.{field}")
             # The engine refuses anything between 0 and 1ms.
             if nanos < 10**6:
-                raise InputError(f"spec: healthcheck.{field} must be 1ms or more, not {value[field]!r}")
+                raise InputError(
+                    f"spec: healthcheck.{field} must be 1ms or more, not {value[field]!r}"
+                )
             check[key] = nanos
     if "retries" in value:
         retries = value["retries"]
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
-            raise InputError(f"spec: healthcheck.retries must be a whole number of 1 or more, not {retries!r}")
+            raise InputError(
+                f"spec: healthcheck.retries must be a whole number of 1 or more, not {retries!r}"
+            )
         check["Retries"] = retries
     return check
 
@@ -380,5 +433,7 @@ def memory_bytes(value: Any) -> int:
         return value
     m = _BYTES.fullmatch(value.strip()) if isinstance(value, str) else None
     if m is None or float(m[1]) <= 0:
-        raise InputError(f"spec: memory limit must be bytes or a size like 256m or 1g, not {value!r}")
+        raise InputError(
+            f"spec: memory limit must be bytes or a size like 256m or 1g, not {value!r}"
+        )
     return int(float(m[1]) * 1024 ** _POWERS[m[2].lower()])

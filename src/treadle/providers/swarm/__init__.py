@@ -1,0 +1,325 @@
+"""Docker Swarm: a server group is a replicated service named like the server group
+(`<region>_<server group>` outside the default region), found by its labels.
+
+Resizing scales the service; disabling scales it to 0 and remembers the size in
+LABEL_DISABLED_INSTANCES; enabling scales it back. treadle never changes a service's task
+template after creating it, so once no update is in progress (UpdateStatus) the tasks
+meant to run are those of its current definition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import docker.errors
+
+from treadle.console import Console
+from treadle.errors import InputError, ProviderUnavailable, StageFailed
+from treadle.providers import Connection
+from treadle.providers.base import (
+    LABEL_CREATED_AT,
+    LABEL_DISABLED_INSTANCES,
+    Health,
+    NewServerGroup,
+    ServerGroup,
+)
+from treadle.providers.docker import spec
+from treadle.providers.docker.engine import connect, stable, translated, where
+from treadle.waiting import Deadline
+
+__all__ = ["SwarmProvider"]
+
+# Tasks of a service that failed since treadle last changed it before giving up (Swarm
+# itself would keep replacing them).
+FAILURES_BEFORE_GIVING_UP = 3
+# A task is "starting" until its container passes its health check, then "running".
+STARTED = ("starting", "running")
+FAILED = ("failed", "rejected")
+# UpdateStatus states of an update that has not finished.
+UPDATING = ("updating", "paused", "rollback_started", "rollback_paused")
+# A concurrent change to the same service makes the engine refuse ours; read it again.
+UPDATE_ATTEMPTS = 3
+
+
+def service_spec(
+    workload: spec.Workload, name: str, labels: dict[str, str], replicas: int
+) -> dict[str, Any]:
+    """The Engine API's ServiceSpec (POST /services/create) for a server group."""
+    container: dict[str, Any] = {
+        "Image": workload.image,
+        "Labels": labels,
+        "Env": list(workload.environment),
+    }
+    if workload.command is not None:
+        # Compose's `command` replaces the image's CMD, which Swarm calls Args (its
+        # Command would replace the ENTRYPOINT).
+        container["Args"] = workload.command
+    if workload.healthcheck is not None:
+        container["Healthcheck"] = workload.healthcheck
+    if workload.stop_grace is not None:
+        container["StopGracePeriod"] = workload.stop_grace
+    template: dict[str, Any] = {"ContainerSpec": container}
+    limits = {
+        k: v for k, v in (("NanoCPUs", workload.nano_cpus), ("MemoryBytes", workload.memory)) if v
+    }
+    if limits:
+        template["Resources"] = {"Limits": limits}
+    ports = []
+    for i, port in enumerate(workload.ports):
+        if port.host_ip is not None:
+            raise InputError(
+                f"spec: ports[{i}]: Swarm publishes a port on every address of every node; "
+                "leave the host address out"
+            )
+        published = {"PublishedPort": port.published} if port.published else {}
+        ports.append(
+            {
+                "Protocol": port.protocol,
+                "TargetPort": port.target,
+                "PublishMode": port.mode or "ingress",
+                **published,
+            }
+        )
+    return {
+        "Name": name,
+        "Labels": labels,
+        "TaskTemplate": template,
+        "Mode": {"Replicated": {"Replicas": replicas}},
+        "EndpointSpec": {"Ports": ports},
+    }
+
+
+def replicas(service: dict[str, Any]) -> int:
+    """The replicas of a ServiceSpec."""
+    return int(((service.get("Mode") or {}).get("Replicated") or {}).get("Replicas") or 0)
+
+
+def labels_of(service: dict[str, Any]) -> dict[str, str]:
+    """The labels of a ServiceSpec."""
+    return dict(service.get("Labels") or {})
+
+
+class SwarmProvider:
+    name = "swarm"
+    default_region = spec.DEFAULT_REGION
+
+    def __init__(self, connection: Connection, *, deadline: Deadline, console: Console) -> None:
+        self.api = connect()
+        with translated("asking the Docker engine about its swarm"):
+            swarm = self.api.info().get("Swarm") or {}
+        if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
+            self.api.close()
+            role = "a swarm worker" if swarm.get("LocalNodeState") == "active" else "not in a swarm"
+            raise ProviderUnavailable(
+                f"the Docker engine at {where()} is {role}: set DOCKER_HOST to a swarm "
+                "manager, or make this one a swarm with `docker swarm init`"
+            )
+        # Where an ingress port answers: any node, this one too.
+        self.address = swarm.get("NodeAddr") or spec.LOOPBACK
+        self._node_addresses: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.api.close()
+
+    def check_region(self, region: str) -> str:
+        return spec.check_region(region)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def _services(self, region: str, name: str | None = None) -> list[dict[str, Any]]:
+        services: list[dict[str, Any]] = self.api.services(filters=spec.region_filter(region, name))
+        return services
+
+    def _to_server_group(self, service: dict[str, Any]) -> ServerGroup | None:
+        return spec.to_server_group(
+            labels_of(service["Spec"]),
+            image=service["Spec"]["TaskTemplate"]["ContainerSpec"].get("Image"),
+            instances=replicas(service["Spec"]),
+            id=service["ID"],
+            endpoints=self._endpoints(service),
+        )
+
+    def _endpoints(self, service: dict[str, Any]) -> tuple[str, ...]:
+        ingress = [
+            spec.endpoint(self.address, p["PublishedPort"], p["Protocol"])
+            for p in (service.get("Endpoint") or {}).get("Ports") or []
+            if p.get("PublishedPort") and p.get("PublishMode", "ingress") == "ingress"
+        ]
+        host_mode = any(
+            p.get("PublishMode") == "host"
+            for p in (service["Spec"].get("EndpointSpec") or {}).get("Ports") or []
+        )
+        per_task = []
+        if host_mode:
+            tasks = self.api.tasks(filters={"service": service["ID"], "desired-state": "running"})
+            for task in sorted(tasks, key=lambda t: t.get("Slot") or 0):
+                if task["Status"]["State"] != "running":
+                    continue
+                address = self._node_address(task.get("NodeID") or "")
+                for p in (task["Status"].get("PortStatus") or {}).get("Ports") or []:
+                    per_task.append(spec.endpoint(address, p["PublishedPort"], p["Protocol"]))
+        return tuple(dict.fromkeys(ingress + per_task))
+
+    def _node_address(self, node_id: str) -> str:
+        """A host-mode port answers on its task's node."""
+        if node_id not in self._node_addresses:
+            node = self.api.inspect_node(node_id) if node_id else {}
+            address = (node.get("Status") or {}).get("Addr") or ""
+            self._node_addresses[node_id] = (
+                address if address not in ("", "0.0.0.0") else self.address
+            )
+        return self._node_addresses[node_id]
+
+    def server_groups(self, region: str) -> list[ServerGroup]:
+        with translated(f"listing the services of region {region}"):
+            groups = [self._to_server_group(s) for s in self._services(region)]
+        return [g for g in groups if g is not None]
+
+    def server_group(self, region: str, name: str) -> ServerGroup | None:
+        with translated(f"reading {name} in {region}"):
+            found = self._services(region, name)
+            return self._to_server_group(found[0]) if found else None
+
+    def _inspect(self, group: ServerGroup) -> dict[str, Any]:
+        try:
+            service: dict[str, Any] = self.api.inspect_service(
+                group.id or spec.resource_name(group.region, group.name)
+            )
+        except docker.errors.NotFound:
+            raise StageFailed(f"{group.name} no longer exists in {group.region}") from None
+        return service
+
+    def health(self, group: ServerGroup) -> Health:
+        with translated(f"reading the health of {group.name}"):
+            service = self._inspect(group)
+            tasks = self.api.tasks(filters={"service": service["ID"]})
+        meant = [t for t in tasks if t["DesiredState"] == "running"]
+        # Tasks still running that Swarm is stopping (scaled down, replaced).
+        leaving = [
+            t for t in tasks if t["DesiredState"] != "running" and t["Status"]["State"] in STARTED
+        ]
+        update = service.get("UpdateStatus") or {}
+        return Health(
+            desired=replicas(service["Spec"]),
+            running=sum(1 for t in meant if t["Status"]["State"] in STARTED),
+            # Swarm reports a task running before it notices that it crashed at once.
+            healthy=sum(
+                1
+                for t in meant
+                if t["Status"]["State"] == "running" and stable(t["Status"]["Timestamp"])
+            ),
+            settled=not leaving and update.get("State") not in UPDATING,
+            failure=self._failure(service, tasks),
+        )
+
+    def _failure(self, service: dict[str, Any], tasks: list[dict[str, Any]]) -> str | None:
+        update = service.get("UpdateStatus") or {}
+        if update.get("State") in ("paused", "rollback_paused"):
+            return f"its update is paused: {update.get('Message') or update['State']}"
+        since = datetime.fromisoformat(service["UpdatedAt"])
+        failed = sorted(
+            (t["Status"] for t in tasks if t["Status"]["State"] in FAILED),
+            key=lambda status: datetime.fromisoformat(status["Timestamp"]),
+        )
+        failed = [
+            status for status in failed if datetime.fromisoformat(status["Timestamp"]) >= since
+        ]
+        if len(failed) < FAILURES_BEFORE_GIVING_UP:
+            return None
+        last = failed[-1]
+        why = last.get("Err") or last.get("Message")
+        return f"{len(failed)} tasks failed, the last one {last['State']}: {why}"
+
+    # --- writing ------------------------------------------------------------------------
+
+    def definition(self, new: NewServerGroup) -> dict[str, Any]:
+        workload = spec.parse(new.spec, new.image)
+        return service_spec(
+            workload,
+            spec.new_resource_name(new.region, new.name.name),
+            spec.group_labels(new, workload.labels),
+            new.instances,
+        )
+
+    def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
+        name = definition["Labels"][spec.LABEL_SERVER_GROUP]
+        with translated(f"creating {name} in {region}"):
+            try:
+                self.api.create_service(
+                    definition["TaskTemplate"],
+                    name=definition["Name"],
+                    labels=definition["Labels"],
+                    mode=definition["Mode"],
+                    endpoint_spec=definition["EndpointSpec"],
+                )
+            except docker.errors.APIError as e:
+                # A stage run again after a CI retry finds the service it made: adopt it.
+                if e.status_code != 409 or not self._made_by(region, name, definition):
+                    raise
+        created = self.server_group(region, name)
+        if created is None:
+            raise StageFailed(f"the swarm made {name} but does not list it")
+        return created
+
+    def _made_by(self, region: str, name: str, definition: dict[str, Any]) -> bool:
+        found = self._services(region, name)
+        ours = definition["Labels"][LABEL_CREATED_AT]
+        return bool(found) and labels_of(found[0]["Spec"]).get(LABEL_CREATED_AT) == ours
+
+    def _update(
+        self, group: ServerGroup, change: Callable[[dict[str, Any]], tuple[int, dict[str, str]]]
+    ) -> None:
+        """Set a service's replicas and labels from `change(current spec)`. Nothing else of
+        its spec changes, so no task is replaced."""
+        for attempt in range(UPDATE_ATTEMPTS):
+            service = self._inspect(group)
+            current = service["Spec"]
+            size, labels = change(current)
+            try:
+                self.api.update_service(
+                    service["ID"],
+                    service["Version"]["Index"],
+                    task_template=current["TaskTemplate"],
+                    name=current["Name"],
+                    labels=labels,
+                    mode={"Replicated": {"Replicas": size}},
+                    update_config=current.get("UpdateConfig"),
+                    rollback_config=current.get("RollbackConfig"),
+                    endpoint_spec=current.get("EndpointSpec"),
+                )
+                return
+            except docker.errors.APIError as e:
+                if "out of sequence" not in str(e.explanation) or attempt + 1 == UPDATE_ATTEMPTS:
+                    raise
+
+    def resize(self, group: ServerGroup, instances: int) -> None:
+        with translated(f"resizing {group.name}"):
+            self._update(group, lambda current: (instances, labels_of(current)))
+
+    def disable(self, group: ServerGroup, remember: int) -> None:
+        with translated(f"disabling {group.name}"):
+            self._update(
+                group,
+                lambda current: (
+                    0,
+                    {**labels_of(current), LABEL_DISABLED_INSTANCES: str(remember)},
+                ),
+            )
+
+    def enable(self, group: ServerGroup) -> None:
+        def change(current: dict[str, Any]) -> tuple[int, dict[str, str]]:
+            labels = labels_of(current)
+            remembered = labels.pop(LABEL_DISABLED_INSTANCES, "")
+            return int(remembered) if remembered.isdigit() else replicas(current), labels
+
+        with translated(f"enabling {group.name}"):
+            self._update(group, change)
+
+    def destroy(self, group: ServerGroup) -> None:
+        with translated(f"destroying {group.name}"):
+            try:
+                self.api.remove_service(group.id or spec.resource_name(group.region, group.name))
+            except docker.errors.NotFound:
+                pass

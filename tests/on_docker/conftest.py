@@ -1,0 +1,1 @@
+from dockerish import *  # noqa: F403  (the engine fixtures)

@@ -1,0 +1,29 @@
+"""The Docker provider on a real engine, through the shared contract suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from contract import ProviderContract, StageContract
+from dockerish import OnEngine
+
+from treadle.console import Console
+from treadle.providers import Connection
+from treadle.providers.docker import DockerProvider
+from treadle.waiting import Deadline
+
+pytestmark = pytest.mark.docker
+
+
+class TestDocker(OnEngine, ProviderContract, StageContract):
+    @pytest.fixture
+    def connection_args(self) -> list[str]:
+        return ["--provider", "docker"]
+
+    @pytest.fixture
+    def provider(self, engine: Any) -> Iterator[DockerProvider]:
+        provider = DockerProvider(Connection(), deadline=Deadline(60), console=Console())
+        yield provider
+        provider.close()

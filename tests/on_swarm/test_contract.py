@@ -1,0 +1,29 @@
+"""The Swarm provider on a real single-node swarm, through the shared contract suite."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from contract import ProviderContract, StageContract
+from dockerish import OnEngine
+
+from treadle.console import Console
+from treadle.providers import Connection
+from treadle.providers.swarm import SwarmProvider
+from treadle.waiting import Deadline
+
+pytestmark = pytest.mark.docker
+
+
+class TestSwarm(OnEngine, ProviderContract, StageContract):
+    @pytest.fixture
+    def connection_args(self) -> list[str]:
+        return ["--provider", "swarm"]
+
+    @pytest.fixture
+    def provider(self, swarm: Any) -> Iterator[SwarmProvider]:
+        provider = SwarmProvider(Connection(), deadline=Deadline(60), console=Console())
+        yield provider
+        provider.close()
