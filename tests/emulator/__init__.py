@@ -3,6 +3,16 @@
 from .auth import Basic, ServiceAccount, Token
 from .marathon import MarathonEmulator
 from .messages import Request, Response
+from .metronome import MetronomeEmulator
 from .server import Fault
 
-__all__ = ["Basic", "Fault", "MarathonEmulator", "Request", "Response", "ServiceAccount", "Token"]
+__all__ = [
+    "Basic",
+    "Fault",
+    "MarathonEmulator",
+    "MetronomeEmulator",
+    "Request",
+    "Response",
+    "ServiceAccount",
+    "Token",
+]

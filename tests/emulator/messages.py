@@ -32,13 +32,16 @@ class Request:
 @dataclass
 class Response:
     status: int
-    body: Any = None  # dict/list: JSON; str: text (content_type says which); None: empty
+    # dict/list: JSON; str: text (content_type says which); bytes: sent as they are; None: empty
+    body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
 
     def encode(self) -> tuple[bytes, str | None]:
         if self.body is None:
             return b"", self.content_type
+        if isinstance(self.body, bytes):
+            return self.body, self.content_type or "application/octet-stream"
         if isinstance(self.body, str):
             return self.body.encode(), self.content_type or "text/plain; charset=utf-8"
         return json.dumps(self.body).encode(), self.content_type or JSON_TYPE

@@ -23,6 +23,8 @@ LABEL_CLUSTER = "treadle.cluster"
 LABEL_SEQUENCE = "treadle.sequence"
 LABEL_VERSION = "treadle.version"
 LABEL_CREATED_AT = "treadle.created-at"
+# The deploy that created it, across CI retries (see deploy's --run-key).
+LABEL_RUN_KEY = "treadle.run-key"
 # The size a disabled server group had, so that enable brings it back.
 LABEL_DISABLED_INSTANCES = "treadle.disabled-instances"
 
@@ -179,6 +181,9 @@ class JobRequest:
     mem: int | None
     spec: Mapping[str, Any] | None
     labels: Mapping[str, str]
+    # The output file the stage will ask for once the run ends, so that a provider that
+    # cannot reach it says so before the job runs.
+    output_file: str | None = None
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from treadle import __version__
-from treadle.errors import InputError, StageFailed, TreadleError
+from treadle.errors import Cancelled, InputError, StageFailed, TreadleError
 from treadle.naming import Cluster, ServerGroupName, next_sequence
-from treadle.providers.base import NewServerGroup, ServerGroup, server_group_labels
+from treadle.providers.base import (
+    LABEL_RUN_KEY,
+    NewServerGroup,
+    ServerGroup,
+    server_group_labels,
+)
 from treadle.stages.common import (
     Runtime,
     age_key,
@@ -29,6 +34,7 @@ from treadle.stages.common import (
     wait_gone,
     wait_healthy,
 )
+from treadle.waiting import shielded
 
 STRATEGIES = ("none", "highlander", "red-black", "rolling-red-black")
 DEFAULT_STEPS = (25, 50, 100)
@@ -48,6 +54,9 @@ class Request:
     steps: tuple[int, ...] = DEFAULT_STEPS
     rollback_on_failure: bool = False
     destroy_failed: bool = False
+    # Names this deploy across CI retries: a rerun with the same key and image adopts the
+    # server group the first attempt created instead of creating another.
+    run_key: str | None = None
 
     def check(self, rt: Runtime) -> Request:
         if self.strategy not in STRATEGIES:
@@ -107,6 +116,8 @@ class RegionPlan:
     previous: ServerGroup | None
     others: list[ServerGroup]
     steps: list[Step] = field(default_factory=list)
+    # The server group an earlier attempt with the same run key created, carried on.
+    adopted: ServerGroup | None = None
 
 
 def run(rt: Runtime, request: Request) -> dict[str, object]:
@@ -116,8 +127,11 @@ def run(rt: Runtime, request: Request) -> dict[str, object]:
     plans = [plan_region(rt, request, region) for region in request.regions]
     if rt.dry_run:
         for plan in plans:
-            rt.console.raw(json.dumps(plan.definition, indent=2) + "\n")
-            rt.plan(f"create {plan.name} in {plan.region} with {plan.instances} instances")
+            if plan.adopted is not None:
+                rt.plan(f"carry on with {plan.name} in {plan.region} (an earlier attempt's)")
+            else:
+                rt.console.raw(json.dumps(plan.definition, indent=2) + "\n")
+                rt.plan(f"create {plan.name} in {plan.region} with {plan.instances} instances")
             for step in plan.steps:
                 rt.plan(f"{step.describe()} in {plan.region}")
         return combine([plan_fields(request, plan) for plan in plans])
@@ -151,7 +165,16 @@ def combine(per_region: list[dict[str, object]]) -> dict[str, object]:
 
 def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
     existing = of_cluster(rt.provider.server_groups(region), request.cluster)
+    adopted = next((g for g in existing if is_earlier_attempt(g, request)), None)
+    if adopted is not None:
+        rt.console.info(
+            f"{adopted.name} in {region} was created by an earlier attempt of this run "
+            f"(run key {request.run_key}): carrying on with it"
+        )
+        existing = [g for g in existing if g is not adopted]
     name = ServerGroupName(request.cluster, next_sequence(g.sequence for g in existing))
+    if adopted is not None:
+        name = adopted.parsed
     previous = next((g for g in existing if g.enabled), None)
     instances = request.instances
     if instances is None:
@@ -167,12 +190,26 @@ def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
             image=request.image,
             instances=0 if rolling else instances,
             spec=request.spec,
-            labels=server_group_labels(name, __version__, created_at),
+            labels={
+                **server_group_labels(name, __version__, created_at),
+                **({LABEL_RUN_KEY: request.run_key} if request.run_key else {}),
+            },
         )
     )
-    plan = RegionPlan(region, name, instances, definition, previous, existing)
+    plan = RegionPlan(region, name, instances, definition, previous, existing, adopted=adopted)
     plan.steps = strategy_steps(request, plan)
     return plan
+
+
+def is_earlier_attempt(group: ServerGroup, request: Request) -> bool:
+    """Created by this deploy's run key for the same image, and still enabled (a group an
+    earlier attempt rolled back is not carried on: the rerun deploys afresh)."""
+    return (
+        bool(request.run_key)
+        and group.labels.get(LABEL_RUN_KEY) == request.run_key
+        and group.image == request.image
+        and group.enabled
+    )
 
 
 def strategy_steps(request: Request, plan: RegionPlan) -> list[Step]:
@@ -182,10 +219,10 @@ def strategy_steps(request: Request, plan: RegionPlan) -> list[Step]:
     steps: list[Step] = []
     if request.strategy == "rolling-red-black":
         serving = [g for g in others if g.serving]
-        grown = 0
+        grown = plan.adopted.instances if plan.adopted else 0
         for pct in request.steps:
             size = math.ceil(plan.instances * pct / 100)
-            if size != grown:
+            if size > grown:
                 steps.append(Step("resize", new, size))
                 grown = size
             for g in serving:
@@ -238,8 +275,11 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
     done: list[tuple[Step, ServerGroup]] = []
     created: ServerGroup | None = None
     try:
-        rt.console.info(f"creating {plan.name} in {plan.region} from {request.image}")
-        created = rt.provider.create(plan.region, plan.definition)
+        if plan.adopted is not None:
+            created = refetch(rt, plan.adopted)
+        else:
+            rt.console.info(f"creating {plan.name} in {plan.region} from {request.image}")
+            created = rt.provider.create(plan.region, plan.definition)
         wait_healthy(rt, created)
         for step in plan.steps:
             before = refetch(rt, current(plan, step, created))
@@ -254,10 +294,17 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
         if created is None or not request.rollback_on_failure:
             e.fields = {**fields, **e.fields}
             raise
-        rolled = roll_back(rt, request, created, done)
-        raise StageFailed(
-            f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": True}
-        ) from e
+        # A cancelled stage must end within seconds: roll back without waiting.
+        undo_rt = replace(rt, wait=False) if isinstance(e, Cancelled) else rt
+        kind = Cancelled if isinstance(e, Cancelled) else StageFailed
+        try:
+            with shielded():
+                rolled = roll_back(undo_rt, request, created, done)
+        except TreadleError as failure:
+            raise kind(
+                f"{e}; the rollback failed too: {failure}", fields={**fields, "rolled_back": False}
+            ) from failure
+        raise kind(f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": True}) from e
     return fields
 
 

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
 from treadle import __version__, job_outputs
-from treadle.errors import InputError, StageFailed, Timeout, TreadleError
+from treadle.errors import Cancelled, InputError, StageFailed, Timeout, TreadleError
 from treadle.providers.base import LABEL_VERSION, JobProvider, JobRequest, JobRun, JobStatus
 from treadle.stages.common import Runtime
-from treadle.waiting import poll_intervals
+from treadle.waiting import pause, poll_intervals, shielded
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LOG_TAIL_LINES = 20
@@ -57,6 +56,7 @@ class Request:
             mem=self.mem,
             spec=self.spec,
             labels={LABEL_VERSION: __version__},
+            output_file=self.output_file,
         )
 
 
@@ -80,7 +80,8 @@ def run(rt: Runtime, request: Request) -> dict[str, object]:
         return fields
     log = LogFollower(rt, provider, run)
     try:
-        status = follow(rt, provider, run, log)
+        with rt.console.section(f"run {run.run_id} of job {run.job_id}: its log"):
+            status = follow(rt, provider, run, log)
         fields.update(job_status=status.state, exit_code=status.exit_code)
         outputs = job_outputs.from_log(log.text)
         if request.output_file and status.succeeded:
@@ -126,7 +127,13 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
                 f"was stopped{log.tail()}",
                 fields={"job_status": status.state},
             )
-        time.sleep(min(interval, max(0.05, rt.deadline.remaining())))
+        try:
+            pause(min(interval, max(0.05, rt.deadline.remaining())))
+        except Cancelled:
+            rt.console.info(f"run {run.run_id}: cancelled, stopping it")
+            with shielded():
+                provider.stop_job(run)
+            raise
     raise AssertionError("unreachable")
 
 

@@ -1,9 +1,10 @@
 """DC/OS Marathon: a server group is an app whose id is the region's group path plus the
-server group's name (`/prod/us-east/web-prod-v003`)."""
+server group's name (`/prod/us-east/web-prod-v003`). One-off jobs (run-job) run on the
+cluster's Metronome (treadle.providers.marathon.metronome)."""
 
 from __future__ import annotations
 
-import ssl
+import functools
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -11,13 +12,23 @@ from urllib.parse import quote
 from treadle.console import Console
 from treadle.errors import Conflict, InputError, StageFailed
 from treadle.providers import Connection
-from treadle.providers.base import LABEL_CREATED_AT, LABEL_DISABLED_INSTANCES, Health, NewServerGroup, ServerGroup
+from treadle.providers.base import (
+    LABEL_CREATED_AT,
+    LABEL_DISABLED_INSTANCES,
+    Health,
+    JobRequest,
+    JobRun,
+    JobStatus,
+    NewServerGroup,
+    ServerGroup,
+)
 from treadle.providers.marathon import apps
-from treadle.providers.marathon.auth import LOGIN_PATH, Auth, BasicAuth, ServiceAccountAuth, TokenAuth
-from treadle.providers.marathon.client import MarathonClient, check_url
+from treadle.providers.marathon.client import MarathonClient
+from treadle.providers.marathon.dcos import Session
+from treadle.providers.marathon.metronome import MetronomeJobs
+from treadle.providers.marathon.sandbox import Sandbox
 from treadle.waiting import Deadline
 
-MARATHON_UNDER_DCOS = "/service/marathon"
 # Tasks of the current version that failed since the stage began before it gives up
 # (Marathon itself would keep relaunching them with backoff).
 FAILURES_BEFORE_GIVING_UP = 3
@@ -26,54 +37,18 @@ HEALTH_EMBEDS = [("embed", e) for e in ("app.tasks", "app.counts", "app.deployme
 __all__ = ["MarathonProvider"]
 
 
-def connect(connection: Connection, *, deadline: Deadline, console: Console) -> MarathonClient:
-    if connection.marathon_url:
-        base = check_url(connection.marathon_url, "--marathon-url")
-    elif connection.dcos_url:
-        base = check_url(connection.dcos_url, "--dcos-url") + MARATHON_UNDER_DCOS
-    else:
-        raise InputError("the marathon provider needs --marathon-url or --dcos-url")
-    verify: bool | ssl.SSLContext = True
-    if connection.insecure:
-        verify = False
-    elif connection.ca_cert:
-        try:
-            verify = ssl.create_default_context(cafile=connection.ca_cert)
-        except FileNotFoundError:
-            raise InputError(f"--ca-cert {connection.ca_cert}: no such file") from None
-        except (OSError, ssl.SSLError) as e:
-            raise InputError(f"--ca-cert {connection.ca_cert}: not a PEM CA bundle ({e})") from None
-    client = MarathonClient(base, auth=Auth(), verify=verify, deadline=deadline, console=console)
-    client.auth = choose_auth(connection, base, client)
-    return client
-
-
-def choose_auth(connection: Connection, base: str, client: MarathonClient) -> Auth:
-    if connection.service_account_uid or connection.service_account_key:
-        if not (connection.service_account_uid and connection.service_account_key):
-            raise InputError("a service account needs both --service-account-uid and --service-account-key")
-        root = check_url(connection.dcos_url, "--dcos-url") if connection.dcos_url else base.removesuffix(MARATHON_UNDER_DCOS)
-        return ServiceAccountAuth(
-            connection.service_account_uid,
-            connection.service_account_key,
-            root + LOGIN_PATH,
-            post=client.http.post,
-        )
-    if connection.token:
-        return TokenAuth(connection.token)
-    if connection.username or connection.password:
-        if not (connection.username and connection.password):
-            raise InputError("HTTP basic auth needs both --username and --password")
-        return BasicAuth(connection.username, connection.password)
-    return Auth()
-
-
 class MarathonProvider:
     name = "marathon"
     default_region = "/"
 
     def __init__(self, connection: Connection, *, deadline: Deadline, console: Console) -> None:
-        self.client = connect(connection, deadline=deadline, console=console)
+        self.session = Session(connection, deadline=deadline, console=console)
+        urls = self.session.urls
+        self.jobs = MetronomeJobs(
+            self.session.client(urls.metronome, "Metronome") if urls.metronome else None,
+            Sandbox(self.session.client(urls.root, "DC/OS")) if urls.root else None,
+            console,
+        )
         self.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         # Failed task ids of each app seen since the stage began.
         self._failures: dict[str, set[str]] = {}
@@ -81,8 +56,15 @@ class MarathonProvider:
         # (a rollout that failed) and may be overridden; anyone else's lock is waited out.
         self._created: set[str] = set()
 
+    @functools.cached_property
+    def client(self) -> MarathonClient:
+        """Marathon, asked for by the server-group stages only: run-job needs none."""
+        if not self.session.urls.marathon:
+            raise InputError("server groups live in Marathon: give --marathon-url or --dcos-url")
+        return self.session.client(self.session.urls.marathon, "Marathon")
+
     def close(self) -> None:
-        self.client.close()
+        self.session.close()
 
     def check_region(self, region: str) -> str:
         return apps.check_region(region)
@@ -192,3 +174,26 @@ class MarathonProvider:
         if len(seen) < FAILURES_BEFORE_GIVING_UP:
             return None
         return f"{len(seen)} tasks failed, the last with {failure.get('state')}: {failure.get('message')}"
+
+    # -- one-off jobs, on Metronome ----------------------------------------------------
+
+    def job_definition(self, job: JobRequest) -> dict[str, Any]:
+        return self.jobs.definition(job)
+
+    def start_job(self, definition: dict[str, Any]) -> JobRun:
+        return self.jobs.start(definition)
+
+    def job_status(self, run: JobRun) -> JobStatus:
+        return self.jobs.status(run)
+
+    def job_log(self, run: JobRun, offset: int) -> tuple[str, int]:
+        return self.jobs.log(run, offset)
+
+    def job_file(self, run: JobRun, path: str) -> bytes | None:
+        return self.jobs.file(run, path)
+
+    def stop_job(self, run: JobRun) -> None:
+        self.jobs.stop(run)
+
+    def finish_job(self, run: JobRun) -> None:
+        """Metronome keeps the job for the next run and the run in its history."""

@@ -1,5 +1,5 @@
-"""HTTP to Marathon: credentials, retries of transient faults, and Marathon's errors
-mapped onto treadle's.
+"""HTTP to Marathon, and to Metronome and Mesos through DC/OS: credentials, retries of
+transient faults, and the services' errors mapped onto treadle's.
 
 Transient faults (connection resets, 502/503/504, a leader election, a 409 deployment
 lock) are retried with backoff until the stage's deadline. A server that never answered
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import ssl
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,7 +24,7 @@ from treadle.errors import (
     StageFailed,
 )
 from treadle.providers.marathon.auth import Auth
-from treadle.waiting import Deadline
+from treadle.waiting import Deadline, pause
 
 RETRY_STATUS = {502, 503, 504}
 FIRST_CONTACT_ATTEMPTS = 3
@@ -44,7 +43,7 @@ def check_url(url: str, flag: str) -> str:
 
 
 def message_of(response: httpx.Response) -> str:
-    """Marathon's own words from an error body, or a short note on what came instead."""
+    """The service's own words from an error body, or a short note on what came instead."""
     try:
         body = response.json()
     except ValueError:
@@ -70,10 +69,10 @@ class MarathonClient:
         base_url: str,
         *,
         auth: Auth,
-        verify: bool | ssl.SSLContext,
         deadline: Deadline,
         console: Console,
         what: str = "Marathon",
+        verify: bool | ssl.SSLContext = True,
         http: httpx.Client | None = None,
     ) -> None:
         self.base_url = base_url
@@ -101,6 +100,21 @@ class MarathonClient:
         missing_ok: bool = False,
     ) -> Any:
         """The JSON body of a 2xx answer; None for a 404 when `missing_ok`."""
+        response = self._exchange(method, path, params, json)
+        return self._answer(method, path, response, missing_ok)
+
+    def download(self, path: str, params: Any = None) -> bytes | None:
+        """The raw body of a GET; None for any 404, because Mesos answers a missing file
+        with a bare 404 rather than a JSON one."""
+        response = self._exchange("GET", path, params, None)
+        if response.status_code == 404:
+            return None
+        if response.status_code >= 300:
+            self._answer("GET", path, response, missing_ok=False)
+        return response.content
+
+    def _exchange(self, method: str, path: str, params: Any, json: Any) -> httpx.Response:
+        """The first answer that is not a transient fault, credentials renewed once."""
         url = self.base_url + path
         renewed = False
         for attempt in range(1_000_000):
@@ -114,7 +128,7 @@ class MarathonClient:
             if status in RETRY_STATUS or (status == 409 and self._locked(response)):
                 self._backoff(attempt, f"{method} {path}: {message_of(response)}")
                 continue
-            return self._answer(method, path, response, missing_ok)
+            return response
         raise AssertionError("unreachable")
 
     def _send(
@@ -146,7 +160,7 @@ class MarathonClient:
         delay = min(5.0, 0.2 * 2**attempt) * random.uniform(0.75, 1.25)
         if attempt >= 1:
             self.console.info(f"{self.what} busy, retrying in {delay:.1f}s ({why})")
-        time.sleep(min(delay, max(0.05, self.deadline.remaining())))
+        pause(min(delay, max(0.05, self.deadline.remaining())))
 
     def _answer(self, method: str, path: str, response: httpx.Response, missing_ok: bool) -> Any:
         status = response.status_code
