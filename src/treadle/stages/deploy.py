@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from treadle import __version__
-from treadle.errors import Cancelled, InputError, StageFailed, TreadleError
+from treadle.errors import Cancelled, InputError, Refused, StageFailed, TreadleError
 from treadle.naming import Cluster, ServerGroupName, next_sequence
 from treadle.providers.base import (
     LABEL_RUN_KEY,
@@ -198,7 +198,20 @@ def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
     )
     plan = RegionPlan(region, name, instances, definition, previous, existing, adopted=adopted)
     plan.steps = strategy_steps(request, plan)
+    guard_clean_up(plan)
     return plan
+
+
+def guard_clean_up(plan: RegionPlan) -> None:
+    """The traffic guard, for the strategy's own clean-up: a new server group of size 0
+    cannot take over from the ones serving now."""
+    removed = {s.group for s in plan.steps if s.verb in ("disable", "destroy")}
+    serving = [g.name for g in plan.others if g.serving and g.name in removed]
+    if plan.instances == 0 and serving:
+        raise Refused(
+            f"refusing to deploy {plan.name} with 0 instances in {plan.region}: the strategy "
+            f"would take {', '.join(serving)} out of service and leave nothing serving"
+        )
 
 
 def is_earlier_attempt(group: ServerGroup, request: Request) -> bool:

@@ -107,10 +107,10 @@ def build_definition(new: NewServerGroup) -> dict[str, Any]:
     instances and labels (a spec's own id is replaced, so an existing app definition can
     serve as the spec). Input errors name the spec field to fix."""
     spec = writable(new.spec or {})
-    unknown = sorted(set(spec) - APP_FIELDS)
+    unknown = sorted(set(new.spec or {}) - APP_FIELDS - READ_ONLY)
     if unknown:
         raise InputError(
-            f"spec: unknown Marathon app field(s) {', '.join(unknown)} "
+            f"spec: unknown Marathon app field(s) {', '.join(map(repr, unknown))} "
             "(see Marathon's AppDefinition schema)"
         )
     for field in NUMBERS:

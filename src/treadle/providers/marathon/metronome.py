@@ -95,7 +95,7 @@ def _refuse_unknown(fields: Mapping[str, Any], known: frozenset[str], where: str
     unknown = sorted(set(fields) - known)
     if unknown:
         raise InputError(
-            f"{where} has fields Metronome does not accept: {', '.join(unknown)} "
+            f"{where} has fields Metronome does not accept: {', '.join(map(repr, unknown))} "
             f"(it takes {', '.join(sorted(known))})"
         )
 
