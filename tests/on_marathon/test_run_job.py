@@ -271,7 +271,7 @@ def test_unknown_spec_fields_are_named(metronome: MetronomeEmulator, tmp_path: P
     spec = tmp_path / "job.json"
     spec.write_text(json.dumps({"id": "ci.x", "instances": 2, "run": {"cmd": "true", "healthChecks": []}}))
     outcome = run_job(metronome, "--spec", str(spec))
-    assert "the spec has fields Metronome does not accept: instances" in outcome.stderr
+    assert "the spec has fields Metronome does not accept: 'instances'" in outcome.stderr
 
 
 # -- reaching Metronome and the sandbox ----------------------------------------------------
