@@ -5,7 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from treadle.outputs import dotenv, github_outputs, publish, scalar_fields, write_atomically
+from treadle.outputs import (
+    forget_result_variables,
+    DOTENV_MAX_BYTES,
+    DOTENV_MAX_VARIABLES,
+    dotenv,
+    github_outputs,
+    github_summary,
+    publish,
+    scalar_fields,
+    write_atomically,
+)
 
 RESULT = {
     "stage": "deploy",
@@ -61,3 +71,76 @@ def test_publish_without_ci_variables_writes_only_the_result(tmp_path: Path) -> 
     out = tmp_path / "r.json"
     publish(RESULT, output=str(out), dotenv_file=None, environ={})
     assert out.read_text().startswith("{\n")
+
+
+def test_dotenv_stays_within_gitlabs_limits_and_names_what_it_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "job.env"
+    outputs = {f"key{i}": "x" for i in range(30)}
+    error = {"type": "StageFailed", "message": "exit code 1"}
+    left_out = dotenv({"stage": "run-job", "outputs": outputs, "error": error}, path)
+    lines = path.read_text().splitlines()
+    assert len(lines) == DOTENV_MAX_VARIABLES
+    assert lines[:4] == [
+        "TREADLE_STAGE=run-job",
+        "TREADLE_ERROR_TYPE=StageFailed",
+        "TREADLE_ERROR_MESSAGE=exit code 1",
+        "TREADLE_OUTPUTS_KEY0=x",
+    ], "the job's own outputs go last"
+    assert lines[-1].startswith("TREADLE_RESULT_VARIABLES=STAGE ERROR_TYPE ERROR_MESSAGE OUTPUTS_KEY0 ")
+    assert left_out == [f"TREADLE_OUTPUTS_KEY{i}" for i in range(16, 30)]
+
+
+def test_dotenv_leaves_out_a_value_that_would_pass_gitlabs_size_limit(tmp_path: Path) -> None:
+    path = tmp_path / "job.env"
+    result = {"stage": "run-job", "outputs": {"big": "x" * DOTENV_MAX_BYTES, "small": "y"}}
+    assert dotenv(result, path) == ["TREADLE_OUTPUTS_BIG"]
+    assert path.read_text() == (
+        "TREADLE_STAGE=run-job\nTREADLE_OUTPUTS_SMALL=y\nTREADLE_RESULT_VARIABLES=STAGE OUTPUTS_SMALL\n"
+    )
+    assert len(path.read_bytes()) <= DOTENV_MAX_BYTES
+
+
+def test_dotenv_names_are_letters_digits_and_underscores(tmp_path: Path) -> None:
+    path = tmp_path / "job.env"
+    dotenv({"outputs": {"app.version": "1.2", "db-host": "db"}}, path)
+    assert path.read_text().splitlines()[:2] == [
+        "TREADLE_OUTPUTS_APP_VERSION=1.2",
+        "TREADLE_OUTPUTS_DB_HOST=db",
+    ]
+
+
+def test_a_later_stage_does_not_read_an_earlier_stages_results_as_its_options(
+    tmp_path: Path,
+) -> None:
+    """GitLab hands a find-image job's dotenv to the next job: TREADLE_SERVER_GROUP and
+    TREADLE_DRY_RUN there are results, and must not select or dry-run anything."""
+    path = tmp_path / "image.env"
+    dotenv({"stage": "deploy", "server_group": "web-v001", "dry_run": True, "image": "web:1"}, path)
+    environ = dict(line.split("=", 1) for line in path.read_text().splitlines())
+    environ["TREADLE_TIMEOUT"] = "5m"
+    forget_result_variables(environ)
+    assert environ == {"TREADLE_TIMEOUT": "5m"}
+
+
+def test_publish_warns_about_fields_the_dotenv_left_out(tmp_path: Path) -> None:
+    warnings: list[str] = []
+    publish(
+        RESULT,
+        output=str(tmp_path / "r.json"),
+        dotenv_file=str(tmp_path / "r.env"),
+        environ={},
+        warn=warnings.append,
+    )
+    assert len(warnings) == 1 and "TREADLE_ERROR_MESSAGE" in warnings[0]
+
+
+def test_github_summary_keeps_the_table_whole_and_the_error_below_it(tmp_path: Path) -> None:
+    path = tmp_path / "summary.md"
+    github_summary({**RESULT, "image": "registry.example/web|x:1"}, path)
+    text = path.read_text()
+    assert text.startswith("### ❌ treadle deploy: failed\n")
+    assert "| disabled_server_groups | `web-prod-v000` |" in text
+    assert "| image | `registry.example/web\\|x:1` |" in text
+    table = [line for line in text.splitlines() if line.startswith("|")]
+    assert not [line for line in table if "error" in line], "the error is not a table row"
+    assert "**Timeout**\n\n```text\nweb-prod-v001: not done after 3s\n(0/3 healthy)\n```\n" in text

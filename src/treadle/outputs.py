@@ -1,17 +1,26 @@
 """Where a stage's result goes: the JSON file (or stdout), and each CI system's own way of
-handing values to later steps. Every CI quirk lives here and nowhere else."""
+handing values to later steps and of marking up its log. Every CI quirk lives here and
+nowhere else."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
 Result = dict[str, Any]
+
+# GitLab refuses a whole dotenv report of 5 KiB or more, or of more than 20 variables (its
+# default instance limits), and takes variable names of letters, digits and `_` only.
+DOTENV_MAX_BYTES = 5 * 1024 - 1
+DOTENV_MAX_VARIABLES = 20
+_NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -64,26 +73,85 @@ def github_outputs(result: Result, path: Path) -> None:
 
 
 def github_summary(result: Result, path: Path) -> None:
+    """A heading with the outcome, a table of the fields (lists of names joined), and the
+    error message whole, below the table, where its line breaks cannot break it."""
     icon = {"succeeded": "✅", "failed": "❌", "refused": "⛔"}.get(result.get("status", ""), "")
     rows = [f"### {icon} treadle {result.get('stage')}: {result.get('status')}\n", "\n"]
-    rows += ["| field | value |\n", "|---|---|\n"]
-    for name, value in scalar_fields(result):
-        if name not in ("stage", "status") and value:
-            cell = value.replace("|", "\\|")
-            rows.append(f"| {name} | `{cell}` |\n")
+    cells = [
+        (name, value)
+        for name, value in [*scalar_fields(result), *scalar_lists(result)]
+        if value and name not in ("stage", "status") and not name.startswith("error_")
+    ]
+    if cells:
+        rows += ["| field | value |\n", "|---|---|\n"]
+        rows += [f"| {name} | {markdown_code(value)} |\n" for name, value in cells]
+    error = result.get("error")
+    if isinstance(error, dict):
+        fence = "`" * max(3, longest_run(str(error.get("message", "")), "`") + 1)
+        rows += ["\n", f"**{error.get('type', 'error')}**\n", "\n"]
+        rows += [f"{fence}text\n", f"{error.get('message', '')}\n", f"{fence}\n"]
     with path.open("a", encoding="utf-8") as f:
         f.writelines(rows + ["\n"])
 
 
-def dotenv(result: Result, path: Path) -> None:
-    """`TREADLE_<FIELD>=value` lines for GitLab's artifacts:reports:dotenv, which takes
-    single-line values only."""
-    lines = [
-        f"TREADLE_{name.upper()}={value}\n"
-        for name, value in scalar_fields(result)
-        if "\n" not in value
-    ]
+def scalar_lists(result: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Top-level lists of plain values (`disabled_server_groups`), comma-separated."""
+    for key, value in result.items():
+        if isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
+            yield key, ", ".join(str(v) for v in value)
+
+
+def markdown_code(value: str) -> str:
+    """Inline code for a table cell: one line, pipes escaped, fenced past any backticks."""
+    text = value.replace("\r", " ").replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (longest_run(text, "`") + 1)
+    return f"{fence} {text} {fence}" if "`" in text else f"`{text}`"
+
+
+def longest_run(text: str, char: str) -> int:
+    return max((len(run) for run in re.findall(f"{re.escape(char)}+", text)), default=0)
+
+
+# Lists the variables a dotenv file holds, so that treadle in a later job knows them for
+# results and not for its own options (which read TREADLE_<OPTION> too).
+RESULT_VARIABLES = "TREADLE_RESULT_VARIABLES"
+
+
+def dotenv(result: Result, path: Path) -> list[str]:
+    """`TREADLE_<FIELD>=value` lines for GitLab's artifacts:reports:dotenv: one line per
+    value, so multi-line values are left out, and within GitLab's limits, so whatever
+    would pass them is left out. A job's own `outputs`, which nothing bounds, go last: the
+    stage's fields and its error always fit. A last line names the variables written (see
+    `forget_result_variables`). Returns the names of the variables left out."""
+    lines: list[str] = []
+    names: list[str] = []
+    size = len(f"{RESULT_VARIABLES}=\n")
+    left_out: list[str] = []
+    fields = sorted(scalar_fields(result), key=lambda field: field[0].startswith("outputs_"))
+    for name, value in fields:
+        short = _NOT_IN_A_NAME.sub("_", name.upper())
+        line = f"TREADLE_{short}={value}\n"
+        # Its line, and its name in the list of result variables.
+        length = len(line.encode()) + len(short) + 1
+        fits = len(lines) < DOTENV_MAX_VARIABLES - 1 and size + length <= DOTENV_MAX_BYTES
+        if "\n" in value or "\r" in value or not fits:
+            left_out.append(f"TREADLE_{short}")
+            continue
+        lines.append(line)
+        names.append(short)
+        size += length
+    lines.append(f"{RESULT_VARIABLES}={' '.join(names)}\n")
     write_atomically(path, "".join(lines))
+    return left_out
+
+
+def forget_result_variables(environ: MutableMapping[str, str]) -> None:
+    """An earlier job's dotenv report sets TREADLE_IMAGE, TREADLE_SERVER_GROUP, ... in
+    this job's environment (GitLab passes them on, over the job's own variables). They
+    are that stage's results: left to be read as this stage's options they would pick its
+    server group, image or even --dry-run. The shell still has them for `$TREADLE_IMAGE`."""
+    for short in environ.pop(RESULT_VARIABLES, "").split():
+        environ.pop(f"TREADLE_{short}", None)
 
 
 def publish(
@@ -93,6 +161,7 @@ def publish(
     dotenv_file: str | None,
     environ: Mapping[str, str] = os.environ,
     stdout: Any = None,
+    warn: Callable[[str], None] = lambda message: None,
 ) -> None:
     text = to_json(result)
     if output:
@@ -101,9 +170,97 @@ def publish(
         import sys
 
         (stdout or sys.stdout).write(text)
-    if dotenv_file:
-        dotenv(result, Path(dotenv_file))
+    if dotenv_file and (left_out := dotenv(result, Path(dotenv_file))):
+        warn(
+            f"{dotenv_file} leaves out {', '.join(left_out)}: multi-line, or past GitLab's "
+            f"limits of {DOTENV_MAX_VARIABLES} variables and {DOTENV_MAX_BYTES} bytes "
+            "(the result JSON has every field)"
+        )
     if environ.get("GITHUB_OUTPUT"):
         github_outputs(result, Path(environ["GITHUB_OUTPUT"]))
     if environ.get("GITHUB_STEP_SUMMARY"):
         github_summary(result, Path(environ["GITHUB_STEP_SUMMARY"]))
+
+
+# --- the log: how each CI system masks secrets, folds sections and flags errors -----------
+
+
+class PlainLog:
+    """A terminal, or a CI system whose log has no markup of its own (Jenkins)."""
+
+    def mask(self, secret: str) -> list[str]:
+        """Lines that tell the CI system to hide `secret` from here on."""
+        return []
+
+    def open_section(self, key: str, title: str) -> str | None:
+        return None
+
+    def close_section(self, key: str) -> str | None:
+        return None
+
+    def error(self, message: str) -> str:
+        return f"error: {message}"
+
+    def warning(self, message: str) -> str:
+        return f"warning: {message}"
+
+
+class GitHubLog(PlainLog):
+    """GitHub Actions' workflow commands: the runner reads them from the step's stdout and
+    stderr. A group cannot hold another; an annotation is one line, so its message is
+    escaped."""
+
+    def mask(self, secret: str) -> list[str]:
+        # The runner masks line by line: each line of a multi-line secret on its own.
+        return [f"::add-mask::{line}" for line in secret.splitlines() if line.strip()]
+
+    def open_section(self, key: str, title: str) -> str:
+        return f"::group::{title}"
+
+    def close_section(self, key: str) -> str:
+        return "::endgroup::"
+
+    def error(self, message: str) -> str:
+        return f"::error::{github_escape(message)}"
+
+    def warning(self, message: str) -> str:
+        return f"::warning::{github_escape(message)}"
+
+
+def github_escape(message: str) -> str:
+    return message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class GitLabLog(PlainLog):
+    """GitLab's collapsible sections: a named start and end, each with a Unix time from
+    which GitLab shows how long the section took."""
+
+    def open_section(self, key: str, title: str) -> str:
+        return f"\x1b[0Ksection_start:{int(time.time())}:{key}[collapsed=true]\r\x1b[0K{title}"
+
+    def close_section(self, key: str) -> str:
+        return f"\x1b[0Ksection_end:{int(time.time())}:{key}\r\x1b[0K"
+
+
+def log_format(environ: Mapping[str, str] = os.environ) -> PlainLog:
+    """The log markup of the CI system this runs in, from the variables each one sets."""
+    if environ.get("GITHUB_ACTIONS") == "true":
+        return GitHubLog()
+    if environ.get("GITLAB_CI") == "true":
+        return GitLabLog()
+    return PlainLog()
+
+
+def ci_run_key(environ: Mapping[str, str] = os.environ) -> str | None:
+    """What names one deploy step across the CI system's own retries of it: the same for
+    a retried job, different for the next pipeline. None outside a known CI system."""
+    if environ.get("GITHUB_RUN_ID"):
+        parts = ("github", environ["GITHUB_RUN_ID"], environ.get("GITHUB_JOB", ""))
+    elif environ.get("CI_PIPELINE_ID"):
+        parts = ("gitlab", environ["CI_PIPELINE_ID"], environ.get("CI_JOB_NAME", ""))
+    elif environ.get("BUILD_TAG"):
+        parts = ("jenkins", environ["BUILD_TAG"], environ.get("STAGE_NAME", ""))
+    else:
+        return None
+    # Label values: keep them short and plain on every provider.
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p))[:63]

@@ -1,0 +1,46 @@
+"""Fixtures for the tests that run treadle the way each CI system does: its container
+image on the local engine, GitHub's runner for a Docker action, gitlab-ci-local.
+
+Like the Docker tests, these skip without what they need, saying how to get it, and fail
+instead under TREADLE_REQUIRE_DOCKER=1 (as in CI, where .ci/build-image and .ci/ci-tools
+provide it all).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dockerish import *  # noqa: F403  (the engine fixtures)
+from dockerish import unavailable
+
+from .running import IMAGE_UNDER_TEST
+
+
+@pytest.fixture(scope="session")
+def docker_cli() -> str:
+    found = shutil.which("docker")
+    if found is None:
+        unavailable("the docker client is missing: run .ci/docker-setup")
+    return found
+
+
+@pytest.fixture(scope="session")
+def treadle_image(engine: Any, docker_cli: str) -> str:
+    if not engine.images(name=IMAGE_UNDER_TEST):
+        unavailable(f"the image {IMAGE_UNDER_TEST} is missing: run .ci/build-image")
+    return IMAGE_UNDER_TEST
+
+
+@pytest.fixture(scope="session")
+def docker_socket(engine: Any) -> Path:
+    """The engine's socket on this machine, which a container reaches through a mount."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://"):
+        unavailable(
+            f"DOCKER_HOST={host}: mounting the engine into a container needs its unix socket"
+        )
+    return Path(host.removeprefix("unix://"))

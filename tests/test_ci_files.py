@@ -1,0 +1,128 @@
+"""action.yml and .gitlab-ci-template.yml: valid against the public schemas that GitHub's
+and GitLab's editors use (SchemaStore's, shipped with check-jsonschema, offline), and in
+step with the CLI they call. tests/integrations runs them for real."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+import yaml
+
+from treadle.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
+TEMPLATE = yaml.safe_load((ROOT / ".gitlab-ci-template.yml").read_text())
+COMMANDS: dict[str, Any] = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+# Inputs that the action's entrypoint passes itself rather than through TREADLE_*.
+ENTRYPOINT_INPUTS = {"stage", "args"}
+
+
+@pytest.mark.parametrize(
+    ("path", "schema"),
+    [("action.yml", "vendor.github-actions"), (".gitlab-ci-template.yml", "vendor.gitlab-ci")],
+)
+def test_validates_against_the_public_schema(path: str, schema: str) -> None:
+    check_schema(schema, ROOT / path)
+
+
+def check_schema(schema: str, path: Path) -> None:
+    checked = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_every_action_input_sets_the_option_it_is_named_after() -> None:
+    """An input reaches treadle as TREADLE_<INPUT>, which the option of that name reads;
+    an empty input sets an empty variable, which treadle ignores."""
+    options = {
+        opt for command in COMMANDS.values() for param in command.params for opt in param.opts
+    }
+    env: dict[str, str] = ACTION["runs"]["env"]
+    named = set(ACTION["inputs"]) - ENTRYPOINT_INPUTS
+    assert set(env) == {f"TREADLE_{name.upper()}" for name in named}
+    for name in named:
+        assert env[f"TREADLE_{name.upper()}"] == f"${{{{ inputs.{name} }}}}", name
+        assert f"--{name.replace('_', '-')}" in options, f"input {name}: no such option"
+
+
+def test_the_action_names_every_stage() -> None:
+    described = ACTION["inputs"]["stage"]["description"]
+    assert all(stage in described for stage in COMMANDS)
+
+
+def test_the_template_has_a_hidden_job_for_every_stage() -> None:
+    for stage in COMMANDS:
+        job = TEMPLATE[f".treadle-{stage}"]
+        assert job["extends"] == ".treadle"
+        assert job["script"] == [f"treadle {stage} $TREADLE_ARGS"]
+
+
+# --- the documented pipelines --------------------------------------------------------------
+
+DOCUMENTS = ["docs/ci.md", "examples/Jenkinsfile", "vars/treadle.groovy", ".gitlab-ci-template.yml"]
+_STAGE = re.compile(rf"\btreadle ({'|'.join(map(re.escape, COMMANDS))})\b")
+_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+
+
+def invocations(text: str) -> list[tuple[str, str]]:
+    """Each `treadle STAGE ...` command: the stage, and its arguments up to the end of its
+    line and of the lines that continue it (after a `\\`, or starting with a flag)."""
+    lines = text.splitlines()
+    found = []
+    for number, line in enumerate(lines):
+        for match in _STAGE.finditer(line):
+            words = [line[match.end() :]]
+            for following in lines[number + 1 :]:
+                if not (words[-1].rstrip().endswith("\\") or following.lstrip().startswith("--")):
+                    break
+                words.append(following)
+            found.append((match.group(1), " ".join(words)))
+    return found
+
+
+def test_documented_commands_use_options_their_stage_has() -> None:
+    commands = [
+        (document, stage, args)
+        for document in DOCUMENTS
+        for stage, args in invocations((ROOT / document).read_text())
+    ]
+    assert len(commands) >= 10
+    for document, stage, args in commands:
+        options = {opt for param in COMMANDS[stage].params for opt in param.opts}
+        unknown = set(_FLAG.findall(args)) - options
+        assert not unknown, f"{document}: treadle {stage} has no {sorted(unknown)}"
+
+
+def documented_pipeline(key: str) -> str:
+    """The one YAML block of docs/ci.md with `key` at its top."""
+    blocks: list[str] = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs/ci.md").read_text(), re.S)
+    [text] = [block for block in blocks if key in yaml.safe_load(block)]
+    return text
+
+
+@pytest.mark.parametrize(
+    ("key", "schema"), [("jobs", "vendor.github-workflows"), ("include", "vendor.gitlab-ci")]
+)
+def test_documented_pipelines_validate(key: str, schema: str, tmp_path: Path) -> None:
+    pipeline = tmp_path / "pipeline.yml"
+    pipeline.write_text(documented_pipeline(key))
+    check_schema(schema, pipeline)
+
+
+def test_the_documented_workflow_gives_the_action_only_its_inputs() -> None:
+    workflow = yaml.safe_load(documented_pipeline("jobs"))
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    ours = [step for step in steps if "/treadle@" in step.get("uses", "")]
+    assert len(ours) == 3
+    for step in ours:
+        assert set(step["with"]) <= set(ACTION["inputs"]), step["id"]

@@ -1,0 +1,217 @@
+"""The log in each CI system: secrets masked before any line could show them, long waits
+folded into sections, failures as annotations; a terminal gets plain lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from helpers import treadle
+
+from treadle.console import Console
+from treadle.outputs import GitHubLog, GitLabLog, PlainLog, log_format
+
+GITHUB = {"GITHUB_ACTIONS": "true"}
+GITLAB = {"GITLAB_CI": "true"}
+SECRET = "tok-3f9a-secret"
+
+
+def console(log: PlainLog, *, quiet: bool = False) -> tuple[Console, io.StringIO]:
+    stream = io.StringIO()
+    return Console(stream, quiet=quiet, log=log), stream
+
+
+def lines(stream: io.StringIO) -> list[str]:
+    # Split on newlines only: GitLab's section markers hold a carriage return.
+    return stream.getvalue().split("\n")[:-1]
+
+
+@pytest.mark.parametrize(
+    ("environ", "kind"),
+    [
+        (GITHUB, GitHubLog),
+        (GITLAB, GitLabLog),
+        ({}, PlainLog),
+        ({"GITHUB_ACTIONS": "false"}, PlainLog),
+        ({"GITLAB_CI": "false"}, PlainLog),
+    ],
+)
+def test_the_log_format_follows_the_ci_system(environ: dict[str, str], kind: type) -> None:
+    assert type(log_format(environ)) is kind
+
+
+def test_github_is_told_a_secret_before_it_is_printed_even_when_quiet() -> None:
+    out, stream = console(GitHubLog(), quiet=True)
+    out.mask(SECRET)
+    out.mask(SECRET)
+    out.error(f"login with {SECRET} refused")
+    assert lines(stream) == [f"::add-mask::{SECRET}", "::error::login with *** refused"]
+
+
+def test_each_line_of_a_multi_line_secret_is_masked_on_its_own() -> None:
+    out, stream = console(GitHubLog())
+    out.mask("-----BEGIN KEY-----\nAAAA\n\n-----END KEY-----\n")
+    assert lines(stream) == [
+        "::add-mask::-----BEGIN KEY-----",
+        "::add-mask::AAAA",
+        "::add-mask::-----END KEY-----",
+    ]
+
+
+def test_other_logs_never_see_the_secret_itself() -> None:
+    for log in (PlainLog(), GitLabLog()):
+        out, stream = console(log)
+        out.mask(SECRET)
+        out.info(f"token {SECRET}")
+        assert lines(stream) == ["token ***"]
+
+
+def test_github_annotations_are_one_line_with_the_message_escaped() -> None:
+    out, stream = console(GitHubLog())
+    out.error("web-prod-v001 failed: 100% down\nlast lines of its log:\nboom\r")
+    out.warn("cannot start web-prod-v001-2")
+    assert lines(stream) == [
+        "::error::web-prod-v001 failed: 100%25 down%0Alast lines of its log:%0Aboom%0D",
+        "::warning::cannot start web-prod-v001-2",
+    ]
+
+
+def test_a_plain_log_keeps_plain_error_lines_with_the_prefix_inside() -> None:
+    out, stream = console(PlainLog())
+    out.child("[east] ").error("boom")
+    out.warn("careful")
+    assert lines(stream) == ["error: [east] boom", "warning: careful"]
+
+
+def test_github_folds_a_wait_into_a_group() -> None:
+    out, stream = console(GitHubLog())
+    out.info("creating web-prod-v001")
+    with out.section("waiting for web-prod-v001"):
+        out.info("web-prod-v001: 0/2 healthy")
+        out.info("web-prod-v001: 2/2 healthy")
+    out.info("done")
+    assert lines(stream) == [
+        "creating web-prod-v001",
+        "::group::waiting for web-prod-v001",
+        "web-prod-v001: 0/2 healthy",
+        "web-prod-v001: 2/2 healthy",
+        "::endgroup::",
+        "done",
+    ]
+
+
+def test_a_group_is_closed_when_the_wait_fails() -> None:
+    out, stream = console(GitHubLog())
+    with pytest.raises(RuntimeError), out.section("waiting for web-prod-v001"):
+        raise RuntimeError("timeout")
+    out.error("timeout")
+    assert lines(stream) == [
+        "::group::waiting for web-prod-v001",
+        "::endgroup::",
+        "::error::timeout",
+    ]
+
+
+def test_sections_never_nest_nor_interleave_across_regions() -> None:
+    """GitHub cannot nest groups: a section opened inside another, or by another region's
+    console at the same time, adds no markers."""
+    out, stream = console(GitHubLog())
+    east, west = out.child("[east] "), out.child("[west] ")
+    inside = threading.Event()
+    release = threading.Event()
+
+    def wait_east() -> None:
+        with east.section("waiting for web-v001"):
+            east.info("web-v001: 0/1 healthy")
+            inside.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=wait_east)
+    thread.start()
+    inside.wait(5)
+    with west.section("waiting for web-v002"), west.section("nested"):
+        west.info("web-v002: 1/1 healthy")
+    release.set()
+    thread.join()
+    assert lines(stream) == [
+        "::group::[east] waiting for web-v001",
+        "[east] web-v001: 0/1 healthy",
+        "[west] web-v002: 1/1 healthy",
+        "::endgroup::",
+    ]
+    with west.section("later"):
+        pass
+    assert lines(stream)[-2:] == ["::group::[west] later", "::endgroup::"]
+
+
+def test_quiet_adds_no_empty_sections() -> None:
+    out, stream = console(GitHubLog(), quiet=True)
+    with out.section("waiting for web-prod-v001"):
+        out.info("web-prod-v001: 1/1 healthy")
+    assert lines(stream) == []
+
+
+def test_gitlab_folds_a_wait_into_a_collapsed_section() -> None:
+    out, stream = console(GitLabLog())
+    with out.section("waiting for web-prod-v001"):
+        out.info("web-prod-v001: 1/1 healthy")
+    start, inside, end = lines(stream)
+    opened = re.fullmatch(
+        r"\x1b\[0Ksection_start:(\d+):(treadle_\d+)\[collapsed=true\]\r\x1b\[0Kwaiting for web-prod-v001",
+        start,
+    )
+    closed = re.fullmatch(r"\x1b\[0Ksection_end:(\d+):(treadle_\d+)\r\x1b\[0K", end)
+    assert opened and closed and inside == "web-prod-v001: 1/1 healthy"
+    assert opened.group(2) == closed.group(2), "the end names the section it closes"
+    assert int(opened.group(1)) <= int(closed.group(1))
+
+
+def test_a_plain_log_has_no_section_markers() -> None:
+    out, stream = console(PlainLog())
+    with out.section("waiting for web-prod-v001"):
+        out.info("web-prod-v001: 1/1 healthy")
+    assert lines(stream) == ["web-prod-v001: 1/1 healthy"]
+
+
+# --- through the CLI ---------------------------------------------------------------------
+
+
+def test_a_stage_under_github_masks_the_token_first_and_annotates_its_error() -> None:
+    ran = treadle(
+        "find-image", "--cluster", "web", "--token", SECRET, "--timeout", "soon", env=GITHUB
+    )
+    assert ran.code == 2
+    assert ran.stderr.splitlines() == [
+        f"::add-mask::{SECRET}",
+        "::error::invalid --timeout 'soon': expected seconds or a duration like 90s, 10m, 1h",
+    ]
+
+
+def test_a_token_from_the_context_is_masked_as_rendered(tmp_path: Path) -> None:
+    context = tmp_path / "secrets.json"
+    context.write_text(json.dumps({"dcos": {"token": SECRET}}))
+    ran = treadle(
+        "find-image",
+        "--cluster",
+        "web",
+        "--context",
+        str(context),
+        "--token",
+        "{{ dcos.token }}",
+        "--timeout",
+        "soon",
+        env=GITHUB,
+    )
+    log = ran.stderr.splitlines()
+    masks = [line for line in log if line.startswith("::add-mask::")]
+    assert f"::add-mask::{SECRET}" in masks and log[: len(masks)] == masks
+
+
+def test_a_usage_error_under_github_is_annotated() -> None:
+    ran = treadle("deploy", "--cluster", "web", env=GITHUB)
+    assert ran.code == 2
+    assert ran.stderr.startswith("::error::treadle deploy: Missing option '--image'")
