@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import re
 import sys
 import typing
@@ -356,12 +357,12 @@ def execute(
     code. Every TreadleError becomes one line on stderr and an `error` in the result."""
     from treadle.console import Console
     from treadle.context import Context
-    from treadle.outputs import publish
+    from treadle.outputs import log_format, publish
     from treadle.providers import Connection, choose, open_provider
     from treadle.stages.common import Runtime
     from treadle.waiting import Deadline
 
-    console = Console(quiet=common.quiet)
+    console = Console(quiet=common.quiet, log=log_format())
     started = now()
     provider_name = common.provider or ""
     fields_: dict[str, object] = {}
@@ -380,6 +381,9 @@ def execute(
             },
             insecure=common.insecure,
         )
+        # A secret may come out of the context: mask what the placeholders rendered too.
+        for secret in connection.secrets():
+            console.mask(secret)
         provider_name = choose(context.render(common.provider, "--provider"), connection)
         deadline = Deadline(
             parse_duration(context.render(common.timeout, "--timeout"), "--timeout")
@@ -407,7 +411,7 @@ def execute(
         result["error"] = {"type": error.type, "message": console.redact(str(error))}
         console.error(str(error))
     try:
-        publish(result, output=common.output, dotenv_file=common.dotenv)
+        publish(result, output=common.output, dotenv_file=common.dotenv, warn=console.warn)
     except OSError as e:
         console.error(f"cannot write the result: {e}")
         raise typer.Exit(2 if error is None else error.exit_code) from None
@@ -496,7 +500,10 @@ def deploy(
     ] = None,
     spec: Annotated[
         str | None,
-        option("--spec", help="Provider spec file (a Marathon app definition, JSON or YAML)."),
+        option(
+            "--spec",
+            help="Provider spec file, JSON or YAML: a Marathon app definition, or a Docker/Swarm service spec.",
+        ),
     ] = None,
     instances: Annotated[
         str | None,
@@ -526,12 +533,22 @@ def deploy(
             help="With --rollback-on-failure: destroy the failed server group instead of disabling it.",
         ),
     ] = False,
+    run_key: Annotated[
+        str | None,
+        option(
+            "--run-key",
+            help="Names this deploy across CI retries: a rerun with the same key and image "
+            "carries on with the server group the first attempt created (default: from the "
+            "CI system's run identifiers).",
+        ),
+    ] = None,
     *,
     common: Common,
 ) -> None:
     """Create the next server group of a cluster, wait until healthy, apply a strategy."""
     from treadle import naming
     from treadle.stages import deploy as stage
+    from treadle.outputs import ci_run_key
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
         def r(value: Any, flag: str) -> Any:
@@ -559,6 +576,7 @@ def deploy(
                 max_remaining=as_int(r(max_remaining, "--max-remaining"), "--max-remaining"),
                 steps=parse_steps(step_text) if step_text else stage.DEFAULT_STEPS,
                 rollback_on_failure=rollback_on_failure,
+                run_key=r(run_key, "--run-key") or ci_run_key(),
                 destroy_failed=destroy_failed,
             ),
         )
@@ -652,10 +670,14 @@ def enable(*, common: Common, target: Target) -> None:
 @stage_command("run-job", "common")
 def run_job(
     spec: Annotated[
-        str | None, option("--spec", help="Job definition file (a Metronome job, JSON or YAML).")
+        str | None,
+        option(
+            "--spec",
+            help="Job definition, JSON or YAML: a Metronome job, or a Docker/Swarm spec.",
+        ),
     ] = None,
     job_id: Annotated[
-        str | None, option("--job-id", help="The job's id (Metronome: dotted, e.g. ci.migrate).")
+        str | None, option("--job-id", help="The job's id, dotted names: ci.db-migrate.")
     ] = None,
     image: Annotated[str | None, option("--image", help="The image to run.")] = None,
     cmd: Annotated[str | None, option("--cmd", help="The command, run by a shell.")] = None,
@@ -663,8 +685,8 @@ def run_job(
         list[str] | None,
         option("--env", help="KEY=VALUE for the job's environment; repeatable."),
     ] = None,
-    cpus: Annotated[str | None, option("--cpus", help="CPU shares.")] = None,
-    mem: Annotated[str | None, option("--mem", help="Memory in MiB.")] = None,
+    cpus: Annotated[str | None, option("--cpus", help="CPUs for the job: 0.5.")] = None,
+    mem: Annotated[str | None, option("--mem", help="Memory for the job, in MiB.")] = None,
     output_file: Annotated[
         str | None,
         option(
@@ -701,14 +723,20 @@ def run_job(
 
 def main() -> None:
     """The console script: usage errors as one line, exit codes as documented."""
+    from treadle.console import Console
+    from treadle.outputs import forget_result_variables, log_format
+    from treadle.waiting import cancel_on_signals
+
+    forget_result_variables(os.environ)
     try:
-        code = app(standalone_mode=False, prog_name="treadle")
+        with cancel_on_signals():
+            code = app(standalone_mode=False, prog_name="treadle")
     except click_errors.UsageError as e:
         command = e.ctx.command_path if e.ctx else "treadle"
-        sys.stderr.write(f"{command}: error: {e.format_message()} (see {command} --help)\n")
+        Console(log=log_format()).error(f"{command}: {e.format_message()} (see {command} --help)")
         sys.exit(2)
     except click_errors.ClickException as e:
-        sys.stderr.write(f"treadle: error: {e.format_message()}\n")
+        Console(log=log_format()).error(f"treadle: {e.format_message()}")
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("treadle: cancelled\n")

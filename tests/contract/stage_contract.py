@@ -231,3 +231,36 @@ class StageContract:
         assert dry.result is not None and dry.result["dry_run"] is True
         assert dry.result["planned"] == [f"create web-prod-v000 in {region} with 1 instances"]
         assert self.groups(provider, region) == {}
+
+    def test_a_rerun_with_the_same_run_key_carries_on_instead_of_duplicating(
+        self, connection_args, provider, region, image, image_v2
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image).code == 0
+        # The first attempt dies after creating its server group (here: does not wait).
+        first = self.deploy(conn, region, image_v2, "--run-key", "pipeline-7-deploy", "--no-wait")
+        assert first.code == 0, first
+        rerun = self.deploy(
+            conn, region, image_v2, "--run-key", "pipeline-7-deploy", "--strategy", "red-black"
+        )
+        assert rerun.code == 0, rerun
+        assert rerun.result is not None and rerun.result["server_group"] == "web-prod-v001"
+        assert "earlier attempt" in rerun.stderr
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (False, 0),
+            "web-prod-v001": (True, 1),
+        }
+        other = self.deploy(conn, region, image_v2, "--run-key", "pipeline-8-deploy")
+        assert other.code == 0 and other.result is not None
+        assert other.result["server_group"] == "web-prod-v002"
+
+    def test_a_strategy_never_replaces_serving_groups_with_an_empty_one(
+        self, connection_args, provider, region, image, image_v2
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image).code == 0
+        for strategy in ("highlander", "red-black", "rolling-red-black"):
+            refused = self.deploy(conn, region, image_v2, "--instances", "0", "--strategy", strategy)
+            assert refused.code == 3, refused
+            assert "leave nothing serving" in refused.stderr
+        assert self.groups(provider, region) == {"web-prod-v000": (True, 1)}

@@ -187,3 +187,16 @@ def test_tls_is_verified_against_the_cluster_ca(tmp_path: Path) -> None:
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr or "certificate" in untrusted.stderr
     assert trusted.code == 0, trusted
     assert insecure.code == 0, insecure
+
+
+def test_the_token_a_service_account_login_obtains_is_masked_too(tmp_path: Path) -> None:
+    key, public = rsa_key(tmp_path)
+    with MarathonEmulator(auth=ServiceAccount(uid="ci", public_key_pem=public), **FAST) as emu:
+        emu.add_app(APP)
+        outcome = treadle(*LIST, "--dcos-url", emu.dcos_url, "--service-account-uid", "ci",
+                          "--service-account-key", str(key), env={"GITHUB_ACTIONS": "true"})
+        issued = [r.headers["authorization"].removeprefix("token=") for r in emu.requests
+                  if r.headers.get("authorization", "").startswith("token=")]
+    assert outcome.code == 0, outcome
+    assert issued, "the stage used the token it obtained"
+    assert f"::add-mask::{issued[0]}" in outcome.stderr.splitlines()

@@ -72,7 +72,7 @@ def test_health_checks_that_never_pass_time_out(marathon: MarathonEmulator, tmp_
     assert outcome.code == 1, outcome
     assert 2 <= took < 6
     assert outcome.result["error"]["type"] == "Timeout"
-    assert "web-v000: 0/1 healthy, 1 running" in outcome.result["error"]["message"]
+    assert outcome.result["error"]["message"] == "web-v000: not done after 2s (0/1 healthy, 1 running)"
 
 
 def test_failing_tasks_fail_fast_with_marathons_reason(marathon: MarathonEmulator) -> None:
@@ -134,6 +134,18 @@ def test_find_image_selections_and_regions(marathon: MarathonEmulator) -> None:
     assert none.code == 1 and "no enabled server group of api-prod in /" in none.stderr
 
 
+def test_a_cluster_is_asked_for_alone_in_a_crowded_region(marathon: MarathonEmulator) -> None:
+    marathon.add_app(app_with("web:1", "/big/web-prod-v000"))
+    marathon.add_app(app_with("web:2", "/big/web-prod-canary-v001"))  # another cluster
+    marathon.add_app(app_with("web:3", "/big/deeper/web-prod-v002"))  # another region
+    marathon.add_app(app_with("other:1", "/big/other-v000"))
+    outcome = treadle("find-image", "--cluster", "web-prod", "--region", "/big", "--marathon-url", marathon.url)
+    assert outcome.code == 0, outcome
+    assert (outcome.result["image"], outcome.result["server_group"]) == ("web:1", "web-prod-v000")
+    asked = [(r.path, r.query) for r in marathon.requests]
+    assert asked == [("/v2/apps", {"id": ["/big/web-prod-v"]})], "the whole region was listed"
+
+
 def test_dotenv_github_outputs_and_env_options(marathon: MarathonEmulator, tmp_path: Path) -> None:
     marathon.add_app(app_with("registry.example/web:1.0"))
     github_output, summary, dotenv = tmp_path / "out", tmp_path / "summary.md", tmp_path / "build.env"
@@ -166,3 +178,19 @@ def test_help_does_not_import_the_docker_sdk() -> None:
            "try:\n    app()\nexcept SystemExit:\n    pass\nprint('docker' in sys.modules, 'httpx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
+
+
+def test_an_earlier_jobs_dotenv_results_are_not_options(marathon: MarathonEmulator, tmp_path: Path) -> None:
+    """GitLab passes a deploy job's dotenv to the next job; its TREADLE_SERVER_GROUP must not
+    turn `destroy --cluster ... --target previous` into 'give one, not both'."""
+    marathon.add_app(app_with("web:1", "/web-prod-v000", **{"treadle.created-at": "2026-01-01T00:00:00.000Z"}))
+    marathon.add_app(app_with("web:2", "/web-prod-v001", **{"treadle.created-at": "2026-02-01T00:00:00.000Z"}))
+    deployed = treadle("find-image", "--cluster", "web-prod", "--dotenv", str(tmp_path / "deploy.env"),
+                       "--marathon-url", marathon.url)
+    assert deployed.code == 0, deployed
+    env = dict(line.split("=", 1) for line in (tmp_path / "deploy.env").read_text().splitlines())
+    assert env["TREADLE_SERVER_GROUP"] == "web-prod-v001"
+    destroyed = treadle("destroy", "--cluster", "web-prod", "--target", "previous",
+                        "--marathon-url", marathon.url, env=env)
+    assert destroyed.code == 0, destroyed
+    assert destroyed.result["server_group"] == "web-prod-v000"

@@ -56,10 +56,18 @@ class BasicAuth(Auth):
 
 
 class ServiceAccountAuth(Auth):
-    def __init__(self, uid: str, key_file: str, login_url: str, post: Callable[..., httpx.Response]):
+    def __init__(
+        self,
+        uid: str,
+        key_file: str,
+        login_url: str,
+        post: Callable[..., httpx.Response],
+        on_token: Callable[[str], None] = lambda token: None,
+    ):
         self.uid = uid
         self.login_url = login_url
         self._post = post
+        self._on_token = on_token
         self._key = load_private_key(key_file)
         self._token: str | None = None
 
@@ -86,6 +94,7 @@ class ServiceAccountAuth(Auth):
             raise ProviderUnavailable(
                 f"DC/OS login at {self.login_url} answered without a token"
             ) from None
+        self._on_token(token)
         return token
 
     def hint(self) -> str:

@@ -5,6 +5,7 @@ account logs in once for all of them."""
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -69,7 +70,7 @@ class Session:
         # its own IAM proxy).
         login_host = self.urls.root or self.urls.marathon or self.urls.metronome
         assert login_host is not None
-        self.auth = choose_auth(connection, login_host + LOGIN_PATH, self.http)
+        self.auth = choose_auth(connection, login_host + LOGIN_PATH, self.http, console.mask)
 
     def client(self, base_url: str, what: str) -> MarathonClient:
         return MarathonClient(
@@ -93,12 +94,20 @@ def tls_verification(connection: Connection) -> bool | ssl.SSLContext:
         raise InputError(f"--ca-cert {connection.ca_cert}: not a PEM CA bundle ({e})") from None
 
 
-def choose_auth(connection: Connection, login_url: str, http: httpx.Client) -> Auth:
+def choose_auth(
+    connection: Connection, login_url: str, http: httpx.Client, secret: Callable[[str], None]
+) -> Auth:
+    """`secret` is told every credential obtained on the way (a login's token), so that
+    it is masked like the ones given."""
     if connection.service_account_uid or connection.service_account_key:
         if not (connection.service_account_uid and connection.service_account_key):
             raise InputError("a service account needs both --service-account-uid and --service-account-key")
         return ServiceAccountAuth(
-            connection.service_account_uid, connection.service_account_key, login_url, post=http.post
+            connection.service_account_uid,
+            connection.service_account_key,
+            login_url,
+            post=http.post,
+            on_token=secret,
         )
     if connection.token:
         return TokenAuth(connection.token)
