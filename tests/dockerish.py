@@ -5,23 +5,29 @@ CI sets it) it fails instead, so that CI cannot pass by skipping. `.ci/docker-se
 starts an engine and builds the images. Each test gets a region of its own, and every
 service and container labelled with it is removed afterwards.
 
-A test module takes them in through its conftest: `from dockerish import *`.
+A test module takes them in through its conftest: `from dockerish import *`. A contract
+test class mixes in `OnEngine` (and `EngineJobs` for run-job).
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any, NoReturn
 
 import docker.errors
 import pytest
+import yaml
+from contract import JobContract
 from helpers import Outcome, treadle
 
 from treadle.errors import ProviderUnavailable
 from treadle.providers.docker.engine import connect
+from treadle.providers.docker.jobs import LABEL_JOB
 from treadle.providers.docker.spec import LABEL_REGION
 
 __all__ = [
@@ -81,15 +87,23 @@ def region(engine: Any) -> Iterator[str]:
 
 
 def remove_region(api: Any, region: str) -> None:
-    """Remove every service and container labelled with the region; Swarm removes a
+    remove_labelled(api, f"{LABEL_REGION}={region}")
+
+
+def in_swarm(api: Any) -> bool:
+    return (api.info().get("Swarm") or {}).get("LocalNodeState") == "active"
+
+
+def remove_labelled(api: Any, label: str) -> None:
+    """Remove every service and container with the label (`key=value`); Swarm removes a
     service's containers on its own, a moment later."""
-    filters = {"label": [f"{LABEL_REGION}={region}"]}
-    if (api.info().get("Swarm") or {}).get("LocalNodeState") == "active":
+    filters = {"label": [label]}
+    if in_swarm(api):
         for service in api.services(filters=filters):
             api.remove_service(service["ID"])
     end = time.monotonic() + CLEANUP_SECONDS
     while containers := api.containers(all=True, filters=filters):
-        assert time.monotonic() < end, f"containers of {region} left behind: {containers}"
+        assert time.monotonic() < end, f"containers labelled {label} left behind: {containers}"
         for container in containers:
             try:
                 api.remove_container(container["Id"], force=True)
@@ -125,3 +139,108 @@ class OnEngine:
 
     def stage(self, connection_args: list[str], *args: str, **kw: Any) -> Outcome:
         return treadle_on_engine(*args, *connection_args, **kw)
+
+
+class EngineJobs(JobContract):
+    """The run-job contract's hooks on a Docker engine (either provider): a job is a shell
+    script run by the busybox test image, and a test's job id labels all it leaves."""
+
+    @pytest.fixture
+    def job_id(self, engine: Any) -> Iterator[str]:
+        job_id = "t" + uuid.uuid4().hex[:8]
+        yield job_id
+        remove_labelled(engine, f"{LABEL_JOB}={job_id}")
+
+    @pytest.fixture
+    def versioned_image(self) -> tuple[str, str]:
+        repository, _, tag = IMAGE_V2.partition(":")
+        return repository, tag
+
+    def job_args(
+        self,
+        job_id: str,
+        *,
+        stdout: str = "",
+        seconds: float = 0,
+        files: Mapping[str, str] | None = None,
+        exit_code: int = 0,
+    ) -> list[str]:
+        # What the job prints and writes reaches it through its environment: no text can
+        # break the script's quoting.
+        env = {"STDOUT": stdout}
+        script = ['printf %s "$STDOUT"']
+        if seconds:
+            script.append(f"sleep {seconds:g}")
+        for i, (path, text) in enumerate((files or {}).items()):
+            env[f"FILE{i}"] = text
+            script.append(f'printf %s "$FILE{i}" > {shlex.quote(path)}')
+        script.append(f"exit {exit_code}")
+        options = ["--image", IMAGE, "--cmd", "; ".join(script)]
+        for key, value in env.items():
+            options += ["--env", f"{key}={value}"]
+        return options
+
+    def leftovers(self, provider: Any, job_id: str) -> list[str]:
+        filters = {"label": [f"{LABEL_JOB}={job_id}"]}
+        api = provider.api
+        services = (
+            [s["Spec"]["Name"] for s in api.services(filters=filters)] if in_swarm(api) else []
+        )
+        containers = [c["Names"][0] for c in api.containers(all=True, filters=filters)]
+        return services + containers
+
+    def bad_inputs(self, tmp_path: Path) -> list[list[str]]:
+        cases = [["--cpus", "0"]]
+        for field, value in (("ports", ["80"]), ("healthcheck", {"test": "true"})):
+            spec_file = tmp_path / f"{field}.yaml"
+            spec_file.write_text(yaml.safe_dump({field: value}))
+            cases.append(["--spec", str(spec_file)])
+        return cases
+
+    # --- what both engines add to the contract ------------------------------------------
+
+    def test_the_spec_is_laid_under_the_flags(
+        self, connection_args: list[str], provider: Any, job_id: str, tmp_path: Path
+    ) -> None:
+        script = (
+            'echo "TREADLE_OUTPUT greeting=$GREETING $NAME"; '
+            'echo \'{"from": "spec"}\' > /tmp/written.json; '
+            "busybox ln -s /tmp/written.json /tmp/result.json"
+        )
+        spec_file = tmp_path / "job.yaml"
+        spec_file.write_text(
+            yaml.safe_dump(
+                {
+                    "image": IMAGE,
+                    "command": ["sh", "-c", script],
+                    "environment": {"GREETING": "hello", "NAME": "spec"},
+                    "mem_limit": "64m",
+                }
+            )
+        )
+        outcome = self.run_job(
+            connection_args,
+            job_id,
+            "--spec",
+            str(spec_file),
+            "--env",
+            "NAME=flag",
+            "--output-file",
+            "/tmp/result.json",
+        )
+        assert outcome.code == 0, outcome
+        assert outcome.result is not None
+        assert outcome.result["outputs"] == {"greeting": "hello flag", "from": "spec"}
+        self.assert_nothing_left(provider, job_id)
+
+    def test_a_command_that_cannot_start_fails_with_the_engines_reason(
+        self, connection_args: list[str], provider: Any, job_id: str, tmp_path: Path
+    ) -> None:
+        spec_file = tmp_path / "job.yaml"
+        spec_file.write_text(yaml.safe_dump({"command": ["no-such-command"]}))
+        outcome = self.run_job(connection_args, job_id, "--spec", str(spec_file), "--image", IMAGE)
+        assert outcome.code == 1, outcome
+        assert outcome.result is not None
+        message = outcome.result["error"]["message"]
+        assert '"no-such-command": executable file not found' in message
+        self.assert_nothing_left(provider, job_id)

@@ -10,9 +10,13 @@ Fixtures a subclass provides:
     region           a region name in the provider's form
     image, image_v2  two images that run and become healthy
     unhealthy_image  an image whose instances never become healthy
+
+A provider that runs jobs also subclasses `JobContract` (run-job; its own fixtures and
+hooks are in contract/job_contract.py).
 """
 
+from contract.job_contract import JobContract
 from contract.provider_contract import ProviderContract
 from contract.stage_contract import StageContract
 
-__all__ = ["ProviderContract", "StageContract"]
+__all__ = ["JobContract", "ProviderContract", "StageContract"]

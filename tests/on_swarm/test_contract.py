@@ -1,4 +1,5 @@
-"""The Swarm provider on a real single-node swarm, through the shared contract suite."""
+"""The Swarm provider on a real single-node swarm, through the shared contract suite
+(run-job included)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 from contract import ProviderContract, StageContract
-from dockerish import OnEngine
+from dockerish import EngineJobs, OnEngine
 
 from treadle.console import Console
 from treadle.providers import Connection
@@ -17,7 +18,7 @@ from treadle.waiting import Deadline
 pytestmark = pytest.mark.docker
 
 
-class TestSwarm(OnEngine, ProviderContract, StageContract):
+class TestSwarm(OnEngine, EngineJobs, ProviderContract, StageContract):
     @pytest.fixture
     def connection_args(self) -> list[str]:
         return ["--provider", "swarm"]

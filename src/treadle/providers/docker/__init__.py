@@ -1,4 +1,5 @@
-"""The local Docker engine: a server group is a set of containers.
+"""The local Docker engine: a server group is a set of containers; a job run is one
+container, run once and removed when its outputs are read (treadle.providers.docker.jobs).
 
     web-prod-v003       the definition container: created and never started. It holds
                         the group's definition and state (LABEL_DISABLED_INSTANCES once
@@ -27,10 +28,13 @@ from treadle.providers.base import (
     LABEL_CREATED_AT,
     LABEL_DISABLED_INSTANCES,
     Health,
+    JobRequest,
+    JobRun,
+    JobStatus,
     NewServerGroup,
     ServerGroup,
 )
-from treadle.providers.docker import spec
+from treadle.providers.docker import jobs, spec
 from treadle.providers.docker.engine import connect, stable, translated
 from treadle.waiting import Deadline
 
@@ -38,6 +42,8 @@ __all__ = ["DockerProvider"]
 
 LABEL_INSTANCE = "treadle.instance"
 RESTART_POLICY = {"Name": "unless-stopped"}
+# A job runs once: its exit is its outcome.
+JOB_RESTART_POLICY = {"Name": "no"}
 # Restarts of one instance since treadle started it (or first saw it) before giving up:
 # the engine itself would restart a crashing container forever.
 FAILURES_BEFORE_GIVING_UP = 3
@@ -48,15 +54,19 @@ CONFIG_KEYS = ("Image", "Cmd", "Env", "Labels", "ExposedPorts", "Healthcheck", "
 HOST_CONFIG_KEYS = ("PortBindings", "RestartPolicy", "NanoCpus", "Memory")
 
 
-def container_config(workload: spec.Workload, labels: dict[str, str]) -> dict[str, Any]:
+def container_config(
+    workload: spec.Workload, labels: dict[str, str], restart: dict[str, str] = RESTART_POLICY
+) -> dict[str, Any]:
     """The Engine API's create body (POST /containers/create) for every container of a
-    server group. Ports are published on 127.0.0.1, on ports the engine picks, unless the
-    spec says otherwise."""
+    server group, or for a job's. Ports are published on 127.0.0.1, on ports the engine
+    picks, unless the spec says otherwise."""
     config: dict[str, Any] = {
         "Image": workload.image,
         "Labels": labels,
         "Env": list(workload.environment),
     }
+    if workload.entrypoint is not None:
+        config["Entrypoint"] = workload.entrypoint
     if workload.command is not None:
         config["Cmd"] = workload.command
     if workload.healthcheck is not None:
@@ -70,7 +80,7 @@ def container_config(workload: spec.Workload, labels: dict[str, str]) -> dict[st
         )
     if bindings:
         config["ExposedPorts"] = {key: {} for key in bindings}
-    host: dict[str, Any] = {"PortBindings": bindings, "RestartPolicy": RESTART_POLICY}
+    host: dict[str, Any] = {"PortBindings": bindings, "RestartPolicy": restart}
     if workload.nano_cpus is not None:
         host["NanoCpus"] = workload.nano_cpus
     if workload.memory is not None:
@@ -357,3 +367,78 @@ class DockerProvider:
             self.api.remove_container(found.definition["Id"], force=True)
         self._create(found.name, config)
         return config
+
+    # --- one-off jobs (run-job) ---------------------------------------------------------
+
+    def job_definition(self, job: JobRequest) -> dict[str, Any]:
+        run = jobs.plan(job)
+        return {
+            "name": run.name,
+            "container": container_config(run.workload, run.labels, JOB_RESTART_POLICY),
+        }
+
+    def start_job(self, definition: dict[str, Any]) -> JobRun:
+        labels = definition["container"]["Labels"]
+        run = JobRun(labels[jobs.LABEL_JOB], labels[jobs.LABEL_JOB_RUN])
+        with translated(f"starting run {run.run_id} of job {run.job_id}"):
+            container_id = self._create(definition["name"], definition["container"])
+            try:
+                self.api.start(container_id)
+            except docker.errors.APIError:
+                # The container keeps why (State.Error): job_status reports the run failed.
+                pass
+        return run
+
+    def _job_container(self, run: JobRun) -> dict[str, Any]:
+        try:
+            inspected: dict[str, Any] = self.api.inspect_container(
+                jobs.resource_name(run.job_id, run.run_id)
+            )
+        except docker.errors.NotFound:
+            raise StageFailed(
+                f"the container of run {run.run_id} of job {run.job_id} was removed while it ran"
+            ) from None
+        return inspected
+
+    def job_status(self, run: JobRun) -> JobStatus:
+        with translated(f"reading run {run.run_id} of job {run.job_id}"):
+            state = self._job_container(run)["State"]
+        status, code, error = state["Status"], state["ExitCode"], state.get("Error")
+        # A container that could not start stays "created", with why in Error.
+        if status == "created" and error:
+            return JobStatus(
+                status, finished=True, exit_code=code, message=f"cannot start: {error}"
+            )
+        if status not in ("exited", "dead"):
+            return JobStatus(status, finished=False)
+        if state.get("OOMKilled"):
+            message = "killed for using more memory than its limit (--mem, mem_limit)"
+        elif code != 0 or error:
+            message = error or "its container exited"
+        else:
+            return JobStatus(status, finished=True, succeeded=True, exit_code=code)
+        return JobStatus(status, finished=True, exit_code=code, message=message)
+
+    def job_log(self, run: JobRun, offset: int) -> tuple[str, int]:
+        with translated(f"reading the log of run {run.run_id} of job {run.job_id}"):
+            data: bytes = self.api.logs(
+                jobs.resource_name(run.job_id, run.run_id), stdout=True, stderr=False
+            )
+        return jobs.decoded_from(data, offset)
+
+    def job_file(self, run: JobRun, path: str) -> bytes | None:
+        with translated(f"copying {path} out of run {run.run_id} of job {run.job_id}"):
+            return jobs.read_file(self.api, self._job_container(run)["Id"], path)
+
+    def stop_job(self, run: JobRun) -> None:
+        with translated(f"stopping run {run.run_id} of job {run.job_id}"):
+            container = self._job_container(run)
+            # Its own grace, passed on so that the SDK waits that long for the answer.
+            self.api.stop(container["Id"], timeout=container["Config"].get("StopTimeout"))
+
+    def finish_job(self, run: JobRun) -> None:
+        with translated(f"removing run {run.run_id} of job {run.job_id}"):
+            try:
+                self.api.remove_container(jobs.resource_name(run.job_id, run.run_id), force=True)
+            except docker.errors.NotFound:
+                pass

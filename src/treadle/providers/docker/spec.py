@@ -184,6 +184,8 @@ class Workload:
     nano_cpus: int | None
     memory: int | None
     stop_grace: int | None
+    # Replaces the image's ENTRYPOINT; no spec field sets it, run-job's --cmd does.
+    entrypoint: list[str] | None = None
 
 
 def parse(spec: Mapping[str, Any] | None, image: str) -> Workload:
