@@ -75,6 +75,7 @@ class Common:
     service_account_key: str | None
     ca_cert: str | None
     insecure: bool
+    request_timeout: str
     context: list[str] | None
     output: str | None
     dotenv: str | None
@@ -152,6 +153,14 @@ COMMON_OPTIONS: dict[str, tuple[Any, Any]] = {
         bool,
         flag("--insecure", help="Do not verify TLS certificates.", rich_help_panel=CONNECTION),
     ),
+    "request_timeout": (
+        str,
+        option(
+            "--request-timeout",
+            help="One request taking longer is retried as a transient fault: 30s.",
+            rich_help_panel=CONNECTION,
+        ),
+    ),
     "context": (
         list[str] | None,
         option(
@@ -201,6 +210,7 @@ COMMON_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 COMMON_DEFAULTS = {
     "insecure": False,
+    "request_timeout": "30s",
     "timeout": "10m",
     "no_wait": False,
     "dry_run": False,
@@ -377,9 +387,12 @@ def execute(
             **{
                 f.name: context.render(getattr(common, f.name), f"--{f.name.replace('_', '-')}")
                 for f in fields(Connection)
-                if f.name != "insecure"
+                if f.name not in ("insecure", "request_timeout")
             },
             insecure=common.insecure,
+            request_timeout=parse_duration(
+                context.render(common.request_timeout, "--request-timeout"), "--request-timeout"
+            ),
         )
         # A secret may come out of the context: mask what the placeholders rendered too.
         for secret in connection.secrets():

@@ -36,6 +36,8 @@ class Connection:
     service_account_key: str | None = None
     ca_cert: str | None = None
     insecure: bool = False
+    # Seconds one HTTP request may take before it counts as a transient fault and is retried.
+    request_timeout: float = 30.0
 
     def secrets(self) -> list[str]:
         return [s for s in (self.token, self.password) if s]

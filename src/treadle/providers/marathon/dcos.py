@@ -20,7 +20,7 @@ from treadle.providers.marathon.auth import (
     ServiceAccountAuth,
     TokenAuth,
 )
-from treadle.providers.marathon.client import REQUEST_TIMEOUT, MarathonClient, check_url
+from treadle.providers.marathon.client import MarathonClient, check_url
 from treadle.waiting import Deadline
 
 MARATHON_UNDER_DCOS = "/service/marathon"
@@ -65,7 +65,10 @@ class Session:
             raise InputError("the marathon provider needs --marathon-url, --metronome-url or --dcos-url")
         self.deadline = deadline
         self.console = console
-        self.http = httpx.Client(verify=tls_verification(connection), timeout=REQUEST_TIMEOUT)
+        self.http = httpx.Client(
+            verify=tls_verification(connection),
+            timeout=httpx.Timeout(connection.request_timeout, connect=min(5.0, connection.request_timeout)),
+        )
         # Without a cluster URL, a lone service is its own login host (a Marathon behind
         # its own IAM proxy).
         login_host = self.urls.root or self.urls.marathon or self.urls.metronome
