@@ -134,6 +134,32 @@ def treadle_on_engine(*args: str, env: dict[str, str] | None = None, **kw: Any) 
     return treadle(*args, env={**host, **(env or {})}, **kw)
 
 
+def deploy_on(
+    provider: str, region: str, tmp_path: Path, spec: dict[str, Any] | None = None, *args: str
+) -> Outcome:
+    """`treadle deploy` of cluster web-prod from the test image, with `spec` as its file."""
+    extra: list[str] = []
+    if spec is not None:
+        spec_file = tmp_path / "spec.yaml"
+        spec_file.write_text(yaml.safe_dump(spec))
+        extra = ["--spec", str(spec_file)]
+    return treadle_on_engine(
+        "deploy",
+        "--provider",
+        provider,
+        "--cluster",
+        "web-prod",
+        "--image",
+        IMAGE,
+        "--region",
+        region,
+        "--timeout",
+        "60s",
+        *extra,
+        *args,
+    )
+
+
 class OnEngine:
     """Mixed into a contract test class: its stages reach the tests' engine."""
 

@@ -11,8 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
-from dockerish import IMAGE, remove_region, treadle_on_engine, unavailable
+from dockerish import IMAGE, deploy_on, remove_region, treadle_on_engine, unavailable
 from helpers import Outcome, treadle
 
 from treadle.console import Console
@@ -36,26 +35,7 @@ SERVED = {
 
 
 def deploy(region: str, tmp_path: Path, spec: dict[str, Any] | None = None, *args: str) -> Outcome:
-    extra: list[str] = []
-    if spec is not None:
-        spec_file = tmp_path / "spec.yaml"
-        spec_file.write_text(yaml.safe_dump(spec))
-        extra = ["--spec", str(spec_file)]
-    return treadle_on_engine(
-        "deploy",
-        "--provider",
-        "docker",
-        "--cluster",
-        "web-prod",
-        "--image",
-        IMAGE,
-        "--region",
-        region,
-        "--timeout",
-        "60s",
-        *extra,
-        *args,
-    )
+    return deploy_on("docker", region, tmp_path, spec, *args)
 
 
 def containers(engine: Any, region: str) -> dict[str, dict[str, Any]]:

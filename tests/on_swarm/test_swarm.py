@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
-from dockerish import IMAGE, treadle_on_engine
+from dockerish import deploy_on, treadle_on_engine
 from helpers import Outcome
 
 pytestmark = pytest.mark.docker
@@ -26,26 +25,7 @@ SERVED = {
 
 
 def deploy(region: str, tmp_path: Path, spec: dict[str, Any] | None = None, *args: str) -> Outcome:
-    extra: list[str] = []
-    if spec is not None:
-        spec_file = tmp_path / "spec.yaml"
-        spec_file.write_text(yaml.safe_dump(spec))
-        extra = ["--spec", str(spec_file)]
-    return treadle_on_engine(
-        "deploy",
-        "--provider",
-        "swarm",
-        "--cluster",
-        "web-prod",
-        "--image",
-        IMAGE,
-        "--region",
-        region,
-        "--timeout",
-        "60s",
-        *extra,
-        *args,
-    )
+    return deploy_on("swarm", region, tmp_path, spec, *args)
 
 
 def services(swarm: Any, region: str) -> dict[str, dict[str, Any]]:
