@@ -1,7 +1,9 @@
 """Deadlines, cancellation, and the one wait loop every stage uses.
 
 Polling starts fast, because a small change often settles in well under a second, and
-backs off so that a long rollout does not hammer the provider's API.
+backs off so that a long rollout does not hammer the provider's API. A provider that
+hears of changes as they happen (Marathon's event stream) ends a pause early through a
+`Wakeup`; while its news can be relied on, polling is only a safety net.
 
 Every pause goes through `pause()`, so a CI cancel (SIGTERM, SIGINT) stops a stage at
 its next pause: at once, between requests, never in the middle of one.
@@ -20,22 +22,91 @@ from treadle.errors import Cancelled, Timeout
 
 T = TypeVar("T")
 
+FIRST_POLL = 0.1
+MAX_POLL = 2.0
+# While a provider's news is live, polling only covers news that got lost.
+SAFETY_NET_POLL = 10.0
+# Progress news (a task started) is looked at within this, so that a rollout's many
+# small steps cost a few requests, not one each.
+NUDGE_SECONDS = 5.0
+PROGRESS_EVERY = 10.0
+
 # Set by the signal handler; every thread's pauses see it.
 CANCELLED = threading.Event()
 _shielded = threading.local()
 
 
+class Wakeup:
+    """News that ends a wait's pause early, given by a provider that hears of changes as
+    they happen, from its own thread.
+
+    `wake()`: something after which the wait may be over (a rollout ended, a task
+    failed); the wait checks at once. `nudge()`: progress (a task started, passed a
+    check); the wait checks within NUDGE_SECONDS. `live` says whether news can be relied
+    on right now (the provider's stream is attached).
+    """
+
+    def __init__(self) -> None:
+        self.live = False
+        self._due: float | None = None
+        # Reentrant, so that a cancel from a signal handler can wake the main thread's own
+        # pause even while that thread holds the lock.
+        self._changed = threading.Condition(threading.RLock())
+
+    def wake(self) -> None:
+        self._due_by(time.monotonic())
+
+    def nudge(self) -> None:
+        self._due_by(time.monotonic() + NUDGE_SECONDS)
+
+    def _due_by(self, moment: float) -> None:
+        with self._changed:
+            if self._due is None or moment < self._due:
+                self._due = moment
+                self._changed.notify_all()
+
+    def sleep(self, seconds: float, *, cancellable: bool = True) -> None:
+        """Until `seconds` have passed, news falls due, or (when `cancellable`) the stage
+        is cancelled."""
+        end = time.monotonic() + seconds
+        with self._changed:
+            while not (cancellable and CANCELLED.is_set()):
+                until = end if self._due is None else min(end, self._due)
+                left = until - time.monotonic()
+                if left <= 0:
+                    break
+                self._changed.wait(left)
+            if self._due is not None and self._due <= time.monotonic():
+                self._due = None
+
+
+# The wake-ups that pauses sleep on now, for a cancel to end them. Only added to and
+# removed from (single, atomic operations), so a signal handler may copy it safely.
+_sleeping: set[Wakeup] = set()
+
+
 def cancel(reason: str) -> None:
     CANCELLED.reason = reason  # type: ignore[attr-defined]
     CANCELLED.set()
+    for wakeup in list(_sleeping):
+        wakeup.wake()
 
 
-def pause(seconds: float) -> None:
-    """Sleep, unless the stage is cancelled (then raise Cancelled, at once)."""
-    if getattr(_shielded, "on", False):
+def pause(seconds: float, wakeup: Wakeup | None = None) -> None:
+    """Sleep, or less when `wakeup` brings news, unless the stage is cancelled (then raise
+    Cancelled, at once)."""
+    cancellable = not getattr(_shielded, "on", False)
+    if wakeup is not None:
+        _sleeping.add(wakeup)
+        try:
+            wakeup.sleep(seconds, cancellable=cancellable)
+        finally:
+            _sleeping.discard(wakeup)
+    elif cancellable:
+        CANCELLED.wait(seconds)
+    else:
         time.sleep(seconds)
-        return
-    if CANCELLED.wait(seconds):
+    if cancellable and CANCELLED.is_set():
         raise Cancelled(f"cancelled ({getattr(CANCELLED, 'reason', 'signal')})")
 
 
@@ -68,10 +139,6 @@ def shielded() -> Iterator[None]:
         yield
     finally:
         _shielded.on = before
-
-FIRST_POLL = 0.1
-MAX_POLL = 2.0
-PROGRESS_EVERY = 10.0
 
 
 @dataclass
@@ -118,9 +185,11 @@ def wait_for(
     describe: Callable[[T], str],
     what: str,
     log: Callable[[str], None],
+    wakeup: Wakeup | None = None,
 ) -> T:
     """Call `check` until `done` says yes, logging each new state as `what: state`; raise
-    Timeout at the deadline with the last state in the message."""
+    Timeout at the deadline with the last state in the message. `wakeup`: the provider's
+    news, which ends a pause early."""
     last_line, last_logged = "", 0.0
     for interval in poll_intervals():
         state = check()
@@ -133,5 +202,7 @@ def wait_for(
             return state
         if deadline.expired():
             raise Timeout(f"{what}: not done after {deadline.seconds:g}s ({describe(state)})")
-        pause(min(interval, max(0.05, deadline.remaining())))
+        if wakeup is not None and wakeup.live:
+            interval = SAFETY_NET_POLL
+        pause(min(interval, max(0.05, deadline.remaining())), wakeup)
     raise AssertionError("unreachable")

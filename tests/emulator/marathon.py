@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
+import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from . import events
 from .apps import (
     READ_ONLY_FIELDS,
     InvalidApp,
@@ -22,7 +25,8 @@ from .apps import (
     validate,
 )
 from .auth import Authenticator, AuthMode
-from .messages import HttpError, Request, Response
+from .events import EventBus
+from .messages import HttpError, Request, Response, html_page
 from .render import (
     app_json,
     deployment_json,
@@ -57,7 +61,9 @@ class MarathonEmulator(HttpEmulator):
     """Marathon over real HTTP, also reachable as DC/OS serves it (/service/marathon).
 
     State advances lazily: each request first replays what happened since the previous
-    one (tasks starting, passing health checks, failing, deployments finishing).
+    one (tasks starting, passing health checks, failing, deployments finishing). While an
+    event stream (/v2/events) is attached, a clock thread also replays wake-ups as they
+    fall due, so that their events go out when they happen.
     """
 
     service_prefixes = ("/service/marathon",)
@@ -79,6 +85,12 @@ class MarathonEmulator(HttpEmulator):
         )
         self._lock = threading.Lock()
         self._state = MarathonState(timings, time.monotonic())
+        self._bus = EventBus()
+        # False: /v2/events answers 404, as behind a proxy that does not route it.
+        self.events_enabled = True
+        self._clock: threading.Thread | None = None
+        self._clock_changed = threading.Event()
+        self._stopping = False
         # The same set objects the scheduler reads: tests add images to them.
         self.failing_images: set[str] = self._state.failing_images
         self.unhealthy_images: set[str] = self._state.unhealthy_images
@@ -87,7 +99,29 @@ class MarathonEmulator(HttpEmulator):
         self.validators: list[Validator] = []
         self._add_routes()
 
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> str:
+        url = super().start(port, tls)
+        self._stopping = False
+        self._clock = threading.Thread(target=self._keep_time, name="MarathonClock", daemon=True)
+        self._clock.start()
+        return url
+
+    def stop(self) -> None:
+        if self._clock is not None:
+            self._stopping = True
+            self._clock_changed.set()
+            self._clock.join()
+            self._clock = None
+        super().stop()
+
     # -- test-facing helpers ---------------------------------------------------------
+
+    def deployments_finished_at(self) -> list[float]:
+        """The time.monotonic() moments at which deployments finished, oldest first."""
+        with self._current() as state:
+            return list(state.finished_deployments)
 
     def expire_tokens(self) -> None:
         """Invalidate every token issued by the login endpoint; clients must log in again."""
@@ -111,19 +145,16 @@ class MarathonEmulator(HttpEmulator):
         errors = validate(normalized)
         if errors:
             raise ValueError(f"invalid app definition: {errors}")
-        with self._lock:
-            self._advance()
-            app = self._state.seed(
+        with self._current() as state:
+            app = state.seed(
                 normalized, running, definition.get("version"), definition.get("versionInfo") or {}
             )
-            return app_json(self._state, app, self._state.now, {"counts", "deployments", "tasks"})
+            return app_json(state, app, state.now, {"counts", "deployments", "tasks"})
 
     def load_groups(self, root_group: dict[str, Any]) -> None:
         """Seed from a GET /v2/groups?embed=group.apps dump: every group, every app running."""
-        with self._lock:
-            self._state.add_group(
-                canonical_id(root_group.get("id", "/")), root_group.get("version")
-            )
+        with self._current() as state:
+            state.add_group(canonical_id(root_group.get("id", "/")), root_group.get("version"))
         for app in root_group.get("apps") or []:
             self.add_app(app, running=True)
         for group in root_group.get("groups") or []:
@@ -131,16 +162,12 @@ class MarathonEmulator(HttpEmulator):
 
     def app(self, app_id: str) -> dict[str, Any] | None:
         """The app as GET /v2/apps/{id} answers it, or None."""
-        with self._lock:
-            self._advance()
-            app = self._state.apps.get(canonical_id(app_id))
+        with self._current() as state:
+            app = state.apps.get(canonical_id(app_id))
             if app is None:
                 return None
             return app_json(
-                self._state,
-                app,
-                self._state.now,
-                {"counts", "tasks", "lastTaskFailure", "deployments"},
+                state, app, state.now, {"counts", "tasks", "lastTaskFailure", "deployments"}
             )
 
     # -- plumbing --------------------------------------------------------------------
@@ -150,13 +177,34 @@ class MarathonEmulator(HttpEmulator):
         behind_admin_router = self.authenticator.admin_router
         return super().is_public(request) or (request.path == "/ping" and not behind_admin_router)
 
-    def _advance(self) -> None:
-        self._state.advance(time.monotonic())
+    @contextlib.contextmanager
+    def _current(self, *, by_clock: bool = False) -> Iterator[MarathonState]:
+        """The state, locked and brought up to now; the events of what happens meanwhile
+        go out on the event streams when done."""
+        with self._lock:
+            self._state.advance(time.monotonic())
+            try:
+                yield self._state
+            finally:
+                self._bus.publish(self._state.events)
+                self._state.events = []
+        if not by_clock:
+            # New wake-ups may fall due before the one the clock sleeps until.
+            self._clock_changed.set()
+
+    def _keep_time(self) -> None:
+        """While an event stream is attached, replay each wake-up when it falls due."""
+        while not self._stopping:
+            self._clock_changed.clear()
+            due = None
+            if self._bus.attached:
+                with self._current(by_clock=True) as state:
+                    due = state.next_wakeup()
+            self._clock_changed.wait(None if due is None else max(0.0, due - time.monotonic()))
 
     def _add(self, method: str, pattern: str, handler: Handler) -> None:
         def locked(request: Request, match: re.Match[str]) -> Response:
-            with self._lock:
-                self._advance()
+            with self._current():
                 return handler(request, match)
 
         self.router.add(method, pattern, locked)
@@ -178,6 +226,7 @@ class MarathonEmulator(HttpEmulator):
         self._add("GET", r"/v2/groups/(?P<id>.+)", self._show_group)
         self._add("GET", r"/v2/deployments/?", self._list_deployments)
         self._add("DELETE", r"/v2/deployments/(?P<id>[^/]+)", self._delete_deployment)
+        self.router.add("GET", r"/v2/events", self._events)
 
     # -- request bodies --------------------------------------------------------------
 
@@ -391,7 +440,22 @@ class MarathonEmulator(HttpEmulator):
         if deployment is None:
             raise _error(404, f"DeploymentPlan {match['id']} does not exist")
         if request.flag("force", False):
-            # Stop the deployment where it is, without a rollback.
-            del self._state.deployments[deployment.id]
+            self._state.cancel(deployment)
             return Response(202)
         return self._deployment_result(self._state.rollback(deployment))
+
+    def _events(self, request: Request, match: re.Match[str]) -> Response:
+        """The event stream: the events of the types asked for (`event_type`, repeatable;
+        none: all), from the moment of attaching, until the client or the emulator goes."""
+        if not self.events_enabled:
+            return html_page(404, "Not Found")
+        if "text/event-stream" not in request.headers.get("accept", ""):
+            return html_page(405, "Method Not Allowed")
+        stream = self.open_stream()
+        self._bus.attach(stream, request.query.get("event_type", []))
+        with self._current() as state:
+            # Marathon announces every attach to every stream, this one included.
+            state.events.append(events.stream_attached("127.0.0.1", state.timestamp(state.now)))
+        return Response(
+            200, headers=dict(events.SSE_HEADERS), content_type=events.SSE_TYPE, stream=stream
+        )

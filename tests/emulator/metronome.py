@@ -137,6 +137,12 @@ class MetronomeEmulator(HttpEmulator):
             job = self._jobs.get(job_id)
             return None if job is None else self._job_json(job, {"history"}, time.monotonic())
 
+    def runs_finished_at(self) -> list[float]:
+        """The time.monotonic() moments at which runs ended, oldest first."""
+        with self._lock:
+            t = time.monotonic()
+            return sorted(r.ended_at for job in self._jobs.values() for r in job.runs if r.ended(t))
+
     def stopped_runs(self) -> list[str]:
         """Run ids that a client asked to stop."""
         return [
@@ -177,7 +183,9 @@ class MetronomeEmulator(HttpEmulator):
         try:
             body = json.loads(request.raw_body)
         except ValueError as e:
-            raise _error(400, {"message": "Invalid JSON", "details": [{"path": "/", "errors": [str(e)]}]}) from e
+            raise _error(
+                400, {"message": "Invalid JSON", "details": [{"path": "/", "errors": [str(e)]}]}
+            ) from e
         if isinstance(body, dict) and job_id is not None:
             body["id"] = job_id  # PUT takes the id from the URL
         details = check_job(body)
@@ -209,8 +217,12 @@ class MetronomeEmulator(HttpEmulator):
                 newest_first = sorted(finished, key=lambda r: r.ended_at, reverse=True)
                 answer["history"] = {
                     **summary,
-                    "successfulFinishedRuns": [self._finished_json(r) for r in newest_first if r.succeeded()],
-                    "failedFinishedRuns": [self._finished_json(r) for r in newest_first if not r.succeeded()],
+                    "successfulFinishedRuns": [
+                        self._finished_json(r) for r in newest_first if r.succeeded()
+                    ],
+                    "failedFinishedRuns": [
+                        self._finished_json(r) for r in newest_first if not r.succeeded()
+                    ],
                 }
             if "historySummary" in embeds:
                 answer["historySummary"] = summary
@@ -222,7 +234,12 @@ class MetronomeEmulator(HttpEmulator):
 
         good = [r for r in finished if r.succeeded()]
         bad = [r for r in finished if not r.succeeded()]
-        return {"successCount": len(good), "failureCount": len(bad), "lastSuccessAt": last(good), "lastFailureAt": last(bad)}
+        return {
+            "successCount": len(good),
+            "failureCount": len(bad),
+            "lastSuccessAt": last(good),
+            "lastFailureAt": last(bad),
+        }
 
     def _finished_json(self, run: JobRun) -> dict[str, Any]:
         return {
@@ -238,7 +255,9 @@ class MetronomeEmulator(HttpEmulator):
 
     def _show_job(self, request: Request, match: re.Match[str]) -> Response:
         job = self._existing(match["job"])
-        return Response(200, self._job_json(job, set(request.query.get("embed", [])), time.monotonic()))
+        return Response(
+            200, self._job_json(job, set(request.query.get("embed", [])), time.monotonic())
+        )
 
     def _create_job(self, request: Request, match: re.Match[str]) -> Response:
         body = self._body(request, None)
@@ -257,7 +276,9 @@ class MetronomeEmulator(HttpEmulator):
         job, t = self._existing(match["job"]), time.monotonic()
         active = [r for r in job.runs if not r.ended(t)]
         if active and not request.flag("stopCurrentJobRuns", False):
-            raise _error(409, {"message": "There are active job runs. Override with stopCurrentJobRuns=true"})
+            raise _error(
+                409, {"message": "There are active job runs. Override with stopCurrentJobRuns=true"}
+            )
         for run in active:
             self._stop(run, t)
         del self._jobs[job.definition["id"]]
@@ -269,12 +290,14 @@ class MetronomeEmulator(HttpEmulator):
         tasks = []
         if run.launched(t):
             assert run.task is not None
-            tasks.append({
-                "id": run.task.id,
-                "startedAt": self._clock.metronome(run.task.staged_at),
-                "completedAt": None,
-                "status": run.task.state(t),
-            })
+            tasks.append(
+                {
+                    "id": run.task.id,
+                    "startedAt": self._clock.metronome(run.task.staged_at),
+                    "completedAt": None,
+                    "status": run.task.state(t),
+                }
+            )
         return {
             "id": run.id,
             "jobId": run.job_id,
@@ -289,7 +312,9 @@ class MetronomeEmulator(HttpEmulator):
         for run in job.runs:
             if run.id == match["run"] and not run.ended(t):
                 return run
-        raise _error(404, {"jobSpec": match["job"], "id": match["run"], "message": "Job Run not found"})
+        raise _error(
+            404, {"jobSpec": match["job"], "id": match["run"], "message": "Job Run not found"}
+        )
 
     def _list_runs(self, request: Request, match: re.Match[str]) -> Response:
         job, t = self._existing(match["job"]), time.monotonic()
@@ -357,8 +382,12 @@ class MetronomeEmulator(HttpEmulator):
             for x in self._tasks
             if x.staged_at <= t and (wanted_task is None or x.id == wanted_task)
         ]
-        tasks = [x for x in tasks if wanted_framework is None or x["framework_id"] == wanted_framework]
-        tasks.sort(key=lambda x: x["statuses"][0]["timestamp"], reverse=request.param("order") != "asc")
+        tasks = [
+            x for x in tasks if wanted_framework is None or x["framework_id"] == wanted_framework
+        ]
+        tasks.sort(
+            key=lambda x: x["statuses"][0]["timestamp"], reverse=request.param("order") != "asc"
+        )
         offset, limit = int(request.param("offset") or 0), int(request.param("limit") or 100)
         return Response(200, {"tasks": tasks[offset : offset + limit]})
 
@@ -370,7 +399,9 @@ class MetronomeEmulator(HttpEmulator):
         raise HttpError(html_page(404, "Not Found"))
 
     def _agent_state(self, request: Request, match: re.Match[str]) -> Response:
-        return Response(200, agent_state(self._agent(match), self._tasks, time.monotonic(), self._clock))
+        return Response(
+            200, agent_state(self._agent(match), self._tasks, time.monotonic(), self._clock)
+        )
 
     def _sandbox_file(self, request: Request, match: re.Match[str]) -> bytes:
         agent, t = self._agent(match), time.monotonic()
@@ -378,7 +409,11 @@ class MetronomeEmulator(HttpEmulator):
         if not path:
             raise HttpError(Response(400, "Expecting 'path=value' in query.\n"))
         for task in self._tasks:
-            if task.agent == agent and path.startswith(task.directory + "/") and task.staged_at <= t:
+            if (
+                task.agent == agent
+                and path.startswith(task.directory + "/")
+                and task.staged_at <= t
+            ):
                 data = task.files(t, self._clock).get(path.removeprefix(task.directory + "/"))
                 if data is not None:
                     return data
@@ -390,10 +425,14 @@ class MetronomeEmulator(HttpEmulator):
         try:
             offset = int(request.param("offset") or -1)
             # length=-1, like none, reads to the end (up to the cap).
-            length = int(given_length) if given_length is not None and given_length != "-1" else None
+            length = (
+                int(given_length) if given_length is not None and given_length != "-1" else None
+            )
         except ValueError as e:
             raise HttpError(Response(400, f"Failed to parse offset or length: {e}.\n")) from e
         return Response(200, read_answer(data, offset, length), content_type="application/json")
 
     def _download_file(self, request: Request, match: re.Match[str]) -> Response:
-        return Response(200, self._sandbox_file(request, match), content_type="application/octet-stream")
+        return Response(
+            200, self._sandbox_file(request, match), content_type="application/octet-stream"
+        )

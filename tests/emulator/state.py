@@ -4,7 +4,8 @@ Nothing ticks in the background. Every future change is a wake-up for one app (a
 reaching TASK_RUNNING, passing its first health check, failing, a launch backoff
 ending, a deployment's minimum duration passing). `advance(now)` replays the due
 wake-ups in time order, so a request sees exactly the state at its arrival time and
-the outcome does not depend on thread scheduling.
+the outcome does not depend on thread scheduling. What happens is also written down as
+Marathon's events (`events`), each with the time it happened, for the event stream.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ import heapq
 import itertools
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import events
 from .apps import capacity_to_keep, image_of, parent_ids, port_mappings, without_instances
 
 SERVICE_PORT_MIN = 10000  # Marathon's default local_port_min
@@ -62,6 +65,9 @@ class Task:
     healthy_at: float | None  # first passing health check; None when it never passes
     failed_at: float | None  # None unless its image is failing
     health_checked: bool  # its app has health checks
+    # What the event stream was last told of it.
+    announced_status: str = ""
+    announced_healthy: bool = False
 
     def running(self, t: float) -> bool:
         return self.running_at <= t
@@ -146,12 +152,20 @@ class MarathonState:
         self.apps: dict[str, App] = {}
         self.groups: dict[str, str] = {}  # group id -> version; groups outlive their apps
         self.deployments: dict[str, Deployment] = {}
+        # When each deployment finished (this clock), for measuring how soon a client notices.
+        self.finished_deployments: list[float] = []
+        # Marathon events not yet taken by the emulator, oldest first.
+        self.events: list[events.Event] = []
         self.now = now
         self._wall_offset = time.time() - now
         self._wakeups: list[tuple[float, int, str]] = []
         self._sequence = itertools.count()
         self._last_version_ms = 0
         self._host_ports = itertools.cycle(range(HOST_PORT_MIN, HOST_PORT_MAX))
+        # How many stored definitions use each service port, and where the search for a
+        # free one goes on: picking a port stays cheap in a region of 10,000 apps.
+        self._service_port_users: Counter[int] = Counter()
+        self._next_service_port = SERVICE_PORT_MIN
         self._agents = itertools.cycle(AGENTS)
         self.groups["/"] = self.timestamp(now)
 
@@ -166,6 +180,9 @@ class MarathonState:
         epoch_ms = max(int((t + self._wall_offset) * 1000), self._last_version_ms + 1)
         self._last_version_ms = epoch_ms
         return format_ms(epoch_ms)
+
+    def next_wakeup(self) -> float | None:
+        return self._wakeups[0][0] if self._wakeups else None
 
     def advance(self, now: float) -> None:
         """Replay every wake-up due by `now`, each at its own time, then move to `now`."""
@@ -194,19 +211,23 @@ class MarathonState:
         running = [d for d in self.deployments.values() if d.app_id == app_id]
         if running and not force:
             raise AppLocked([d.id for d in running])
-        for cancelled in running:
-            del self.deployments[cancelled.id]
         now = self.now
+        for cancelled in running:
+            self.cancel(cancelled)
         version = self.new_version(now)
         app = self.apps.get(app_id)
         original = copy.deepcopy(app.definition) if app else None
         if target is None:
             actions = ["StopApplication"] if app else []
-            self.apps.pop(app_id, None)
+            if app is not None:
+                self._kill(app, list(app.tasks), now)
+                self._count_service_ports(app.definition, None)
+                del self.apps[app_id]
         elif app is None:
             self._assign_service_ports(target, None)
             app = App(target, version, version, version)
             app.history[version] = app.snapshot()
+            self._count_service_ports(None, target)
             self.apps[app_id] = app
             actions = ["StartApplication"] + (["ScaleApplication"] if target["instances"] else [])
         else:
@@ -216,6 +237,7 @@ class MarathonState:
             self._touch_groups(app_id, version)
         deployment = Deployment(str(uuid.uuid4()), app_id, version, actions, now, original)
         self.deployments[deployment.id] = deployment
+        self.events.append(events.deployment_step(self, deployment, now, "deployment_info"))
         self._wake(now + self.timings.deploy_seconds, app_id)
         self._reconcile(app_id, now)
         return deployment
@@ -225,6 +247,7 @@ class MarathonState:
         scaled = target["instances"] != app.definition["instances"]
         if not (config_changed or scaled or restart):
             return []  # Marathon still answers with a (empty) deployment; the app keeps its version
+        self._count_service_ports(app.definition, target)
         app.definition = target
         app.version = version
         app.last_scaling_at = version
@@ -239,6 +262,12 @@ class MarathonState:
     def rollback(self, deployment: Deployment) -> Deployment:
         """DELETE /v2/deployments/{id}: a new deployment back to the state before it."""
         return self.deploy(deployment.app_id, copy.deepcopy(deployment.original), force=True)
+
+    def cancel(self, deployment: Deployment) -> None:
+        """Stop a deployment where it is, without a rollback (a forced change, or
+        DELETE /v2/deployments/{id}?force=true)."""
+        del self.deployments[deployment.id]
+        self.events.append(events.deployment_ended(self, deployment, self.now, succeeded=False))
 
     def seed(
         self,
@@ -257,6 +286,8 @@ class MarathonState:
             version_info.get("lastConfigChangeAt", version),
         )
         app.history[version] = app.snapshot()
+        replaced = self.apps.get(app.id)
+        self._count_service_ports(replaced.definition if replaced else None, definition)
         self.apps[app.id] = app
         self._touch_groups(app.id, version)
         if running:
@@ -264,6 +295,12 @@ class MarathonState:
             launched = self.now - self.timings.task_start_seconds - self.timings.health_seconds
             for _ in range(int(definition["instances"])):
                 self._launch(app, launched)
+            # Marathon told its event stream of these long ago.
+            for task in app.tasks:
+                task.announced_status, task.announced_healthy = (
+                    "TASK_RUNNING",
+                    task.healthy_at is not None,
+                )
         self._reconcile(app.id, self.now)
         return app
 
@@ -288,23 +325,30 @@ class MarathonState:
         slots = [(p, "port") for p in definition["portDefinitions"]] + [
             (m, "servicePort") for m in port_mappings(definition)
         ]
-        used: set[int] | None = None  # computed only when a port must be picked
-        candidates = itertools.count(SERVICE_PORT_MIN)
         for index, (holder, key) in enumerate(slots):
             if holder.get(key):
                 continue
             if index < len(before) and before[index]:
                 holder[key] = before[index]
                 continue
-            if used is None:
-                used = {
-                    port
-                    for app in self.apps.values()
-                    if app.id != definition["id"]
-                    for port in service_ports(app.definition)
-                }
-            holder[key] = next(p for p in candidates if p not in used)
-            used.add(holder[key])
+            holder[key] = self._free_service_port()
+
+    def _free_service_port(self) -> int:
+        """A port no stored app uses, never one handed out before."""
+        while self._service_port_users[self._next_service_port]:
+            self._next_service_port += 1
+        self._next_service_port += 1
+        return self._next_service_port - 1
+
+    def _count_service_ports(
+        self, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ) -> None:
+        """Keep the port counts in step as `after` is stored in place of `before` (None:
+        no app before, or none after)."""
+        if before is not None:
+            self._service_port_users.subtract(service_ports(before))
+        if after is not None:
+            self._service_port_users.update(service_ports(after))
 
     # -- the scheduler loop ------------------------------------------------------------
 
@@ -313,19 +357,40 @@ class MarathonState:
         if app is not None:
             self._expunge_failed(app, t)
             self._converge(app, t)
+            self._announce(app, t)
         for deployment in [d for d in self.deployments.values() if d.app_id == app_id]:
             if not self._goal_reached(app, t):
                 continue
             ends = deployment.started_at + self.timings.deploy_seconds
             if t >= ends:
                 del self.deployments[deployment.id]
+                self.finished_deployments.append(t)
+                self.events.append(
+                    events.deployment_step(self, deployment, t, "deployment_step_success")
+                )
+                self.events.append(events.deployment_ended(self, deployment, t, succeeded=True))
             else:
                 self._wake(ends, app_id)
+
+    def _announce(self, app: App, t: float) -> None:
+        """The status and health events of the app's tasks that changed by `t`."""
+        for task in app.tasks:
+            status = "TASK_RUNNING" if task.running(t) else "TASK_STAGING"
+            if status != task.announced_status:
+                task.announced_status = status
+                moment = task.running_at if task.running(t) else task.staged_at
+                self.events.append(events.status_update(self, task, status, moment))
+            if task.healthy_at is not None and task.healthy_at <= t and not task.announced_healthy:
+                task.announced_healthy = True
+                self.events.append(events.health_status_changed(self, task, True, task.healthy_at))
 
     def _expunge_failed(self, app: App, t: float) -> None:
         for task in [x for x in app.tasks if x.failed_at is not None and x.failed_at <= t]:
             app.tasks.remove(task)
             assert task.failed_at is not None
+            self.events.append(
+                events.status_update(self, task, "TASK_FAILED", task.failed_at, FAILURE_MESSAGE)
+            )
             app.last_failure = {
                 "appId": app.id,
                 "host": task.agent.host,
@@ -344,7 +409,7 @@ class MarathonState:
         instances = int(app.definition["instances"])
         current = [x for x in app.tasks if x.generation == app.generation]
         if len(current) > instances:
-            self._kill(app, self._kill_order(app, current)[: len(current) - instances])
+            self._kill(app, self._kill_order(app, current)[: len(current) - instances], t)
             current = [x for x in app.tasks if x.generation == app.generation]
         outdated = [x for x in app.tasks if x.generation != app.generation]
         if outdated:
@@ -354,7 +419,7 @@ class MarathonState:
             minimum = app.definition["upgradeStrategy"]["minimumHealthCapacity"]
             keep = max(0, capacity_to_keep(instances, minimum) - ready)
             if len(outdated) > keep:
-                self._kill(app, self._kill_order(app, outdated)[: len(outdated) - keep])
+                self._kill(app, self._kill_order(app, outdated)[: len(outdated) - keep], t)
         missing = instances - len(current)
         if missing <= 0:
             return
@@ -371,11 +436,11 @@ class MarathonState:
         ordered = [x for x in app.tasks if x.id in chosen]
         return ordered[::-1] if app.definition["killSelection"] == "YOUNGEST_FIRST" else ordered
 
-    @staticmethod
-    def _kill(app: App, tasks: list[Task]) -> None:
+    def _kill(self, app: App, tasks: list[Task], t: float) -> None:
         # Killed tasks vanish at once (TASK_KILLING is not simulated).
         for task in tasks:
             app.tasks.remove(task)
+            self.events.append(events.status_update(self, task, "TASK_KILLED", t))
 
     def _launch(self, app: App, t: float) -> None:
         definition = app.definition

@@ -36,7 +36,8 @@ def job_posts(metronome: MetronomeEmulator) -> list[dict[str, Any]]:
     return [
         r.body
         for r in metronome.mutating_requests()
-        if (r.method, r.path) == ("POST", "/v1/jobs") or (r.method == "PUT" and r.path.startswith("/v1/jobs/"))
+        if (r.method, r.path) == ("POST", "/v1/jobs")
+        or (r.method == "PUT" and r.path.startswith("/v1/jobs/"))
     ]
 
 
@@ -48,16 +49,34 @@ def test_a_jobs_output_file_feeds_a_later_deploy(
 ) -> None:
     metronome.script("ci.version", stdout="computing the version\n", files={"result.json": RESULT})
     job_result = tmp_path / "job.json"
-    ran = run_job(metronome, "--job-id", "ci.version", "--cmd", "./version.sh > result.json",
-                  "--output-file", "result.json", "--output", str(job_result))
+    ran = run_job(
+        metronome,
+        "--job-id",
+        "ci.version",
+        "--cmd",
+        "./version.sh > result.json",
+        "--output-file",
+        "result.json",
+        "--output",
+        str(job_result),
+    )
     assert ran.code == 0, ran
     job = json.loads(job_result.read_text())
     assert job["outputs"] == {"version": "1.2.3", "ok": True}
     assert (job["job_id"], job["job_status"], job["exit_code"]) == ("ci.version", "SUCCESS", 0)
     assert job["run_id"]
 
-    deployed = treadle("deploy", "--app", "web", "--context", str(job_result),
-                       "--image", "repo:{{ outputs.version }}", "--marathon-url", marathon.url)
+    deployed = treadle(
+        "deploy",
+        "--app",
+        "web",
+        "--context",
+        str(job_result),
+        "--image",
+        "repo:{{ outputs.version }}",
+        "--marathon-url",
+        marathon.url,
+    )
     assert deployed.code == 0, deployed
     assert marathon.app("/web-v000")["container"]["docker"]["image"] == "repo:1.2.3"
 
@@ -68,10 +87,18 @@ def test_a_properties_file_and_log_lines_become_outputs(metronome: MetronomeEmul
         stdout='building\nTREADLE_OUTPUT image=web:7\nTREADLE_OUTPUT_JSON {"size": 3, "tags": ["a"]}\ndone\n',
         files={"build.properties": b"# written by the build\nversion = 2.0\napp.name: web\n"},
     )
-    outcome = run_job(metronome, "--job-id", "ci.build", "--cmd", "make", "--output-file", "build.properties")
+    outcome = run_job(
+        metronome, "--job-id", "ci.build", "--cmd", "make", "--output-file", "build.properties"
+    )
     assert outcome.code == 0, outcome
     assert outcome.result is not None
-    assert outcome.result["outputs"] == {"image": "web:7", "size": 3, "tags": ["a"], "version": "2.0", "app.name": "web"}
+    assert outcome.result["outputs"] == {
+        "image": "web:7",
+        "size": 3,
+        "tags": ["a"],
+        "version": "2.0",
+        "app.name": "web",
+    }
 
 
 def test_the_log_streams_to_stderr_while_the_job_runs(metronome: MetronomeEmulator) -> None:
@@ -84,8 +111,26 @@ def test_the_log_streams_to_stderr_while_the_job_runs(metronome: MetronomeEmulat
     progress = outcome.stderr.splitlines()
     assert progress.index(f"run {outcome.result['run_id']}: ACTIVE") < progress.index("| step 0")  # type: ignore[index]
     assert progress.index("| step 19") < progress.index(f"run {outcome.result['run_id']}: SUCCESS")  # type: ignore[index]
-    offsets = {int(r.param("offset") or 0) for r in metronome.requests if r.path.endswith("/files/read")}
-    assert len(offsets - {0}) >= 2, "the log is read in parts while the job runs, not once at the end"
+    offsets = {
+        int(r.param("offset") or 0) for r in metronome.requests if r.path.endswith("/files/read")
+    }
+    assert len(offsets - {0}) >= 2, (
+        "the log is read in parts while the job runs, not once at the end"
+    )
+
+
+def test_a_log_that_fits_one_read_costs_one_read_per_look(metronome: MetronomeEmulator) -> None:
+    metronome.script("ci.steps", stdout="".join(f"step {n}\n" for n in range(20)), seconds=0.6)
+    outcome = run_job(metronome, "--job-id", "ci.steps", "--cmd", "./steps.sh")
+    assert outcome.code == 0, outcome
+    reads = [
+        r
+        for r in metronome.requests
+        if r.path.endswith("/files/read") and r.param("offset") != "-1"
+    ]
+    looks = [r for r in metronome.requests if r.method == "GET" and "/runs/" in r.path]
+    assert reads and all(r.param("length") == "65536" for r in reads)
+    assert len(reads) <= len(looks) + 1, "the log was read again to find its end"
 
 
 def test_a_log_larger_than_one_mesos_read_arrives_whole(metronome: MetronomeEmulator) -> None:
@@ -95,32 +140,66 @@ def test_a_log_larger_than_one_mesos_read_arrives_whole(metronome: MetronomeEmul
     outcome = run_job(metronome, "--job-id", "ci.big", "--cmd", "./big.sh")
     assert outcome.code == 0, outcome
     assert outcome.result is not None and outcome.result["outputs"] == {"last": "yes"}
-    streamed = "".join(line[2:] + "\n" for line in outcome.stderr.splitlines() if line.startswith("| "))
+    streamed = "".join(
+        line[2:] + "\n" for line in outcome.stderr.splitlines() if line.startswith("| ")
+    )
     assert streamed == text + "TREADLE_OUTPUT last=yes\n"
 
 
-def test_outputs_reach_github_outputs_and_dotenv(metronome: MetronomeEmulator, tmp_path: Path) -> None:
+def test_outputs_reach_github_outputs_and_dotenv(
+    metronome: MetronomeEmulator, tmp_path: Path
+) -> None:
     """One level of nesting is flattened: `outputs_version` (GitHub), `TREADLE_OUTPUTS_VERSION`
     (GitLab); names GitLab would refuse (`app.name`) become `_`."""
-    metronome.script("ci.version", files={"result.json": b'{"version": "1.2.3", "ok": true, "app.name": "web", "image": {"tag": "x"}}'})
+    metronome.script(
+        "ci.version",
+        files={
+            "result.json": b'{"version": "1.2.3", "ok": true, "app.name": "web", "image": {"tag": "x"}}'
+        },
+    )
     github, dotenv = tmp_path / "github_output", tmp_path / "job.env"
-    outcome = run_job(metronome, "--job-id", "ci.version", "--cmd", "./v.sh", "--output-file", "result.json",
-                      "--dotenv", str(dotenv), env={"GITHUB_OUTPUT": str(github)})
+    outcome = run_job(
+        metronome,
+        "--job-id",
+        "ci.version",
+        "--cmd",
+        "./v.sh",
+        "--output-file",
+        "result.json",
+        "--dotenv",
+        str(dotenv),
+        env={"GITHUB_OUTPUT": str(github)},
+    )
     assert outcome.code == 0, outcome
     outputs = github.read_text().splitlines()
-    assert {"outputs_version=1.2.3", "outputs_ok=true", "job_status=SUCCESS", "exit_code=0"} <= set(outputs)
+    assert {"outputs_version=1.2.3", "outputs_ok=true", "job_status=SUCCESS", "exit_code=0"} <= set(
+        outputs
+    )
     variables = dotenv.read_text().splitlines()
-    assert {"TREADLE_OUTPUTS_VERSION=1.2.3", "TREADLE_OUTPUTS_OK=true", "TREADLE_OUTPUTS_APP_NAME=web"} <= set(variables)
-    assert not any(v.startswith("TREADLE_OUTPUTS_IMAGE") for v in variables), "one level only: the JSON has the rest"
+    assert {
+        "TREADLE_OUTPUTS_VERSION=1.2.3",
+        "TREADLE_OUTPUTS_OK=true",
+        "TREADLE_OUTPUTS_APP_NAME=web",
+    } <= set(variables)
+    assert not any(v.startswith("TREADLE_OUTPUTS_IMAGE") for v in variables), (
+        "one level only: the JSON has the rest"
+    )
 
 
 # -- failures ------------------------------------------------------------------------------
 
 
-def test_a_failing_job_is_exit_1_with_its_reason_and_the_tail_of_its_log(metronome: MetronomeEmulator) -> None:
-    metronome.script("ci.migrate", stdout="".join(f"migration {n}\n" for n in range(30)) + "error: table locked\n",
-                     exit_code=3)
-    outcome = run_job(metronome, "--job-id", "ci.migrate", "--cmd", "./migrate.sh", "--output-file", "result.json")
+def test_a_failing_job_is_exit_1_with_its_reason_and_the_tail_of_its_log(
+    metronome: MetronomeEmulator,
+) -> None:
+    metronome.script(
+        "ci.migrate",
+        stdout="".join(f"migration {n}\n" for n in range(30)) + "error: table locked\n",
+        exit_code=3,
+    )
+    outcome = run_job(
+        metronome, "--job-id", "ci.migrate", "--cmd", "./migrate.sh", "--output-file", "result.json"
+    )
     assert outcome.code == 1, outcome
     assert outcome.result is not None
     assert (outcome.result["job_status"], outcome.result["exit_code"]) == ("FAILED", 3)
@@ -145,23 +224,43 @@ def test_a_job_still_running_at_the_timeout_is_stopped(metronome: MetronomeEmula
 
 def test_a_missing_output_file_is_a_clear_failure(metronome: MetronomeEmulator) -> None:
     metronome.script("ci.forgetful", stdout="did the work\n")
-    outcome = run_job(metronome, "--job-id", "ci.forgetful", "--cmd", "true", "--output-file", "out/result.json")
+    outcome = run_job(
+        metronome, "--job-id", "ci.forgetful", "--cmd", "true", "--output-file", "out/result.json"
+    )
     assert outcome.code == 1, outcome
-    assert outcome.error_lines == ["error: the job succeeded but wrote no output file out/result.json"]
+    assert outcome.error_lines == [
+        "error: the job succeeded but wrote no output file out/result.json"
+    ]
     assert "Traceback" not in outcome.stderr
 
 
-def test_an_output_file_that_is_not_json_nor_properties_text_is_a_clear_failure(metronome: MetronomeEmulator) -> None:
+def test_an_output_file_that_is_not_json_nor_properties_text_is_a_clear_failure(
+    metronome: MetronomeEmulator,
+) -> None:
     metronome.script("ci.json", files={"result.json": b'{"version": '})
-    outcome = run_job(metronome, "--job-id", "ci.json", "--cmd", "true", "--output-file", "/mnt/mesos/sandbox/result.json")
+    outcome = run_job(
+        metronome,
+        "--job-id",
+        "ci.json",
+        "--cmd",
+        "true",
+        "--output-file",
+        "/mnt/mesos/sandbox/result.json",
+    )
     assert outcome.code == 1, outcome
     assert "output file /mnt/mesos/sandbox/result.json: invalid JSON" in outcome.stderr
 
 
-def test_a_sandbox_dcos_refuses_fails_the_output_file_and_names_it(metronome: MetronomeEmulator) -> None:
+def test_a_sandbox_dcos_refuses_fails_the_output_file_and_names_it(
+    metronome: MetronomeEmulator,
+) -> None:
     metronome.script("ci.version", stdout="hi\n", files={"result.json": RESULT})
-    metronome.faults.append(lambda r: html_page(403, "Forbidden") if r.path.startswith(("/mesos", "/agent")) else None)
-    outcome = run_job(metronome, "--job-id", "ci.version", "--cmd", "true", "--output-file", "result.json")
+    metronome.faults.append(
+        lambda r: html_page(403, "Forbidden") if r.path.startswith(("/mesos", "/agent")) else None
+    )
+    outcome = run_job(
+        metronome, "--job-id", "ci.version", "--cmd", "true", "--output-file", "result.json"
+    )
     assert outcome.code == 1, outcome
     assert outcome.error_lines == [
         "error: cannot read the output file result.json from the job's sandbox: DC/OS at "
@@ -173,7 +272,9 @@ def test_a_sandbox_dcos_refuses_fails_the_output_file_and_names_it(metronome: Me
 # -- the job definition ------------------------------------------------------------------
 
 
-def test_a_spec_with_placeholders_and_flags_laid_over_it(metronome: MetronomeEmulator, tmp_path: Path) -> None:
+def test_a_spec_with_placeholders_and_flags_laid_over_it(
+    metronome: MetronomeEmulator, tmp_path: Path
+) -> None:
     spec = tmp_path / "job.yaml"
     spec.write_text(
         "id: ci.migrate\n"
@@ -187,9 +288,22 @@ def test_a_spec_with_placeholders_and_flags_laid_over_it(metronome: MetronomeEmu
         "  docker: {image: 'registry.example/migrate:old', forcePullImage: true}\n"
     )
     build = tmp_path / "build.json"
-    build.write_text(json.dumps({"team": "data", "db": "postgres://db.example/app", "version": "4"}))
-    outcome = run_job(metronome, "--spec", str(spec), "--context", f"build={build}",
-                      "--image", "registry.example/migrate:{{ build.version }}", "--env", "LEVEL=debug", "--cpus", "0.5")
+    build.write_text(
+        json.dumps({"team": "data", "db": "postgres://db.example/app", "version": "4"})
+    )
+    outcome = run_job(
+        metronome,
+        "--spec",
+        str(spec),
+        "--context",
+        f"build={build}",
+        "--image",
+        "registry.example/migrate:{{ build.version }}",
+        "--env",
+        "LEVEL=debug",
+        "--cpus",
+        "0.5",
+    )
     assert outcome.code == 0, outcome
     assert "the spec's schedules are not sent" in outcome.stderr
     [sent] = job_posts(metronome)
@@ -207,7 +321,9 @@ def test_a_spec_with_placeholders_and_flags_laid_over_it(metronome: MetronomeEmu
 
 def test_an_existing_job_is_updated_then_run(metronome: MetronomeEmulator) -> None:
     first = run_job(metronome, "--job-id", "ci.report", "--cmd", "./report.sh --old")
-    second = run_job(metronome, "--job-id", "ci.report", "--cmd", "./report.sh --new", "--mem", "64")
+    second = run_job(
+        metronome, "--job-id", "ci.report", "--cmd", "./report.sh --new", "--mem", "64"
+    )
     assert first.code == 0 and second.code == 0, second
     assert "updated job ci.report" in second.stderr
     job = metronome.job("ci.report")
@@ -250,14 +366,27 @@ BAD_INPUT = {
     "cpus not a number": ["--job-id", "ci.x", "--cmd", "true", "--cpus", "lots"],
     "zero cpus": ["--job-id", "ci.x", "--cmd", "true", "--cpus", "0"],
     "mem below Metronome's minimum": ["--job-id", "ci.x", "--cmd", "true", "--mem", "16"],
-    "output file outside the sandbox": ["--job-id", "ci.x", "--cmd", "true", "--output-file", "/tmp/result.json"],
+    "output file outside the sandbox": [
+        "--job-id",
+        "ci.x",
+        "--cmd",
+        "true",
+        "--output-file",
+        "/tmp/result.json",
+    ],
 }
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INPUT))
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(case: str, metronome: MetronomeEmulator, tmp_path: Path) -> None:
-    (tmp_path / "unknown.json").write_text(json.dumps({"id": "ci.x", "run": {"cmd": "true"}, "schedule": []}))
-    (tmp_path / "unknown-run.json").write_text(json.dumps({"id": "ci.x", "run": {"cmd": "true", "instances": 2}}))
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    case: str, metronome: MetronomeEmulator, tmp_path: Path
+) -> None:
+    (tmp_path / "unknown.json").write_text(
+        json.dumps({"id": "ci.x", "run": {"cmd": "true"}, "schedule": []})
+    )
+    (tmp_path / "unknown-run.json").write_text(
+        json.dumps({"id": "ci.x", "run": {"cmd": "true", "instances": 2}})
+    )
     files = {"{unknown}": "unknown.json", "{unknown-run}": "unknown-run.json"}
     args = [str(tmp_path / files[a]) if a in files else a for a in BAD_INPUT[case]]
     outcome = run_job(metronome, *args)
@@ -269,7 +398,9 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(case: str, metronome: 
 
 def test_unknown_spec_fields_are_named(metronome: MetronomeEmulator, tmp_path: Path) -> None:
     spec = tmp_path / "job.json"
-    spec.write_text(json.dumps({"id": "ci.x", "instances": 2, "run": {"cmd": "true", "healthChecks": []}}))
+    spec.write_text(
+        json.dumps({"id": "ci.x", "instances": 2, "run": {"cmd": "true", "healthChecks": []}})
+    )
     outcome = run_job(metronome, "--spec", str(spec))
     assert "the spec has fields Metronome does not accept: 'instances'" in outcome.stderr
 
@@ -279,7 +410,9 @@ def test_unknown_spec_fields_are_named(metronome: MetronomeEmulator, tmp_path: P
 
 def test_only_a_metronome_url_runs_the_job_without_its_log(metronome: MetronomeEmulator) -> None:
     metronome.script("ci.quiet", stdout="TREADLE_OUTPUT seen=yes\n")
-    outcome = treadle("run-job", "--job-id", "ci.quiet", "--cmd", "true", "--metronome-url", metronome.url)
+    outcome = treadle(
+        "run-job", "--job-id", "ci.quiet", "--cmd", "true", "--metronome-url", metronome.url
+    )
     assert outcome.code == 0, outcome
     assert "warning: the job's log is not streamed" in outcome.stderr
     assert outcome.result is not None and outcome.result["outputs"] == {}
@@ -288,28 +421,54 @@ def test_only_a_metronome_url_runs_the_job_without_its_log(metronome: MetronomeE
 
 def test_a_metronome_url_under_admin_router_finds_the_sandbox(metronome: MetronomeEmulator) -> None:
     metronome.script("ci.version", files={"result.json": RESULT})
-    outcome = treadle("run-job", "--job-id", "ci.version", "--cmd", "true", "--output-file", "result.json",
-                      "--metronome-url", metronome.url + "/service/metronome/")
+    outcome = treadle(
+        "run-job",
+        "--job-id",
+        "ci.version",
+        "--cmd",
+        "true",
+        "--output-file",
+        "result.json",
+        "--metronome-url",
+        metronome.url + "/service/metronome/",
+    )
     assert outcome.code == 0, outcome
     assert outcome.result is not None and outcome.result["outputs"]["version"] == "1.2.3"
 
 
-def test_an_output_file_without_a_dcos_url_is_exit_2_before_anything_runs(metronome: MetronomeEmulator) -> None:
-    outcome = treadle("run-job", "--job-id", "ci.x", "--cmd", "true", "--output-file", "result.json",
-                      "--metronome-url", metronome.url)
+def test_an_output_file_without_a_dcos_url_is_exit_2_before_anything_runs(
+    metronome: MetronomeEmulator,
+) -> None:
+    outcome = treadle(
+        "run-job",
+        "--job-id",
+        "ci.x",
+        "--cmd",
+        "true",
+        "--output-file",
+        "result.json",
+        "--metronome-url",
+        metronome.url,
+    )
     assert outcome.code == 2, outcome
     assert "give --dcos-url" in outcome.stderr
     assert metronome.mutating_requests() == []
 
 
 def test_server_groups_still_need_a_marathon_url(metronome: MetronomeEmulator) -> None:
-    outcome = treadle("deploy", "--app", "web", "--image", "web:1", "--metronome-url", metronome.url)
+    outcome = treadle(
+        "deploy", "--app", "web", "--image", "web:1", "--metronome-url", metronome.url
+    )
     assert outcome.code == 2, outcome
-    assert outcome.error_lines == ["error: server groups live in Marathon: give --marathon-url or --dcos-url"]
+    assert outcome.error_lines == [
+        "error: server groups live in Marathon: give --marathon-url or --dcos-url"
+    ]
 
 
 def test_run_job_needs_a_metronome_url(marathon: MarathonEmulator) -> None:
-    outcome = treadle("run-job", "--job-id", "ci.x", "--cmd", "true", "--marathon-url", marathon.url)
+    outcome = treadle(
+        "run-job", "--job-id", "ci.x", "--cmd", "true", "--marathon-url", marathon.url
+    )
     assert outcome.code == 2, outcome
     assert "give --metronome-url or --dcos-url" in outcome.stderr
 
@@ -317,24 +476,51 @@ def test_run_job_needs_a_metronome_url(marathon: MarathonEmulator) -> None:
 @pytest.mark.parametrize(
     ("connection", "marathon", "metronome", "root"),
     [
-        (Connection(dcos_url="https://dcos.example/"), "https://dcos.example/service/marathon",
-         "https://dcos.example/service/metronome", "https://dcos.example"),
-        (Connection(metronome_url="https://dcos.example/service/metronome"), None,
-         "https://dcos.example/service/metronome", "https://dcos.example"),
-        (Connection(metronome_url="http://metronome.example:9000"), None, "http://metronome.example:9000", None),
-        (Connection(marathon_url="https://m.example:8443", dcos_url="https://dcos.example"), "https://m.example:8443",
-         "https://dcos.example/service/metronome", "https://dcos.example"),
+        (
+            Connection(dcos_url="https://dcos.example/"),
+            "https://dcos.example/service/marathon",
+            "https://dcos.example/service/metronome",
+            "https://dcos.example",
+        ),
+        (
+            Connection(metronome_url="https://dcos.example/service/metronome"),
+            None,
+            "https://dcos.example/service/metronome",
+            "https://dcos.example",
+        ),
+        (
+            Connection(metronome_url="http://metronome.example:9000"),
+            None,
+            "http://metronome.example:9000",
+            None,
+        ),
+        (
+            Connection(marathon_url="https://m.example:8443", dcos_url="https://dcos.example"),
+            "https://m.example:8443",
+            "https://dcos.example/service/metronome",
+            "https://dcos.example",
+        ),
     ],
 )
-def test_where_the_services_are(connection: Connection, marathon: str | None, metronome: str | None, root: str | None) -> None:
+def test_where_the_services_are(
+    connection: Connection, marathon: str | None, metronome: str | None, root: str | None
+) -> None:
     assert Urls.of(connection) == Urls(marathon, metronome, root)
 
 
 def test_a_token_reaches_metronome_and_mesos_behind_admin_router() -> None:
     with MetronomeEmulator(**FAST_JOBS, auth=Token("s3cret-token"), admin_router=True) as emu:
         emu.script("ci.version", stdout="hi\n", files={"result.json": RESULT})
-        ok = run_job(emu, "--job-id", "ci.version", "--cmd", "true", "--output-file", "result.json",
-                     env={"DCOS_ACS_TOKEN": "s3cret-token"})
+        ok = run_job(
+            emu,
+            "--job-id",
+            "ci.version",
+            "--cmd",
+            "true",
+            "--output-file",
+            "result.json",
+            env={"DCOS_ACS_TOKEN": "s3cret-token"},
+        )
         assert {r.headers.get("authorization") for r in emu.requests} == {"token=s3cret-token"}
         assert any(r.path.startswith("/agent/") for r in emu.requests)
         refused = run_job(emu, "--job-id", "ci.version", "--cmd", "true", "--token", "wrong-token")
@@ -347,10 +533,23 @@ def test_a_token_reaches_metronome_and_mesos_behind_admin_router() -> None:
 
 def test_a_service_account_logs_in_once_for_metronome_and_mesos(tmp_path: Path) -> None:
     key, public = rsa_key(tmp_path)
-    with MetronomeEmulator(**FAST_JOBS, auth=ServiceAccount(uid="ci", public_key_pem=public)) as emu:
+    with MetronomeEmulator(
+        **FAST_JOBS, auth=ServiceAccount(uid="ci", public_key_pem=public)
+    ) as emu:
         emu.script("ci.version", stdout="hi\n", files={"result.json": RESULT})
-        outcome = run_job(emu, "--job-id", "ci.version", "--cmd", "true", "--output-file", "result.json",
-                          "--service-account-uid", "ci", "--service-account-key", str(key))
+        outcome = run_job(
+            emu,
+            "--job-id",
+            "ci.version",
+            "--cmd",
+            "true",
+            "--output-file",
+            "result.json",
+            "--service-account-uid",
+            "ci",
+            "--service-account-key",
+            str(key),
+        )
         logins = [r for r in emu.requests if r.path == "/acs/api/v1/auth/login"]
     assert outcome.code == 0, outcome
     assert len(logins) == 1
@@ -361,7 +560,9 @@ def test_transient_metronome_faults_are_retried(metronome: MetronomeEmulator) ->
     unavailable = iter(range(2))
 
     def leader_election(request: Request) -> Response | None:
-        if (request.method, request.path) == ("POST", "/v1/jobs") and next(unavailable, None) is not None:
+        if (request.method, request.path) == ("POST", "/v1/jobs") and next(
+            unavailable, None
+        ) is not None:
             return Response(503, None)
         return None
 
@@ -379,10 +580,28 @@ def test_every_definition_treadle_sends_validates_against_metronomes_schema(
 ) -> None:
     validate = job_definition_validator(shared_data)
     spec = tmp_path / "job.json"
-    spec.write_text(json.dumps({"id": "ci.spec", "run": {"ucr": {"image": {"id": "old"}}, "cpus": 1, "mem": 64, "disk": 10}}))
+    spec.write_text(
+        json.dumps(
+            {
+                "id": "ci.spec",
+                "run": {"ucr": {"image": {"id": "old"}}, "cpus": 1, "mem": 64, "disk": 10},
+            }
+        )
+    )
     runs = [
         ["--job-id", "ci.cmd", "--cmd", "echo hi"],
-        ["--job-id", "ci.image", "--image", "busybox:1", "--env", "A=1", "--cpus", "0.25", "--mem", "32"],
+        [
+            "--job-id",
+            "ci.image",
+            "--image",
+            "busybox:1",
+            "--env",
+            "A=1",
+            "--cpus",
+            "0.25",
+            "--mem",
+            "32",
+        ],
         ["--spec", str(spec), "--image", "busybox:2", "--cmd", "true"],
         ["--job-id", "ci.cmd", "--cmd", "echo again"],
     ]
@@ -398,9 +617,13 @@ def test_every_definition_treadle_sends_validates_against_metronomes_schema(
 def test_the_provider_reads_a_whole_log_from_any_offset(metronome: MetronomeEmulator) -> None:
     text = "ünïcödé line\n" * 10000
     metronome.script("ci.log", stdout=text, seconds=0.05)
-    provider = MarathonProvider(Connection(dcos_url=metronome.dcos_url), deadline=Deadline(30), console=Console())
+    provider = MarathonProvider(
+        Connection(dcos_url=metronome.dcos_url), deadline=Deadline(30), console=Console()
+    )
     try:
-        definition = provider.job_definition(JobRequest("ci.log", None, "./log.sh", {}, None, None, None, {}))
+        definition = provider.job_definition(
+            JobRequest("ci.log", None, "./log.sh", {}, None, None, None, {})
+        )
         run = provider.start_job(definition)
         while not provider.job_status(run).finished:
             time.sleep(0.02)

@@ -9,10 +9,14 @@ selection, strategies, guards, waiting, rollback) lives once, above this seam.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from treadle.naming import Cluster, ServerGroupName, try_parse_server_group
+
+if TYPE_CHECKING:
+    from treadle.waiting import Wakeup
 
 # Labels on everything treadle creates, so anyone can see where it came from.
 LABEL_PREFIX = "treadle."
@@ -154,6 +158,16 @@ class Provider(Protocol):
         """Its state now, read afresh (desired is its current size, not `group`'s)."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Watching(Protocol):
+    """A provider that hears of changes as they happen (an event stream), so that a wait
+    checks again as soon as something happens instead of at its next poll. Optional: a
+    provider without it is polled."""
+
+    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup]:
+        """While inside, the wakeup brings news of `group`."""
 
 
 def server_group_labels(name: ServerGroupName, version: str, created_at: str) -> dict[str, str]:

@@ -3,14 +3,15 @@ the traffic guard, and waiting for a server group to settle."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from treadle.console import Console
 from treadle.errors import InputError, NotFound, Refused, StageFailed
 from treadle.naming import Cluster, parse_cluster, parse_server_group
-from treadle.providers.base import Health, Provider, ServerGroup
-from treadle.waiting import Deadline, wait_for
+from treadle.providers.base import Health, Provider, ServerGroup, Watching
+from treadle.waiting import Deadline, Wakeup, wait_for
 
 TARGETS = ("newest", "previous", "oldest", "largest")
 
@@ -42,6 +43,11 @@ def age_key(group: ServerGroup) -> tuple[str, int]:
 def of_cluster(groups: Iterable[ServerGroup], cluster: Cluster) -> list[ServerGroup]:
     """A cluster's server groups, newest first."""
     return sorted((g for g in groups if g.cluster == cluster), key=age_key, reverse=True)
+
+
+def cluster_groups(rt: Runtime, region: str, cluster: Cluster) -> list[ServerGroup]:
+    """A cluster's server groups in a region, newest first."""
+    return of_cluster(rt.provider.server_groups(region), cluster)
 
 
 def pick(groups: list[ServerGroup], target: str) -> ServerGroup | None:
@@ -95,12 +101,11 @@ class Selector:
     def find(self, rt: Runtime) -> tuple[ServerGroup | None, list[ServerGroup]]:
         """The selected group (None when there is none) and its cluster's groups, newest
         first."""
-        groups = rt.provider.server_groups(self.region)
         if self.server_group:
             cluster = parse_server_group(self.server_group).cluster
-            siblings = of_cluster(groups, cluster)
+            siblings = cluster_groups(rt, self.region, cluster)
             return next((g for g in siblings if g.name == self.server_group), None), siblings
-        siblings = of_cluster(groups, parse_cluster(self.cluster or ""))
+        siblings = cluster_groups(rt, self.region, parse_cluster(self.cluster or ""))
         return pick(siblings, self.target or ""), siblings
 
     def require(self, rt: Runtime) -> tuple[ServerGroup, list[ServerGroup]]:
@@ -131,6 +136,13 @@ def refetch(rt: Runtime, group: ServerGroup) -> ServerGroup:
     return current
 
 
+def watching(rt: Runtime, group: ServerGroup) -> contextlib.AbstractContextManager[Wakeup | None]:
+    """The provider's news of `group` while a wait runs, where it has any."""
+    if isinstance(rt.provider, Watching):
+        return rt.provider.watch(group)
+    return contextlib.nullcontext()
+
+
 def wait_healthy(rt: Runtime, group: ServerGroup, label: str | None = None) -> Health:
     """Wait until every instance runs the group's definition and passes its checks."""
     if not rt.wait:
@@ -143,27 +155,31 @@ def wait_healthy(rt: Runtime, group: ServerGroup, label: str | None = None) -> H
             raise StageFailed(f"{name} cannot become healthy: {health.failure}")
         return health
 
-    return wait_for(
-        check,
-        lambda h: h.ok,
-        deadline=rt.deadline,
-        describe=lambda h: f"{name}: {h.describe()}",
-        what=name,
-        log=rt.console.info,
-    )
+    with rt.console.section(f"waiting for {name}"), watching(rt, group) as wakeup:
+        return wait_for(
+            check,
+            lambda h: h.ok,
+            deadline=rt.deadline,
+            describe=lambda h: h.describe(),
+            what=name,
+            log=rt.console.info,
+            wakeup=wakeup,
+        )
 
 
 def wait_gone(rt: Runtime, group: ServerGroup) -> None:
     if not rt.wait:
         return
-    wait_for(
-        lambda: rt.provider.server_group(group.region, group.name),
-        lambda g: g is None,
-        deadline=rt.deadline,
-        describe=lambda g: f"{group.name}: {'gone' if g is None else 'being removed'}",
-        what=f"destroying {group.name}",
-        log=rt.console.info,
-    )
+    with rt.console.section(f"waiting until {group.name} is gone"), watching(rt, group) as wakeup:
+        wait_for(
+            lambda: rt.provider.server_group(group.region, group.name),
+            lambda g: g is None,
+            deadline=rt.deadline,
+            describe=lambda g: "gone" if g is None else "being removed",
+            what=group.name,
+            log=rt.console.info,
+            wakeup=wakeup,
+        )
 
 
 def group_fields(group: ServerGroup) -> dict[str, object]:

@@ -28,8 +28,8 @@ from treadle.providers.base import (
 from treadle.stages.common import (
     Runtime,
     age_key,
+    cluster_groups,
     endpoint_fields,
-    of_cluster,
     refetch,
     wait_gone,
     wait_healthy,
@@ -164,7 +164,7 @@ def combine(per_region: list[dict[str, object]]) -> dict[str, object]:
 
 
 def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
-    existing = of_cluster(rt.provider.server_groups(region), request.cluster)
+    existing = cluster_groups(rt, region, request.cluster)
     adopted = next((g for g in existing if is_earlier_attempt(g, request)), None)
     if adopted is not None:
         rt.console.info(
@@ -179,9 +179,7 @@ def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
     instances = request.instances
     if instances is None:
         instances = previous.instances if previous else 1
-    created_at = (
-        datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
+    created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     rolling = request.strategy == "rolling-red-black"
     definition = rt.provider.definition(
         NewServerGroup(

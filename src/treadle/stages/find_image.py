@@ -9,7 +9,7 @@ from treadle.errors import InputError, NotFound, Refused
 from treadle.images import ImageRef
 from treadle.naming import parse_cluster
 from treadle.providers.base import ServerGroup
-from treadle.stages.common import Runtime, age_key, endpoint_fields, of_cluster
+from treadle.stages.common import Runtime, age_key, cluster_groups, endpoint_fields
 
 SELECTIONS = ("newest", "oldest", "largest", "fail")
 
@@ -39,7 +39,7 @@ def run(rt: Runtime, query: Query) -> dict[str, object]:
     for region in dict.fromkeys(regions):
         candidates += [
             g
-            for g in of_cluster(rt.provider.server_groups(region), cluster)
+            for g in cluster_groups(rt, region, cluster)
             if (g.enabled or query.include_disabled)
             and g.image
             and (pattern is None or pattern.search(g.image))

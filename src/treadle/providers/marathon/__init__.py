@@ -5,7 +5,8 @@ cluster's Metronome (treadle.providers.marathon.metronome)."""
 from __future__ import annotations
 
 import functools
-from datetime import datetime, timezone
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -25,14 +26,17 @@ from treadle.providers.base import (
 from treadle.providers.marathon import apps
 from treadle.providers.marathon.client import MarathonClient
 from treadle.providers.marathon.dcos import Session
+from treadle.providers.marathon.events import EventStream
 from treadle.providers.marathon.metronome import MetronomeJobs
 from treadle.providers.marathon.sandbox import Sandbox
-from treadle.waiting import Deadline
+from treadle.waiting import Deadline, Wakeup
 
 # Tasks of the current version that failed since the stage began before it gives up
 # (Marathon itself would keep relaunching them with backoff).
 FAILURES_BEFORE_GIVING_UP = 3
-HEALTH_EMBEDS = [("embed", e) for e in ("app.tasks", "app.counts", "app.deployments", "app.lastTaskFailure")]
+HEALTH_EMBEDS = [
+    ("embed", e) for e in ("app.tasks", "app.counts", "app.deployments", "app.lastTaskFailure")
+]
 
 __all__ = ["MarathonProvider"]
 
@@ -49,7 +53,9 @@ class MarathonProvider:
             Sandbox(self.session.client(urls.root, "DC/OS")) if urls.root else None,
             console,
         )
-        self.started_at = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        self.started_at = (
+            datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        )
         # Failed task ids of each app seen since the stage began.
         self._failures: dict[str, set[str]] = {}
         # Apps this stage created: a deployment left on one of them is this stage's own
@@ -63,8 +69,18 @@ class MarathonProvider:
             raise InputError("server groups live in Marathon: give --marathon-url or --dcos-url")
         return self.session.client(self.session.urls.marathon, "Marathon")
 
+    @functools.cached_property
+    def events(self) -> EventStream:
+        """Marathon's event stream, followed from the first wait on."""
+        return EventStream(self.client, self.session.console)
+
     def close(self) -> None:
+        if "events" in self.__dict__:
+            self.events.close()
         self.session.close()
+
+    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup]:
+        return self.events.watching(group.id or apps.app_id(group.region, group.name))
 
     def check_region(self, region: str) -> str:
         return apps.check_region(region)
@@ -103,7 +119,9 @@ class MarathonProvider:
         return created
 
     def _app(self, group: ServerGroup) -> dict[str, Any]:
-        answer = self.client.get(self._path(group.id or apps.app_id(group.region, group.name)), missing_ok=True)
+        answer = self.client.get(
+            self._path(group.id or apps.app_id(group.region, group.name)), missing_ok=True
+        )
         if not answer:
             raise StageFailed(f"{group.name} no longer exists in {group.region}")
         app: dict[str, Any] = answer["app"]
@@ -131,7 +149,9 @@ class MarathonProvider:
         self._update(group, body)
 
     def destroy(self, group: ServerGroup) -> None:
-        self.client.request("DELETE", self._path(group.id or apps.app_id(group.region, group.name)), missing_ok=True)
+        self.client.request(
+            "DELETE", self._path(group.id or apps.app_id(group.region, group.name)), missing_ok=True
+        )
 
     def health(self, group: ServerGroup) -> Health:
         path = self._path(group.id or apps.app_id(group.region, group.name))
@@ -140,7 +160,9 @@ class MarathonProvider:
             raise StageFailed(f"{group.name} no longer exists in {group.region}")
         app = answer["app"]
         desired = int(app.get("instances") or 0)
-        config = (app.get("versionInfo") or {}).get("lastConfigChangeAt") or app.get("version") or ""
+        config = (
+            (app.get("versionInfo") or {}).get("lastConfigChangeAt") or app.get("version") or ""
+        )
         tasks = app.get("tasks") or []
         current = [t for t in tasks if str(t.get("version") or "") >= config]
         running = [t for t in current if t.get("state", "TASK_RUNNING") == "TASK_RUNNING"]

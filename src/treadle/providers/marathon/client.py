@@ -8,8 +8,10 @@ at all is a wrong URL far more often than a blip, so that fails fast with exit 4
 
 from __future__ import annotations
 
+import contextlib
 import random
 import ssl
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +31,9 @@ from treadle.waiting import Deadline, pause
 RETRY_STATUS = {502, 503, 504}
 FIRST_CONTACT_ATTEMPTS = 3
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# Marathon's event stream sends a heartbeat every 10 s (Jetty's EventSource): a minute of
+# silence means the connection is gone.
+STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=60.0)
 
 
 def check_url(url: str, flag: str) -> str:
@@ -36,7 +41,7 @@ def check_url(url: str, flag: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"invalid {flag} {url!r}: expected http(s)://host[:port][/path]")
     try:
-        parts.port
+        _ = parts.port  # parsing it is the check
     except ValueError:
         raise InputError(f"invalid {flag} {url!r}: the port is not a number") from None
     return url.rstrip("/")
@@ -103,6 +108,31 @@ class MarathonClient:
         response = self._exchange(method, path, params, json)
         return self._answer(method, path, response, missing_ok)
 
+    @contextlib.contextmanager
+    def stream(self, path: str, params: Any = None) -> Iterator[httpx.Response]:
+        """A GET of server-sent events, read as they arrive; credentials renewed once on a
+        401. Not retried: the one following the stream decides what to do next."""
+        response = self._open_stream(path, params)
+        if response.status_code == 401 and self.auth.renew():
+            response.close()
+            response = self._open_stream(path, params)
+        try:
+            yield response
+        finally:
+            response.close()
+
+    def _open_stream(self, path: str, params: Any) -> httpx.Response:
+        request = self.http.build_request(
+            "GET",
+            self.base_url + path,
+            params=params,
+            headers={"Accept": "text/event-stream"},
+            timeout=STREAM_TIMEOUT,
+        )
+        self.auth.apply(request)
+        self.requests += 1
+        return self.http.send(request, stream=True)
+
     def download(self, path: str, params: Any = None) -> bytes | None:
         """The raw body of a GET; None for any 404, because Mesos answers a missing file
         with a bare 404 rather than a JSON one."""
@@ -159,7 +189,7 @@ class MarathonClient:
             raise StageFailed(f"{self.what} kept failing until the timeout: {why}")
         delay = min(5.0, 0.2 * 2**attempt) * random.uniform(0.75, 1.25)
         if attempt >= 1:
-            self.console.info(f"{self.what} busy, retrying in {delay:.1f}s ({why})")
+            self.console.info(f"{self.what}: {why}; retrying in {delay:.1f}s")
         pause(min(delay, max(0.05, self.deadline.remaining())))
 
     def _answer(self, method: str, path: str, response: httpx.Response, missing_ok: bool) -> Any:

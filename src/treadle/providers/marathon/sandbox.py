@@ -15,8 +15,13 @@ from treadle.providers.marathon.client import MarathonClient
 
 # What the Mesos command executor (and the Docker executor) logs to the sandbox's stderr
 # when the task's process ends; Mesos' task states carry no exit status.
-_EXECUTOR_EXIT = re.compile(r"(?:Command|Container) (?:exited with status (\d+)|terminated with signal [^(\n]*)")
+_EXECUTOR_EXIT = re.compile(
+    r"(?:Command|Container) (?:exited with status (\d+)|terminated with signal [^(\n]*)"
+)
 STDERR_TAIL_BYTES = 8192
+# Bytes asked for per files/read: what Mesos answers at most on 4 KiB pages (16 pages).
+# A shorter answer is the end of the file, so a read that got everything stops there.
+READ_LENGTH = 16 * 4096
 
 T = TypeVar("T")
 
@@ -55,16 +60,18 @@ class Sandbox:
         data = b""
         while True:
             chunk = self._read_chunk(where, name, offset + len(data))
-            if not chunk:
-                break
             data += chunk
+            if len(chunk) < READ_LENGTH:
+                break
         text, used = _whole_characters(data)
         return text, offset + used
 
     def download(self, task_id: str, name: str) -> bytes | None:
         where = self._locate(task_id)
         path = f"{where.directory}/{name}"
-        return self._call(lambda: self.client.download(f"/agent/{where.agent_id}/files/download", {"path": path}))
+        return self._call(
+            lambda: self.client.download(f"/agent/{where.agent_id}/files/download", {"path": path})
+        )
 
     def ending(self, task_id: str) -> Ending:
         """The task's final state, and its exit status where the executor logged it."""
@@ -99,17 +106,19 @@ class Sandbox:
         state = self._call(lambda: self.client.get(f"/agent/{agent_id}/state"))
         directory = executor_directory(state or {}, str(task.get("framework_id")), executor_id)
         if directory is None:
-            raise SandboxUnavailable(f"agent {agent_id} lists no executor {executor_id} of task {task_id}")
+            raise SandboxUnavailable(
+                f"agent {agent_id} lists no executor {executor_id} of task {task_id}"
+            )
         self._locations[task_id] = Location(agent_id, directory)
         return self._locations[task_id]
 
     def _size(self, where: Location, name: str) -> int:
         # offset=-1 asks Mesos for the file's size only.
-        answer = self._files_read(where, name, -1)
+        answer = self._files_read(where, name, {"offset": -1})
         return int(answer.get("offset") or 0) if answer else 0
 
     def _read_chunk(self, where: Location, name: str, offset: int) -> bytes:
-        answer = self._files_read(where, name, offset)
+        answer = self._files_read(where, name, {"offset": offset, "length": READ_LENGTH})
         if not answer:
             return b""
         # Mesos puts the file's raw bytes in the JSON string; `surrogateescape` keeps the
@@ -117,15 +126,21 @@ class Sandbox:
         data: str = answer.get("data") or ""
         return data.encode("utf-8", "surrogateescape")
 
-    def _files_read(self, where: Location, name: str, offset: int) -> dict[str, Any] | None:
-        params = {"path": f"{where.directory}/{name}", "offset": offset}
-        body = self._call(lambda: self.client.download(f"/agent/{where.agent_id}/files/read", params))
+    def _files_read(
+        self, where: Location, name: str, window: dict[str, int]
+    ) -> dict[str, Any] | None:
+        params = {"path": f"{where.directory}/{name}", **window}
+        body = self._call(
+            lambda: self.client.download(f"/agent/{where.agent_id}/files/read", params)
+        )
         if body is None:  # not written yet
             return None
         try:
             answer = json.loads(body.decode("utf-8", "surrogateescape"))
         except ValueError:
-            raise SandboxUnavailable(f"agent {where.agent_id} answered files/read with something not JSON") from None
+            raise SandboxUnavailable(
+                f"agent {where.agent_id} answered files/read with something not JSON"
+            ) from None
         return answer if isinstance(answer, dict) else None
 
     def _call(self, call: Callable[[], T]) -> T:
@@ -137,13 +152,21 @@ class Sandbox:
             raise SandboxUnavailable(str(e)) from None
 
 
-def executor_directory(agent_state: Mapping[str, Any], framework_id: str, executor_id: str) -> str | None:
+def executor_directory(
+    agent_state: Mapping[str, Any], framework_id: str, executor_id: str
+) -> str | None:
     """The sandbox directory of an executor, running or completed, from an agent's /state."""
-    frameworks = [*(agent_state.get("frameworks") or []), *(agent_state.get("completed_frameworks") or [])]
+    frameworks = [
+        *(agent_state.get("frameworks") or []),
+        *(agent_state.get("completed_frameworks") or []),
+    ]
     for framework in frameworks:
         if framework.get("id") != framework_id:
             continue
-        for executor in [*(framework.get("executors") or []), *(framework.get("completed_executors") or [])]:
+        for executor in [
+            *(framework.get("executors") or []),
+            *(framework.get("completed_executors") or []),
+        ]:
             if executor.get("id") == executor_id and executor.get("directory"):
                 return str(executor["directory"])
     return None

@@ -1,0 +1,523 @@
+"""treadle's speed and footprint, measured on this machine and printed as one table.
+
+    TREADLE_SHARED_DATA=../shared/data python benchmarks/bench.py   # about five minutes
+    python benchmarks/bench.py --quick                              # fewer repetitions
+
+Every number comes from this run, against the emulators in tests/emulator served on
+127.0.0.1 (the Marathon one with its event stream), with treadle run as CI runs it: a
+fresh process per stage.
+
+- start-up: `treadle --version` and `treadle deploy --help` against `python -c pass`.
+- stage overhead: deploy, resize and run-job, from the moment the emulator's deployment
+  (or job run) finished to the moment treadle exited, with the requests each stage sent
+  (the looks at the state while waiting in brackets) and what looking every second over
+  the same wait would have sent; deploy once more with the event stream switched off
+  (404), to show the polling fallback; and one longer rollout, closer to a real one.
+- scale: find-image and deploy in a region holding the real 1000-app group dump (when
+  TREADLE_SHARED_DATA is set) and a synthetic 10,000-app region: wall time, treadle's
+  own share of it (the wall time less the time the emulator spent answering), and the
+  peak memory of the treadle process.
+- concurrency: one stage deploying three regions against the same stage with one.
+- the container image's size (`docker image inspect treadle:ci`, built by .ci/build-image).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from emulator import MarathonEmulator, MetronomeEmulator, Request  # noqa: E402
+from emulator.server import HttpEmulator  # noqa: E402
+
+TREADLE = [sys.executable, "-m", "treadle"]
+# A deployment in these runs: tasks start after 1 s, pass their first health check 1 s
+# later, and the deployment stays listed for 4 s; a job run lasts about as long.
+DEPLOYMENT = {"deploy_seconds": 4.0, "task_start_seconds": 1.0, "health_seconds": 1.0}
+JOB = {"step_seconds": 0.3, "run_seconds": 3.0}
+# A rollout closer to a real one: tasks take 10 s to start and 10 s more to pass a
+# health check, and the deployment lasts 30 s.
+ROLLOUT = {"deploy_seconds": 30.0, "task_start_seconds": 10.0, "health_seconds": 10.0}
+TARGET_LAG = 0.3
+FAST = {"deploy_seconds": 0.05, "task_start_seconds": 0.05, "health_seconds": 0.05}
+WEB = {
+    "id": "/web-v000",
+    "instances": 1,
+    "container": {"type": "DOCKER", "docker": {"image": "web:1"}},
+}
+
+
+@dataclass
+class Section:
+    title: str
+    columns: tuple[str, ...]
+    rows: list[tuple[str, ...]]
+
+
+TABLE: list[Section] = []
+
+
+def section(title: str, *columns: str) -> Section:
+    TABLE.append(Section(title, columns, []))
+    progress(title)
+    return TABLE[-1]
+
+
+def progress(line: str) -> None:
+    print(f"  ... {line}", file=sys.stderr, flush=True)
+
+
+def clean_env() -> dict[str, str]:
+    """The environment of a CI step that sets no treadle options."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TREADLE_", "DCOS_", "GITHUB_", "GITLAB_"))
+    }
+
+
+def run(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=clean_env())
+    took = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    return took, done
+
+
+def seconds(value: float) -> str:
+    return f"{value:.3f} s" if value < 1 else f"{value:.2f} s"
+
+
+# -- start-up ---------------------------------------------------------------------------
+
+
+def start_up(runs: int) -> None:
+    table = section(f"start-up (median of {runs} runs)", "time", "vs python -c pass", "target")
+    script = Path(sys.executable).parent / "treadle"
+    entry = [str(script)] if script.exists() else TREADLE
+
+    def median(command: list[str]) -> float:
+        return statistics.median(run(command)[0] for _ in range(runs))
+
+    python = median([sys.executable, "-c", "pass"])
+    version = median([*entry, "--version"])
+    help_ = median([*entry, "deploy", "--help"])
+    table.rows += [
+        ("python -c pass", seconds(python), "1.0x", ""),
+        (
+            "treadle --version",
+            seconds(version),
+            f"{version / python:.1f}x",
+            f"< 0.15 s: {'met' if version < 0.15 else 'MISSED'}",
+        ),
+        ("treadle deploy --help", seconds(help_), f"{help_ / python:.1f}x", ""),
+    ]
+
+
+# -- stage overhead ---------------------------------------------------------------------
+
+
+def timed_requests(emu: HttpEmulator) -> list[tuple[float, Request]]:
+    """Every request the emulator receives from now on, with the moment it arrived."""
+    seen: list[tuple[float, Request]] = []
+
+    def note(request: Request) -> None:
+        seen.append((time.monotonic(), request))
+
+    emu.faults.append(note)
+    return seen
+
+
+@dataclass
+class Scenario:
+    """One stage against a fresh emulator: how to set it up, and which of its requests
+    look at the state while it waits."""
+
+    name: str
+    start: Callable[[], HttpEmulator]
+    args: Callable[[HttpEmulator], list[str]]
+    finished_at: Callable[[HttpEmulator], float]
+    is_look: Callable[[Request], bool]
+    # Requests one look costs when polling (run-job reads the run's state and its log).
+    per_look: int = 1
+
+
+@dataclass
+class Measured:
+    lag: float
+    requests: int
+    looks: int
+    # The same stage looking every second over the same wait.
+    polled_requests: int
+    polled_looks: int
+
+
+def measure_stage(scenario: Scenario) -> Measured:
+    emu = scenario.start()
+    try:
+        arrived = timed_requests(emu)
+        run([*TREADLE, *scenario.args(emu)])
+        exited = time.monotonic()
+        finished = scenario.finished_at(emu)
+    finally:
+        emu.stop()
+    looks = [t for t, r in arrived if scenario.is_look(r)]
+    # Looking every second from the first look on: one look then, and one per second
+    # until the first one after the finish; the stage's other requests as they were.
+    polled_looks = math.ceil(finished - looks[0]) + 1
+    polled = len(arrived) - len(looks) + scenario.per_look * polled_looks
+    return Measured(exited - finished, len(arrived), len(looks), polled, polled_looks)
+
+
+def marathon(
+    timings: dict[str, float] = DEPLOYMENT, events: bool = True, app: dict[str, Any] | None = None
+) -> Callable[[], HttpEmulator]:
+    def start() -> HttpEmulator:
+        emu = MarathonEmulator(**timings)
+        emu.events_enabled = events
+        emu.start()
+        if app:
+            emu.add_app(app)
+        return emu
+
+    return start
+
+
+def metronome() -> HttpEmulator:
+    emu = MetronomeEmulator(**JOB)
+    emu.start()
+    emu.script(
+        "ci.bench", stdout="".join(f"step {n}\n" for n in range(5)) + "TREADLE_OUTPUT done=yes\n"
+    )
+    return emu
+
+
+def deployment_end(emu: HttpEmulator) -> float:
+    assert isinstance(emu, MarathonEmulator)
+    return max(emu.deployments_finished_at())
+
+
+def run_end(emu: HttpEmulator) -> float:
+    assert isinstance(emu, MetronomeEmulator)
+    return max(emu.runs_finished_at())
+
+
+def app_look(request: Request) -> bool:
+    return request.path.startswith("/v2/apps/web-v000") and "embed" in request.query
+
+
+def job_look(request: Request) -> bool:
+    """The run's state (and, once it ended, the job's history) and the log in its sandbox."""
+    return request.path.startswith(("/v1/jobs/ci.bench/runs/", "/agent/")) or request.query.get(
+        "embed"
+    ) == ["history"]
+
+
+def deploy_args(emu: HttpEmulator) -> list[str]:
+    return [
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:1",
+        "--instances",
+        "3",
+        "--marathon-url",
+        emu.url,
+    ]
+
+
+STAGES = [
+    Scenario("deploy", marathon(), deploy_args, deployment_end, app_look),
+    Scenario(
+        "resize",
+        marathon(app=WEB),
+        lambda emu: [
+            "resize",
+            "--server-group",
+            "web-v000",
+            "--instances",
+            "3",
+            "--marathon-url",
+            emu.url,
+        ],
+        deployment_end,
+        app_look,
+    ),
+    Scenario(
+        "run-job",
+        metronome,
+        lambda emu: ["run-job", "--job-id", "ci.bench", "--cmd", "./bench", "--dcos-url", emu.url],
+        run_end,
+        job_look,
+        per_look=2,
+    ),
+    Scenario(
+        "deploy, event stream off (404)",
+        marathon(events=False),
+        deploy_args,
+        deployment_end,
+        app_look,
+    ),
+]
+LONG_ROLLOUTS = [
+    Scenario("deploy", marathon(ROLLOUT), deploy_args, deployment_end, app_look),
+    Scenario(
+        "deploy, event stream off (404)",
+        marathon(ROLLOUT, events=False),
+        deploy_args,
+        deployment_end,
+        app_look,
+    ),
+]
+
+
+def stage_overhead(title: str, scenarios: list[Scenario], runs: int) -> None:
+    table = section(
+        title,
+        "exit after finish",
+        "(min-max)",
+        "requests (looks)",
+        "1 s polling: requests (looks)",
+        "target: median < 0.3 s",
+    )
+    for scenario in scenarios:
+        progress(scenario.name)
+        measured = [measure_stage(scenario) for _ in range(runs)]
+        lags = [m.lag for m in measured]
+        lag = statistics.median(lags)
+        counts = {
+            field: f"{statistics.median(getattr(m, field) for m in measured):.0f}"
+            for field in ("requests", "looks", "polled_requests", "polled_looks")
+        }
+        table.rows.append(
+            (
+                scenario.name,
+                seconds(lag),
+                f"({min(lags):.2f}-{max(lags):.2f})",
+                f"{counts['requests']} ({counts['looks']})",
+                f"{counts['polled_requests']} ({counts['polled_looks']})",
+                "met" if lag < TARGET_LAG else "MISSED",
+            )
+        )
+
+
+# -- scale ------------------------------------------------------------------------------
+
+
+def synthetic_region(apps: int) -> dict[str, Any]:
+    return {
+        "id": "/big",
+        "apps": [
+            {
+                "id": f"/big/svc{i:05d}-prod-v{i % 1000:03d}",
+                "instances": 1,
+                "cmd": "sleep 1000",
+                "labels": {"treadle.created-at": f"2026-01-01T00:00:00.{i % 1000:03d}Z"},
+                "container": {
+                    "type": "DOCKER",
+                    "docker": {"image": f"registry.example/svc{i:05d}:1"},
+                },
+            }
+            for i in range(apps)
+        ],
+    }
+
+
+def with_peak_memory(command: list[str]) -> tuple[float, str]:
+    """Wall time, and the peak resident memory of the process (GNU time)."""
+    if not Path("/usr/bin/time").exists():
+        return run(command)[0], "?"
+    took, done = run(["/usr/bin/time", "-f", "%M", *command])
+    return took, f"{int(done.stderr.strip().splitlines()[-1]) / 1024:.0f} MiB"
+
+
+def scale() -> None:
+    table = section(
+        "scale (one run each; the emulator's deployments take 0.1 s)",
+        "wall",
+        "treadle's share",
+        "peak memory",
+        "target",
+    )
+    regions: list[tuple[str, dict[str, Any]]] = []
+    shared = os.environ.get("TREADLE_SHARED_DATA")
+    if shared:
+        dump = json.loads((Path(shared) / "marathon/real-groups/155_1000.json").read_text())
+        regions.append(("real 1000-app group dump", dump))
+    else:
+        table.rows.append(
+            ("real 1000-app group dump", "skipped", "TREADLE_SHARED_DATA not set", "", "")
+        )
+    regions.append(("synthetic 10,000-app region", synthetic_region(10_000)))
+    for name, group in regions:
+        progress(f"loading the {name}")
+        with MarathonEmulator(**FAST) as emu:
+            emu.load_groups(group)
+            region = str(group["id"])
+            emu.add_app({**WEB, "id": f"{region}/web-prod-v000"})
+            base = ["--region", region, "--marathon-url", emu.url]
+            for stage, args in (
+                ("find-image", ["find-image", "--cluster", "web-prod"]),
+                ("deploy", ["deploy", "--cluster", "web-prod", "--image", "web:2"]),
+            ):
+                answering = emu.answering_seconds
+                wall, memory = with_peak_memory([*TREADLE, *args, *base])
+                own = wall - (emu.answering_seconds - answering)
+                target = ""
+                if stage == "find-image" and "10,000" in name:
+                    target = f"< 1 s: {'met' if wall < 1 else 'MISSED'}"
+                table.rows.append((f"{stage}, {name}", seconds(wall), seconds(own), memory, target))
+
+
+# -- concurrency ------------------------------------------------------------------------
+
+
+def concurrency() -> None:
+    table = section(
+        "several regions in one stage (each deployment lasts 2 s)", "wall", "vs one region"
+    )
+    timings = {**FAST, "deploy_seconds": 2.0}
+    with MarathonEmulator(**timings) as emu:
+        one, _ = run(
+            [
+                *TREADLE,
+                "deploy",
+                "--app",
+                "one",
+                "--image",
+                "web:1",
+                "--region",
+                "/a",
+                "--marathon-url",
+                emu.url,
+            ]
+        )
+        regions = [arg for r in ("/a", "/b", "/c") for arg in ("--region", r)]
+        three, _ = run(
+            [
+                *TREADLE,
+                "deploy",
+                "--app",
+                "three",
+                "--image",
+                "web:1",
+                *regions,
+                "--marathon-url",
+                emu.url,
+            ]
+        )
+    table.rows += [
+        ("deploy, one region", seconds(one), "1.00x"),
+        ("deploy, three regions", seconds(three), f"{three / one:.2f}x (one after another: 3x)"),
+    ]
+
+
+# -- the image --------------------------------------------------------------------------
+
+
+def image_size() -> None:
+    table = section("container image", "size", "")
+    docker = shutil.which("docker")
+    size = None
+    if docker:
+        try:
+            done = subprocess.run(
+                [docker, "image", "inspect", "treadle:ci", "--format", "{{.Size}}"],
+                capture_output=True,
+                text=True,
+                timeout=20,
+            )
+            size = int(done.stdout.strip()) if done.returncode == 0 else None
+        except (subprocess.TimeoutExpired, ValueError):
+            size = None
+    table.rows.append(
+        (
+            "treadle:ci",
+            f"{size / 1e6:.0f} MB" if size else "not built",
+            "" if size else "(.ci/build-image builds it)",
+        )
+    )
+
+
+# -- the table --------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{platform.node()}: {os.cpu_count()} cores ({cpu}), {platform.system()} "
+        f"{platform.release()}, Python {platform.python_version()}; load average {load}"
+    )
+
+
+def print_table() -> None:
+    for block in TABLE:
+        widths = [
+            max(len(r[i]) for r in [("", *block.columns), *block.rows])
+            for i in range(len(block.columns) + 1)
+        ]
+        print(f"\n{block.title}")
+        header = ("", *block.columns)
+        for cells in [header, *block.rows]:
+            print("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args()
+    runs = 4 if args.quick else 10
+    header = f"treadle benchmarks, {time.strftime('%Y-%m-%d')}, on {machine()}"
+    print(header, file=sys.stderr)
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        start_up(runs)
+        overhead_runs = max(3, runs // 2)
+        stage_overhead(
+            f"stage overhead (median of {overhead_runs} runs; each deployment and job run "
+            "lasts about 4 s)",
+            STAGES,
+            overhead_runs,
+        )
+        stage_overhead(
+            "a longer rollout (one run; tasks start in 10 s and pass a health check 10 s "
+            "later, the deployment lasts 30 s)",
+            LONG_ROLLOUTS,
+            1,
+        )
+        scale()
+        concurrency()
+        image_size()
+    print(header)
+    print_table()
+
+
+if __name__ == "__main__":
+    main()
