@@ -39,8 +39,12 @@ def bad_inputs() -> tuple[int, int]:
         (folder / "unknown.json").write_text('{"cpus": 0.1, "instancez": 3}')
         (folder / "context.json").write_text('{"outputs": {"other": 1}}')
         (folder / "templated.yaml").write_text("env:\n  VERSION: '{{ outputs.version }}'\n")
-        files = {"{broken}": "broken.json", "{unknown}": "unknown.json", "{context}": "context.json",
-                 "{templated}": "templated.yaml"}
+        files = {
+            "{broken}": "broken.json",
+            "{unknown}": "unknown.json",
+            "{context}": "context.json",
+            "{templated}": "templated.yaml",
+        }
         for args in CASES.values():
             words = [str(folder / files[a]) if a in files else a for a in args]
             if "--marathon-url" not in words:
@@ -57,19 +61,27 @@ def main() -> None:
     started = time.monotonic()
     cells = [run_cell(stage, fault) for stage, fault in matrix()]
     width = max(len(c.fault) for c in cells)
-    print(f"{'stage':<9} {'fault':<{width}}  {'outcome':<16} {'lost':>4} {'dup':>4} {'leak':>5} {'time':>6}")
+    print(
+        f"{'stage':<9} {'fault':<{width}}  {'outcome':<16} {'lost':>4} {'dup':>4} {'leak':>5} {'time':>6}"
+    )
     for c in cells:
-        print(f"{c.stage:<9} {c.fault:<{width}}  {c.outcome:<16} {c.lost:>4} {c.duplicated:>4} "
-              f"{'yes' if c.leaked else 'no':>5} {c.seconds:>5.1f}s")
+        print(
+            f"{c.stage:<9} {c.fault:<{width}}  {c.outcome:<16} {c.lost:>4} {c.duplicated:>4} "
+            f"{'yes' if c.leaked else 'no':>5} {c.seconds:>5.1f}s"
+        )
     print()
     per_stage = Counter(c.stage for c in cells if c.fault != "none")
     survived = Counter(c.stage for c in cells if c.fault != "none" and c.ok)
     for stage in per_stage:
-        print(f"{stage:<9} faults injected {per_stage[stage]:>2}, survived (reached or failed cleanly) {survived[stage]:>2}")
+        print(
+            f"{stage:<9} faults injected {per_stage[stage]:>2}, survived (reached or failed cleanly) {survived[stage]:>2}"
+        )
     tried, refused = bad_inputs()
     print(f"bad inputs tried {tried}, refused with exit 2, one line and nothing sent: {refused}")
-    print(f"server groups lost: {sum(c.lost for c in cells)}, duplicated: {sum(c.duplicated for c in cells)}, "
-          f"secrets leaked: {sum(c.leaked for c in cells)}")
+    print(
+        f"server groups lost: {sum(c.lost for c in cells)}, duplicated: {sum(c.duplicated for c in cells)}, "
+        f"secrets leaked: {sum(c.leaked for c in cells)}"
+    )
     print(f"({time.monotonic() - started:.0f}s)")
     if not all(c.ok for c in cells) or refused != tried:
         sys.exit(1)

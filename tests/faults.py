@@ -25,23 +25,34 @@ from helpers import Outcome
 TOKEN = "tok-faults-5e8d2a91c4"
 FAST = {"deploy_seconds": 0.1, "task_start_seconds": 0.05, "health_seconds": 0.05}
 HEALTH_CHECKED = {
-    "container": {"type": "DOCKER", "docker": {"network": "BRIDGE", "portMappings": [{"containerPort": 80}]}},
+    "container": {
+        "type": "DOCKER",
+        "docker": {"network": "BRIDGE", "portMappings": [{"containerPort": 80}]},
+    },
     "healthChecks": [{"protocol": "HTTP", "path": "/", "portIndex": 0}],
 }
 
 
-def first(count: int, answer: Callable[[Request], Response | None], methods: tuple[str, ...] = ()) -> Callable[[Request], Response | None]:
-    """A fault that answers the first `count` matching API requests, then lets them by."""
-    left = [count]
+def first(
+    count: int,
+    answer: Callable[[Request], Response | None],
+    methods: tuple[str, ...] = (),
+    after: int = 0,
+) -> Callable[[Request], Response | None]:
+    """A fault that answers `count` matching API requests, once `after` of them went by
+    untouched, then lets them all by."""
+    seen = [0]
     lock = threading.Lock()
 
     def fault(request: Request) -> Response | None:
-        if not request.path.startswith(("/v1/", "/v2/")) or (methods and request.method not in methods):
+        if not request.path.startswith(("/v1/", "/v2/")) or (
+            methods and request.method not in methods
+        ):
             return None
         with lock:
-            if left[0] <= 0:
+            seen[0] += 1
+            if not after < seen[0] <= after + count:
                 return None
-            left[0] -= 1
         return answer(request)
 
     return fault
@@ -58,18 +69,25 @@ def slow(seconds: float) -> Callable[[Request], None]:
     return answer
 
 
-LOCKED = {"message": "App is locked by one or more deployments. Override with the option '?force=true'. "
-          "View details at '/v2/deployments/<DEPLOYMENT_ID>'.", "deployments": [{"id": "97c136bf"}]}
+LOCKED = {
+    "message": "App is locked by one or more deployments. Override with the option '?force=true'. "
+    "View details at '/v2/deployments/<DEPLOYMENT_ID>'.",
+    "deployments": [{"id": "97c136bf"}],
+}
 
 # name -> how to install it on a fresh emulator (transport faults), or None for the
 # cluster-state faults each stage sets up itself.
 TRANSPORT: dict[str, Callable[[], Callable[[Request], Response | None]]] = {
+    # After the first answer: a server that never answered is a wrong URL (exit 4).
+    "connection reset x3": lambda: first(3, lambda request: Response(0, reset=True), after=1),
     "502 bad gateway x3": lambda: first(3, status(502)),
     "503 unavailable x3": lambda: first(3, status(503, {"message": "unavailable"})),
     "504 gateway timeout x3": lambda: first(3, status(504)),
     "leader change (503, empty) x2": lambda: first(2, status(503)),
     "slow answer past the request timeout": lambda: first(1, slow(1.5)),
-    "409 deployment lock that clears x3": lambda: first(3, status(409, LOCKED), ("PUT", "DELETE", "POST")),
+    "409 deployment lock that clears x3": lambda: first(
+        3, status(409, LOCKED), ("PUT", "DELETE", "POST")
+    ),
 }
 
 
@@ -85,7 +103,9 @@ class Cell:
 
     @property
     def ok(self) -> bool:
-        return not self.outcome.startswith("BROKEN") and not (self.lost or self.duplicated or self.leaked)
+        return not self.outcome.startswith("BROKEN") and not (
+            self.lost or self.duplicated or self.leaked
+        )
 
 
 def ids(emu: MarathonEmulator) -> set[str]:
@@ -96,11 +116,30 @@ def ids(emu: MarathonEmulator) -> set[str]:
 def run_stage(args: list[str], folder: Path, url_flag: str, url: str) -> Outcome:
     """The stage as its own process, as CI runs it: what it prints is its own alone (the
     emulator's threads print into this process)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TREADLE_", "GITHUB_", "GITLAB_", "DCOS_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("TREADLE_", "GITHUB_", "GITLAB_", "DCOS_"))
+    }
     done = subprocess.run(
-        [sys.executable, "-m", "treadle", *args, url_flag, url, "--output", str(folder / "result.json"),
-         "--timeout", "4s", "--request-timeout", "1s"],
-        capture_output=True, text=True, env={**env, "DCOS_ACS_TOKEN": TOKEN}, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "treadle",
+            *args,
+            url_flag,
+            url,
+            "--output",
+            str(folder / "result.json"),
+            "--timeout",
+            "4s",
+            "--request-timeout",
+            "1s",
+        ],
+        capture_output=True,
+        text=True,
+        env={**env, "DCOS_ACS_TOKEN": TOKEN},
+        timeout=60,
     )
     return Outcome(done.returncode, None, done.stdout, done.stderr)
 
@@ -130,8 +169,14 @@ def marathon_cell(stage: str, fault: str) -> Cell:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp, MarathonEmulator(auth=Token(TOKEN), **FAST) as emu:
         folder = Path(tmp)
-        emu.add_app({"id": "/web-v000", "instances": 2, "labels": {"treadle.created-at": "2026-01-01T00:00:00.000Z"},
-                     "container": {"type": "DOCKER", "docker": {"image": "web:1"}}})
+        emu.add_app(
+            {
+                "id": "/web-v000",
+                "instances": 2,
+                "labels": {"treadle.created-at": "2026-01-01T00:00:00.000Z"},
+                "container": {"type": "DOCKER", "docker": {"image": "web:1"}},
+            }
+        )
         image = "web:2"
         extra: list[str] = []
         if fault in TRANSPORT:
@@ -144,23 +189,42 @@ def marathon_cell(stage: str, fault: str) -> Cell:
             extra = ["--spec", str(folder / "spec.json")]
         before = ids(emu)
         if stage == "deploy":
-            args = ["deploy", "--app", "web", "--image", image, "--strategy", "red-black", "--rollback-on-failure", *extra]
+            args = [
+                "deploy",
+                "--app",
+                "web",
+                "--image",
+                image,
+                "--strategy",
+                "red-black",
+                "--rollback-on-failure",
+                *extra,
+            ]
 
             def reached() -> bool:
-                return (emu.app("/web-v001") or {}).get("tasksRunning") == 2 and emu.app("/web-v000")["instances"] == 0
+                return (emu.app("/web-v001") or {}).get("tasksRunning") == 2 and emu.app(
+                    "/web-v000"
+                )["instances"] == 0
         elif stage == "resize":
             args = ["resize", "--server-group", "web-v000", "--instances", "3"]
 
             def reached() -> bool:
                 return emu.app("/web-v000")["tasksRunning"] == 3
         else:
-            emu.add_app({"id": "/web-v001", "instances": 1, "labels": {"treadle.created-at": "2026-02-01T00:00:00.000Z"},
-                         "container": {"type": "DOCKER", "docker": {"image": "web:2"}}})
+            emu.add_app(
+                {
+                    "id": "/web-v001",
+                    "instances": 1,
+                    "labels": {"treadle.created-at": "2026-02-01T00:00:00.000Z"},
+                    "container": {"type": "DOCKER", "docker": {"image": "web:2"}},
+                }
+            )
             before = ids(emu)
             args = ["destroy", "--server-group", "web-v000"]
 
             def reached() -> bool:
                 return emu.app("/web-v000") is None
+
         outcome = run_stage(args, folder, "--marathon-url", emu.url)
         judge(cell, outcome, folder, reached)
         after = ids(emu)
@@ -184,11 +248,17 @@ def metronome_cell(fault: str) -> Cell:
         emu.script("ci.version", stdout="TREADLE_OUTPUT version=1.2.3\n", seconds=seconds)
         if fault in TRANSPORT:
             emu.faults.append(TRANSPORT[fault]())
-        outcome = run_stage(["run-job", "--job-id", "ci.version", "--cmd", "./version.sh"],
-                            folder, "--dcos-url", emu.dcos_url)
+        outcome = run_stage(
+            ["run-job", "--job-id", "ci.version", "--cmd", "./version.sh"],
+            folder,
+            "--dcos-url",
+            emu.dcos_url,
+        )
 
         def reached() -> bool:
-            return json.loads((folder / "result.json").read_text())["outputs"] == {"version": "1.2.3"}
+            return json.loads((folder / "result.json").read_text())["outputs"] == {
+                "version": "1.2.3"
+            }
 
         judge(cell, outcome, folder, reached)
         if fault == "run that stays ACTIVE" and not emu.stopped_runs():

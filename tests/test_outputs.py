@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 from treadle.outputs import (
-    forget_result_variables,
     DOTENV_MAX_BYTES,
     DOTENV_MAX_VARIABLES,
     dotenv,
+    forget_result_variables,
     github_outputs,
     github_summary,
     publish,
@@ -86,7 +86,9 @@ def test_dotenv_stays_within_gitlabs_limits_and_names_what_it_left_out(tmp_path:
         "TREADLE_ERROR_MESSAGE=exit code 1",
         "TREADLE_OUTPUTS_KEY0=x",
     ], "the job's own outputs go last"
-    assert lines[-1].startswith("TREADLE_RESULT_VARIABLES=STAGE ERROR_TYPE ERROR_MESSAGE OUTPUTS_KEY0 ")
+    assert lines[-1].startswith(
+        "TREADLE_RESULT_VARIABLES=STAGE ERROR_TYPE ERROR_MESSAGE OUTPUTS_KEY0 "
+    )
     assert left_out == [f"TREADLE_OUTPUTS_KEY{i}" for i in range(16, 30)]
 
 

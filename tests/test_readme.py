@@ -16,7 +16,9 @@ from walkthroughs import walkthrough
 def test_marathon_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     env: dict[str, str] = {}
-    with MarathonEmulator(deploy_seconds=0.05, task_start_seconds=0.05, health_seconds=0.05) as marathon:
+    with MarathonEmulator(
+        deploy_seconds=0.05, task_start_seconds=0.05, health_seconds=0.05
+    ) as marathon:
         for step in walkthrough("marathon"):
             if step.words[0] == "export":
                 env[step.words[1].partition("=")[0]] = marathon.url

@@ -12,7 +12,8 @@ from faults import matrix, run_cell
 def test_stage_under_fault(stage: str, fault: str) -> None:
     cell = run_cell(stage, fault)
     assert cell.ok, cell
-    if fault in ("none", "409 deployment lock that clears x3") or fault.startswith(("50", "leader", "slow")):
+    transient = ("none", "connection", "50", "leader", "slow", "409")
+    if fault.startswith(transient):
         assert cell.outcome == "reached", f"a transient fault must be ridden out: {cell}"
     else:
         assert cell.outcome == "failed cleanly", cell

@@ -560,8 +560,8 @@ def deploy(
 ) -> None:
     """Create the next server group of a cluster, wait until healthy, apply a strategy."""
     from treadle import naming
-    from treadle.stages import deploy as stage
     from treadle.outputs import ci_run_key
+    from treadle.stages import deploy as stage
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
         def r(value: Any, flag: str) -> Any:

@@ -260,7 +260,9 @@ class StageContract:
         conn = connection_args
         assert self.deploy(conn, region, image).code == 0
         for strategy in ("highlander", "red-black", "rolling-red-black"):
-            refused = self.deploy(conn, region, image_v2, "--instances", "0", "--strategy", strategy)
+            refused = self.deploy(
+                conn, region, image_v2, "--instances", "0", "--strategy", strategy
+            )
             assert refused.code == 3, refused
             assert "leave nothing serving" in refused.stderr
         assert self.groups(provider, region) == {"web-prod-v000": (True, 1)}

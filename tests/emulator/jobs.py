@@ -10,7 +10,9 @@ from typing import Any
 
 from .apps import Detail, detail
 
-JOB_ID = re.compile(r"^([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])(\.([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9]))*$")
+JOB_ID = re.compile(
+    r"^([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])(\.([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9]))*$"
+)
 JOB_FIELDS = {"id", "description", "dependencies", "labels", "schedules", "run"}
 RUN_FIELDS = set(
     "args artifacts cmd cpus disk docker env gpus maxLaunchDelay mem networks placement "
@@ -25,7 +27,9 @@ def check_job(body: Any) -> list[Detail]:
     """What Metronome would refuse in a job body (422), as error details."""
     if not isinstance(body, dict):
         return [detail("/", "expected an object")]
-    errors = [detail(f"/{k}", "additional property not allowed") for k in sorted(set(body) - JOB_FIELDS)]
+    errors = [
+        detail(f"/{k}", "additional property not allowed") for k in sorted(set(body) - JOB_FIELDS)
+    ]
     job_id = body.get("id")
     if not isinstance(job_id, str) or not JOB_ID.match(job_id):
         errors.append(detail("/id", f"must fully match regular expression '{JOB_ID.pattern}'"))
@@ -35,7 +39,10 @@ def check_job(body: Any) -> list[Detail]:
     run = body.get("run")
     if not isinstance(run, dict):
         return [*errors, detail("/run", "required object")]
-    errors += [detail(f"/run/{k}", "additional property not allowed") for k in sorted(set(run) - RUN_FIELDS)]
+    errors += [
+        detail(f"/run/{k}", "additional property not allowed")
+        for k in sorted(set(run) - RUN_FIELDS)
+    ]
     for field, minimum in RESOURCES.items():
         value = run.get(field)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:

@@ -121,7 +121,11 @@ class MesosTask:
         if not self.ended(t):
             return log
         if self.killed:
-            log += line(self.ended_at, "executor.cpp:835", f"Received kill for task {self.id} with grace period of 3secs")
+            log += line(
+                self.ended_at,
+                "executor.cpp:835",
+                f"Received kill for task {self.id} with grace period of 3secs",
+            )
             ending = "Command terminated with signal Terminated"
         else:
             log += self.script.stderr
@@ -147,7 +151,9 @@ class MesosTask:
                     "timestamp": clock.wall(at),
                     "container_status": {
                         "container_id": {"value": self.container_id},
-                        "network_infos": [{"ip_addresses": [{"protocol": "IPv4", "ip_address": self.agent.ip}]}],
+                        "network_infos": [
+                            {"ip_addresses": [{"protocol": "IPv4", "ip_address": self.agent.ip}]}
+                        ],
                     },
                 }
                 for state, at in self.statuses(t)
@@ -247,4 +253,10 @@ def read_answer(data: bytes, offset: int, length: int | None) -> bytes:
         end = offset + min(READ_CAP, length if length is not None else READ_CAP)
         chunk = data[offset:end]
     text = json.dumps(chunk.decode("utf-8", "surrogateescape"), ensure_ascii=False)
-    return b'{"data":' + text.encode("utf-8", "surrogateescape") + b',"offset":' + str(offset).encode() + b"}"
+    return (
+        b'{"data":'
+        + text.encode("utf-8", "surrogateescape")
+        + b',"offset":'
+        + str(offset).encode()
+        + b"}"
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import queue
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +31,28 @@ class Request:
         return default if value is None else value.lower() == "true"
 
 
+class Stream:
+    """A response body sent while it is produced (server-sent events): other threads
+    send() chunks until close() ends it; the server closes it too when it stops or the
+    client goes away."""
+
+    def __init__(self) -> None:
+        self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.closed = False
+
+    def send(self, chunk: bytes) -> None:
+        if not self.closed:
+            self._chunks.put(chunk)
+
+    def close(self) -> None:
+        self.closed = True
+        self._chunks.put(None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while (chunk := self._chunks.get()) is not None:
+            yield chunk
+
+
 @dataclass
 class Response:
     status: int
@@ -36,6 +60,10 @@ class Response:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str | None = None
+    # Sent chunk by chunk (chunked transfer encoding) instead of `body`, until it ends.
+    stream: Stream | None = None
+    # No answer at all: the connection is reset (a fault, as a crashing proxy does).
+    reset: bool = False
 
     def encode(self) -> tuple[bytes, str | None]:
         if self.body is None:

@@ -13,7 +13,9 @@ import json
 import re
 import socket
 import ssl
+import struct
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,7 +24,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from .auth import LOGIN_PATH, Authenticator
-from .messages import HttpError, Request, Response, html_page
+from .messages import HttpError, Request, Response, Stream, html_page
 
 Handler = Callable[[Request, "re.Match[str]"], Response]
 # A fault hook sees every request before authentication and routing; returning a
@@ -95,7 +97,11 @@ class HttpEmulator:
         self.requests: list[Request] = []
         self.forbidden = False
         self.authenticator = authenticator
+        # Time spent answering requests (streams excepted), from the request read to the
+        # answer written: what a benchmark subtracts to tell a client's own time.
+        self.answering_seconds = 0.0
         self._records_lock = threading.Lock()
+        self._streams: set[Stream] = set()
         self._server: _Server | None = None
         self._scheme = "http"
         self._thread: threading.Thread | None = None
@@ -127,6 +133,11 @@ class HttpEmulator:
         if self._server is None:
             return
         self._server.shutdown()
+        # A streaming handler waits for its next chunk, not on its socket: end it first.
+        with self._records_lock:
+            streams = list(self._streams)
+        for stream in streams:
+            stream.close()
         self._server.close_connections()
         self._server.server_close()
         assert self._thread is not None
@@ -168,6 +179,17 @@ class HttpEmulator:
                 for r in self.requests
                 if r.method in ("POST", "PUT", "PATCH", "DELETE") and not r.path.startswith("/acs/")
             ]
+
+    def open_stream(self) -> Stream:
+        """A streamed response body, ended when the emulator stops."""
+        stream = Stream()
+        with self._records_lock:
+            self._streams = {s for s in self._streams if not s.closed} | {stream}
+        return stream
+
+    def answered(self, seconds: float) -> None:
+        with self._records_lock:
+            self.answering_seconds += seconds
 
     def is_public(self, request: Request) -> bool:
         """Requests answered without credentials; subclasses widen this."""
@@ -213,6 +235,7 @@ def _handler_class(emulator: HttpEmulator) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
+            started = time.perf_counter()
             parts = urlsplit(self.path)
             try:
                 body = json.loads(raw) if raw else None
@@ -227,15 +250,39 @@ def _handler_class(emulator: HttpEmulator) -> type[BaseHTTPRequestHandler]:
                 body=body,
             )
             response = emulator.handle(request)
+            if response.reset:
+                # SO_LINGER with a zero timeout makes close() send RST instead of FIN.
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                )
+                self.close_connection = True
+                return
             payload, content_type = response.encode()
             self.send_response(response.status)
             if content_type is not None:
                 self.send_header("Content-Type", content_type)
             for name, value in response.headers.items():
                 self.send_header(name, value)
+            if response.stream is not None:
+                self._send_stream(response.stream)
+                return
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
+            emulator.answered(time.perf_counter() - started)
+
+        def _send_stream(self, stream: Stream) -> None:
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            try:
+                for chunk in stream:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.write(b"0\r\n\r\n")
+            except OSError:
+                pass  # the client went away
+            finally:
+                stream.close()
+                self.close_connection = True
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 

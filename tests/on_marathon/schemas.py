@@ -30,8 +30,8 @@ def schema_validator(schema_file: Path) -> Validator:
     def validate(definition: dict[str, Any]) -> None:
         errors = sorted(validator.iter_errors(definition), key=lambda e: list(e.absolute_path))
         if errors:
-            raise ValueError("; ".join(
-                f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
-            ))
+            raise ValueError(
+                "; ".join(f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+            )
 
     return validate

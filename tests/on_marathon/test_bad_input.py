@@ -11,7 +11,13 @@ from helpers import treadle
 
 
 def seeded(marathon: MarathonEmulator) -> None:
-    marathon.add_app({"id": "/web-prod-v000", "instances": 1, "container": {"type": "DOCKER", "docker": {"image": "web:1"}}})
+    marathon.add_app(
+        {
+            "id": "/web-prod-v000",
+            "instances": 1,
+            "container": {"type": "DOCKER", "docker": {"image": "web:1"}},
+        }
+    )
 
 
 CASES = {
@@ -20,32 +26,112 @@ CASES = {
     "invalid cluster": ["deploy", "--cluster", "web-prod-", "--image", "web:2"],
     "no cluster": ["deploy", "--image", "web:2"],
     "unknown strategy": ["deploy", "--app", "web", "--image", "web:2", "--strategy", "blue-green"],
-    "bad steps": ["deploy", "--app", "web", "--image", "web:2", "--strategy", "rolling-red-black", "--steps", "50,25"],
-    "max-remaining without red-black": ["deploy", "--app", "web", "--image", "web:2", "--max-remaining", "1"],
+    "bad steps": [
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:2",
+        "--strategy",
+        "rolling-red-black",
+        "--steps",
+        "50,25",
+    ],
+    "max-remaining without red-black": [
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:2",
+        "--max-remaining",
+        "1",
+    ],
     "instances not a number": ["deploy", "--app", "web", "--image", "web:2", "--instances", "many"],
     "negative instances": ["deploy", "--app", "web", "--image", "web:2", "--instances", "-1"],
     "invalid region": ["deploy", "--app", "web", "--image", "web:2", "--region", "/Prod"],
     "invalid timeout": ["deploy", "--app", "web", "--image", "web:2", "--timeout", "soon"],
     "image with spaces": ["deploy", "--app", "web", "--image", "web 2"],
-    "missing spec": ["deploy", "--app", "web", "--image", "web:2", "--spec", "/nonexistent/app.json"],
+    "missing spec": [
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:2",
+        "--spec",
+        "/nonexistent/app.json",
+    ],
     "broken spec": ["deploy", "--app", "web", "--image", "web:2", "--spec", "{broken}"],
-    "spec with unknown field": ["deploy", "--app", "web", "--image", "web:2", "--spec", "{unknown}"],
+    "spec with unknown field": [
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:2",
+        "--spec",
+        "{unknown}",
+    ],
     "broken context": ["deploy", "--app", "web", "--image", "web:2", "--context", "{broken}"],
-    "placeholder matching nothing": ["deploy", "--app", "web", "--image", "web:{{ outputs.version }}", "--context", "{context}"],
-    "placeholder in spec matching nothing": ["deploy", "--app", "web", "--image", "web:2", "--spec", "{templated}", "--context", "{context}"],
+    "placeholder matching nothing": [
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:{{ outputs.version }}",
+        "--context",
+        "{context}",
+    ],
+    "placeholder in spec matching nothing": [
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:2",
+        "--spec",
+        "{templated}",
+        "--context",
+        "{context}",
+    ],
     "unknown provider": ["deploy", "--app", "web", "--image", "web:2", "--provider", "kubernetes"],
     "unknown option": ["deploy", "--app", "web", "--image", "web:2", "--strateg", "none"],
     "resize without mode": ["resize", "--server-group", "web-prod-v000"],
-    "resize two modes": ["resize", "--server-group", "web-prod-v000", "--instances", "2", "--scale-up", "1"],
+    "resize two modes": [
+        "resize",
+        "--server-group",
+        "web-prod-v000",
+        "--instances",
+        "2",
+        "--scale-up",
+        "1",
+    ],
     "invalid server group": ["destroy", "--server-group", "web-prod"],
     "cluster without target": ["disable", "--cluster", "web-prod"],
     "unknown target": ["enable", "--cluster", "web-prod", "--target", "latest"],
-    "server group and cluster": ["destroy", "--server-group", "web-prod-v000", "--cluster", "web-prod", "--target", "newest"],
+    "server group and cluster": [
+        "destroy",
+        "--server-group",
+        "web-prod-v000",
+        "--cluster",
+        "web-prod",
+        "--target",
+        "newest",
+    ],
     "unknown selection": ["find-image", "--cluster", "web-prod", "--selection", "random"],
     "invalid image pattern": ["find-image", "--cluster", "web-prod", "--image-pattern", "web:("],
-    "invalid marathon url": ["destroy", "--server-group", "web-prod-v000", "--marathon-url", "marathon.example:8080"],
+    "invalid marathon url": [
+        "destroy",
+        "--server-group",
+        "web-prod-v000",
+        "--marathon-url",
+        "marathon.example:8080",
+    ],
     "half basic auth": ["destroy", "--server-group", "web-prod-v000", "--username", "ci"],
-    "missing ca cert": ["destroy", "--server-group", "web-prod-v000", "--ca-cert", "/nonexistent/ca.pem"],
+    "missing ca cert": [
+        "destroy",
+        "--server-group",
+        "web-prod-v000",
+        "--ca-cert",
+        "/nonexistent/ca.pem",
+    ],
 }
 
 
@@ -58,7 +144,12 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     (tmp_path / "unknown.json").write_text(json.dumps({"cpus": 0.1, "instancez": 3}))
     (tmp_path / "context.json").write_text(json.dumps({"outputs": {"other": 1}}))
     (tmp_path / "templated.yaml").write_text("env:\n  VERSION: '{{ outputs.version }}'\n")
-    files = {"{broken}": "broken.json", "{unknown}": "unknown.json", "{context}": "context.json", "{templated}": "templated.yaml"}
+    files = {
+        "{broken}": "broken.json",
+        "{unknown}": "unknown.json",
+        "{context}": "context.json",
+        "{templated}": "templated.yaml",
+    }
     args = [str(tmp_path / files[a]) if a in files else a for a in CASES[case]]
     if not any(a.startswith("--marathon-url") for a in args):
         args += ["--marathon-url", marathon.url]
@@ -74,10 +165,23 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     assert marathon.app("/web-prod-v000") is not None
 
 
-def test_the_result_is_written_for_bad_input_too(marathon: MarathonEmulator, tmp_path: Path) -> None:
+def test_the_result_is_written_for_bad_input_too(
+    marathon: MarathonEmulator, tmp_path: Path
+) -> None:
     result_file = tmp_path / "result.json"
-    outcome = treadle("deploy", "--app", "web", "--image", "web:2", "--strategy", "blue-green",
-                      "--marathon-url", marathon.url, "--output", str(result_file))
+    outcome = treadle(
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:2",
+        "--strategy",
+        "blue-green",
+        "--marathon-url",
+        marathon.url,
+        "--output",
+        str(result_file),
+    )
     assert outcome.code == 2
     result = json.loads(result_file.read_text())
     assert result["status"] == "failed"
@@ -86,10 +190,21 @@ def test_the_result_is_written_for_bad_input_too(marathon: MarathonEmulator, tmp
     assert result["stage"] == "deploy" and result["provider"] == "marathon"
 
 
-def test_placeholder_error_names_expression_and_file(marathon: MarathonEmulator, tmp_path: Path) -> None:
+def test_placeholder_error_names_expression_and_file(
+    marathon: MarathonEmulator, tmp_path: Path
+) -> None:
     context = tmp_path / "job.json"
     context.write_text(json.dumps({"outputs": {}}))
-    outcome = treadle("deploy", "--app", "web", "--image", "repo:{{ outputs.version }}",
-                      "--context", str(context), "--marathon-url", marathon.url)
+    outcome = treadle(
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "repo:{{ outputs.version }}",
+        "--context",
+        str(context),
+        "--marathon-url",
+        marathon.url,
+    )
     assert outcome.code == 2
     assert "{{ outputs.version }}" in outcome.stderr and str(context) in outcome.stderr

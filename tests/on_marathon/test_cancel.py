@@ -15,15 +15,26 @@ import pytest
 from emulator import MarathonEmulator
 
 HEALTH_CHECKED = {
-    "container": {"type": "DOCKER", "docker": {"network": "BRIDGE", "portMappings": [{"containerPort": 80}]}},
+    "container": {
+        "type": "DOCKER",
+        "docker": {"network": "BRIDGE", "portMappings": [{"containerPort": 80}]},
+    },
     "healthChecks": [{"protocol": "HTTP", "path": "/", "portIndex": 0}],
 }
 
 
 def start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TREADLE_", "GITHUB_", "GITLAB_"))}
-    return subprocess.Popen([sys.executable, "-m", "treadle", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TREADLE_", "GITHUB_", "GITLAB_"))
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "treadle", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
 
 
 def wait_for_line(process: subprocess.Popen[str], text: str) -> str:
@@ -40,13 +51,37 @@ def wait_for_line(process: subprocess.Popen[str], text: str) -> str:
 def test_cancel_mid_wait_writes_a_failed_result_and_rolls_back(
     marathon: MarathonEmulator, tmp_path: Path, sig: signal.Signals
 ) -> None:
-    marathon.add_app({"id": "/web-v000", "instances": 2, "labels": {"treadle.created-at": "2026-01-01T00:00:00.000Z"},
-                      "container": {"type": "DOCKER", "docker": {"image": "web:1"}}})
+    marathon.add_app(
+        {
+            "id": "/web-v000",
+            "instances": 2,
+            "labels": {"treadle.created-at": "2026-01-01T00:00:00.000Z"},
+            "container": {"type": "DOCKER", "docker": {"image": "web:1"}},
+        }
+    )
     marathon.unhealthy_images.add("web:sick")
     (tmp_path / "spec.json").write_text(json.dumps(HEALTH_CHECKED))
-    process = start(["deploy", "--app", "web", "--image", "web:sick", "--spec", "spec.json",
-                     "--strategy", "red-black", "--rollback-on-failure", "--timeout", "10m",
-                     "--marathon-url", marathon.url, "--output", "result.json"], tmp_path)
+    process = start(
+        [
+            "deploy",
+            "--app",
+            "web",
+            "--image",
+            "web:sick",
+            "--spec",
+            "spec.json",
+            "--strategy",
+            "red-black",
+            "--rollback-on-failure",
+            "--timeout",
+            "10m",
+            "--marathon-url",
+            marathon.url,
+            "--output",
+            "result.json",
+        ],
+        tmp_path,
+    )
     try:
         wait_for_line(process, "web-v001: 0/2 healthy")
         sent = time.monotonic()
@@ -68,13 +103,35 @@ def test_cancel_mid_wait_writes_a_failed_result_and_rolls_back(
     assert marathon.app("/web-v000")["instances"] == 2
 
 
-def test_a_deploy_killed_mid_wait_and_rerun_ends_with_one_healthy_server_group(tmp_path: Path) -> None:
-    with MarathonEmulator(deploy_seconds=2.0, task_start_seconds=0.5, health_seconds=0.1) as marathon:
-        marathon.add_app({"id": "/web-v000", "instances": 2,
-                          "labels": {"treadle.created-at": "2026-01-01T00:00:00.000Z"},
-                          "container": {"type": "DOCKER", "docker": {"image": "web:1"}}})
-        args = ["deploy", "--app", "web", "--image", "web:2", "--strategy", "red-black",
-                "--run-key", "pipeline-41-deploy", "--marathon-url", marathon.url, "--output", "result.json"]
+def test_a_deploy_killed_mid_wait_and_rerun_ends_with_one_healthy_server_group(
+    tmp_path: Path,
+) -> None:
+    with MarathonEmulator(
+        deploy_seconds=2.0, task_start_seconds=0.5, health_seconds=0.1
+    ) as marathon:
+        marathon.add_app(
+            {
+                "id": "/web-v000",
+                "instances": 2,
+                "labels": {"treadle.created-at": "2026-01-01T00:00:00.000Z"},
+                "container": {"type": "DOCKER", "docker": {"image": "web:1"}},
+            }
+        )
+        args = [
+            "deploy",
+            "--app",
+            "web",
+            "--image",
+            "web:2",
+            "--strategy",
+            "red-black",
+            "--run-key",
+            "pipeline-41-deploy",
+            "--marathon-url",
+            marathon.url,
+            "--output",
+            "result.json",
+        ]
         first = start(args, tmp_path)
         try:
             wait_for_line(first, "web-v001: 0/2 healthy")

@@ -13,7 +13,11 @@ from helpers import treadle
 from .conftest import FAST
 
 LIST = ["find-image", "--cluster", "web-prod", "--include-disabled"]
-APP = {"id": "/web-prod-v000", "instances": 1, "container": {"type": "DOCKER", "docker": {"image": "web:1"}}}
+APP = {
+    "id": "/web-prod-v000",
+    "instances": 1,
+    "container": {"type": "DOCKER", "docker": {"image": "web:1"}},
+}
 
 
 def free_port() -> int:
@@ -24,7 +28,9 @@ def free_port() -> int:
 
 def test_unreachable_marathon_is_exit_4_quickly() -> None:
     started = time.monotonic()
-    outcome = treadle(*LIST, "--marathon-url", f"http://127.0.0.1:{free_port()}", "--timeout", "10m")
+    outcome = treadle(
+        *LIST, "--marathon-url", f"http://127.0.0.1:{free_port()}", "--timeout", "10m"
+    )
     assert outcome.code == 4, outcome
     assert time.monotonic() - started < 5, "a URL that never answered must not wait for --timeout"
     assert "cannot reach Marathon" in outcome.stderr
@@ -83,10 +89,16 @@ def rsa_key(tmp_path: Path) -> tuple[Path, bytes]:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp_path / "ci.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo)
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return path, public
 
 
@@ -94,17 +106,37 @@ def test_service_account_logs_in_and_logs_in_again_when_its_token_expires(tmp_pa
     key, public = rsa_key(tmp_path)
     with MarathonEmulator(auth=ServiceAccount(uid="ci", public_key_pem=public), **FAST) as emu:
         emu.add_app(APP)
-        args = [*LIST, "--dcos-url", emu.dcos_url, "--service-account-uid", "ci",
-                "--service-account-key", str(key)]
+        args = [
+            *LIST,
+            "--dcos-url",
+            emu.dcos_url,
+            "--service-account-uid",
+            "ci",
+            "--service-account-key",
+            str(key),
+        ]
         first = treadle(*args)
         assert first.code == 0, first
         logins = [r for r in emu.requests if r.path == "/acs/api/v1/auth/login"]
         assert len(logins) == 1
 
         emu.expire_tokens()
-        second = treadle("deploy", "--app", "web", "--stack", "prod", "--image", "web:2",
-                         "--dcos-url", emu.dcos_url, "--service-account-uid", "ci",
-                         "--service-account-key", str(key), "--no-wait")
+        second = treadle(
+            "deploy",
+            "--app",
+            "web",
+            "--stack",
+            "prod",
+            "--image",
+            "web:2",
+            "--dcos-url",
+            emu.dcos_url,
+            "--service-account-uid",
+            "ci",
+            "--service-account-key",
+            str(key),
+            "--no-wait",
+        )
         assert second.code == 0, second
 
 
@@ -112,8 +144,15 @@ def test_service_account_with_the_wrong_key_is_exit_4(tmp_path: Path) -> None:
     _, public = rsa_key(tmp_path)
     other_key, _ = rsa_key(tmp_path / "..")
     with MarathonEmulator(auth=ServiceAccount(uid="ci", public_key_pem=public), **FAST) as emu:
-        outcome = treadle(*LIST, "--dcos-url", emu.dcos_url, "--service-account-uid", "ci",
-                          "--service-account-key", str(other_key))
+        outcome = treadle(
+            *LIST,
+            "--dcos-url",
+            emu.dcos_url,
+            "--service-account-uid",
+            "ci",
+            "--service-account-key",
+            str(other_key),
+        )
     assert outcome.code == 4, outcome
     assert "service account 'ci'" in outcome.stderr
 
@@ -126,18 +165,22 @@ def test_a_deployment_lock_is_waited_out() -> None:
 
 
 def waited_out_lock(marathon: MarathonEmulator) -> None:
-    deployed = treadle("deploy", "--app", "web", "--image", "web:1", "--no-wait",
-                       "--marathon-url", marathon.url)
+    deployed = treadle(
+        "deploy", "--app", "web", "--image", "web:1", "--no-wait", "--marathon-url", marathon.url
+    )
     assert deployed.code == 0, deployed
-    resized = treadle("resize", "--server-group", "web-v000", "--instances", "2",
-                      "--marathon-url", marathon.url)
+    resized = treadle(
+        "resize", "--server-group", "web-v000", "--instances", "2", "--marathon-url", marathon.url
+    )
     assert resized.code == 0, resized
     puts = [r for r in marathon.requests if r.method == "PUT"]
     assert len(puts) >= 2, "the first PUT met the lock and was retried"
     assert marathon.app("/web-v000")["instances"] == 2
 
 
-def failing_first(count: int, status: int, methods: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE")):
+def failing_first(
+    count: int, status: int, methods: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE")
+):
     """A fault that answers the first `count` matching requests with `status` and an empty
     body, as a proxy does while Marathon elects a new leader."""
     seen = {"n": 0}
@@ -152,7 +195,9 @@ def failing_first(count: int, status: int, methods: tuple[str, ...] = ("GET", "P
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
-def test_gateway_errors_and_leader_elections_are_retried(marathon: MarathonEmulator, status: int) -> None:
+def test_gateway_errors_and_leader_elections_are_retried(
+    marathon: MarathonEmulator, status: int
+) -> None:
     marathon.faults.append(failing_first(3, status))
     outcome = treadle("deploy", "--app", "web", "--image", "web:1", "--marathon-url", marathon.url)
     assert outcome.code == 0, outcome
@@ -163,7 +208,9 @@ def test_gateway_errors_and_leader_elections_are_retried(marathon: MarathonEmula
 def test_a_marathon_that_stays_unavailable_fails_at_the_timeout(marathon: MarathonEmulator) -> None:
     marathon.faults.append(failing_first(10_000, 503))
     started = time.monotonic()
-    outcome = treadle("find-image", "--cluster", "web", "--timeout", "2s", "--marathon-url", marathon.url)
+    outcome = treadle(
+        "find-image", "--cluster", "web", "--timeout", "2s", "--marathon-url", marathon.url
+    )
     assert outcome.code == 1, outcome
     assert 2 <= time.monotonic() - started < 6
     assert "kept failing until the timeout" in outcome.stderr
@@ -193,10 +240,21 @@ def test_the_token_a_service_account_login_obtains_is_masked_too(tmp_path: Path)
     key, public = rsa_key(tmp_path)
     with MarathonEmulator(auth=ServiceAccount(uid="ci", public_key_pem=public), **FAST) as emu:
         emu.add_app(APP)
-        outcome = treadle(*LIST, "--dcos-url", emu.dcos_url, "--service-account-uid", "ci",
-                          "--service-account-key", str(key), env={"GITHUB_ACTIONS": "true"})
-        issued = [r.headers["authorization"].removeprefix("token=") for r in emu.requests
-                  if r.headers.get("authorization", "").startswith("token=")]
+        outcome = treadle(
+            *LIST,
+            "--dcos-url",
+            emu.dcos_url,
+            "--service-account-uid",
+            "ci",
+            "--service-account-key",
+            str(key),
+            env={"GITHUB_ACTIONS": "true"},
+        )
+        issued = [
+            r.headers["authorization"].removeprefix("token=")
+            for r in emu.requests
+            if r.headers.get("authorization", "").startswith("token=")
+        ]
     assert outcome.code == 0, outcome
     assert issued, "the stage used the token it obtained"
     assert f"::add-mask::{issued[0]}" in outcome.stderr.splitlines()

@@ -28,7 +28,14 @@ FOLDERS = ("metronome/examples", "dcos-cli/metronome-jobs")
 # Deliberately malformed upstream; treadle must refuse it, not read it.
 MALFORMED = "bad.json"
 # Documents that are no job and no run: schedules, the launch queue, the CLI's config schema.
-NOT_READ = {"schedule.json", "schedule_list.json", "sch-1.json", "sch-2.json", "queue_job_list.json", "schema-config.json"}
+NOT_READ = {
+    "schedule.json",
+    "schedule_list.json",
+    "sch-1.json",
+    "sch-2.json",
+    "queue_job_list.json",
+    "schema-config.json",
+}
 # An example job list holds an id that Metronome's own schema refuses.
 INVALID_IDS = {"cleanDb --force"}
 
@@ -54,7 +61,14 @@ def jobs_and_runs(root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]
 
 
 def request(spec: dict[str, Any] | None, **flags: Any) -> JobRequest:
-    values: dict[str, Any] = {"job_id": None, "image": None, "command": None, "env": {}, "cpus": None, "mem": None}
+    values: dict[str, Any] = {
+        "job_id": None,
+        "image": None,
+        "command": None,
+        "env": {},
+        "cpus": None,
+        "mem": None,
+    }
     return JobRequest(**{**values, **flags}, spec=spec, labels={"treadle.version": __version__})
 
 
@@ -71,9 +85,23 @@ def test_every_real_job_is_a_spec_whose_definition_metronome_accepts(shared_data
         validate(as_it_is)
         assert as_it_is["run"]["cmd"] == job["run"]["cmd"]
         assert as_it_is["labels"]["treadle.version"] == __version__
-        overlaid = build_job(request(job, job_id="ci.real", image="busybox:1", command="true", env={"A": "1"}, cpus=0.5, mem=64))
+        overlaid = build_job(
+            request(
+                job,
+                job_id="ci.real",
+                image="busybox:1",
+                command="true",
+                env={"A": "1"},
+                cpus=0.5,
+                mem=64,
+            )
+        )
         validate(overlaid)
-        image = overlaid["run"]["ucr"]["image"]["id"] if "ucr" in job["run"] else overlaid["run"]["docker"]["image"]
+        image = (
+            overlaid["run"]["ucr"]["image"]["id"]
+            if "ucr" in job["run"]
+            else overlaid["run"]["docker"]["image"]
+        )
         assert (overlaid["id"], image, overlaid["run"]["env"]["A"]) == ("ci.real", "busybox:1", "1")
 
 
@@ -82,16 +110,21 @@ def test_every_real_run_answer_is_read(shared_data: Path) -> None:
     _, runs = jobs_and_runs(shared_data)
     assert len(runs) >= 5
     with MetronomeEmulator() as emu:
-        provider = MarathonProvider(Connection(dcos_url=emu.dcos_url), deadline=Deadline(10), console=Console())
+        provider = MarathonProvider(
+            Connection(dcos_url=emu.dcos_url), deadline=Deadline(10), console=Console()
+        )
         try:
             for run in runs:
+
                 def answer(r: Request, run: dict[str, Any] = run) -> Response | None:
                     return Response(200, run) if r.path.startswith("/v1/jobs/prod/runs/") else None
 
                 emu.faults[:] = [answer]
                 status = provider.job_status(JobRun("prod", run["id"]))
                 assert (status.state, status.finished) == (run["status"], False)
-                assert provider.job_log(JobRun("prod", run["id"]), 0) == ("", 0), "no task yet, no log"
+                assert provider.job_log(JobRun("prod", run["id"]), 0) == ("", 0), (
+                    "no task yet, no log"
+                )
         finally:
             provider.close()
 
@@ -103,8 +136,13 @@ def test_a_real_job_answer_without_history_lists_no_finished_run(shared_data: Pa
 
 def test_the_malformed_example_is_refused_as_a_spec(shared_data: Path) -> None:
     with MetronomeEmulator() as emu:
-        outcome = treadle("run-job", "--spec", str(shared_data / "dcos-cli/metronome-jobs" / MALFORMED),
-                          "--dcos-url", emu.dcos_url)
+        outcome = treadle(
+            "run-job",
+            "--spec",
+            str(shared_data / "dcos-cli/metronome-jobs" / MALFORMED),
+            "--dcos-url",
+            emu.dcos_url,
+        )
         assert emu.mutating_requests() == []
     assert outcome.code == 2, outcome
     assert len(outcome.stderr.strip().splitlines()) == 1

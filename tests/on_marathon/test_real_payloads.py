@@ -4,8 +4,9 @@ it builds from a real spec is one that Marathon's own schema accepts."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import yaml
@@ -23,7 +24,13 @@ MALFORMED = {"bad.json"}
 
 
 def json_files(root: Path) -> Iterator[Path]:
-    for folder in ("marathon/examples", "marathon/apps", "marathon-lb", "dcos-cli/marathon-apps", "marathon/real-groups"):
+    for folder in (
+        "marathon/examples",
+        "marathon/apps",
+        "marathon-lb",
+        "dcos-cli/marathon-apps",
+        "marathon/real-groups",
+    ):
         yield from sorted((root / folder).glob("*.json"))
 
 
@@ -31,7 +38,8 @@ def app_objects(document: Any) -> Iterator[dict[str, Any]]:
     """Every object that is an app: has an id and a way to run (cmd, args or container)."""
     if isinstance(document, dict):
         is_app = isinstance(document.get("id"), str) and any(
-            k in document for k in ("cmd", "args", "container", "instances"))
+            k in document for k in ("cmd", "args", "container", "instances")
+        )
         # Pods (`containers`, `spec`) and groups (`apps`) are not apps.
         if is_app and not {"apps", "containers", "spec"} & set(document):
             yield document
@@ -89,18 +97,24 @@ def test_real_group_dump_lists_direct_apps_only(shared_data: Path) -> None:
 def test_health_reads_the_real_zdd_app(shared_data: Path) -> None:
     """zdd_apps.json holds real tasks with health check results."""
     app = json.loads((shared_data / "marathon-lb/zdd_apps.json").read_text())["apps"][0]
-    healthy_tasks = [t for t in app["tasks"] if all(r["alive"] for r in t.get("healthCheckResults", []))]
+    healthy_tasks = [
+        t for t in app["tasks"] if all(r["alive"] for r in t.get("healthCheckResults", []))
+    ]
     assert app["tasksHealthy"] == len(healthy_tasks)
 
 
 def real_specs(root: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    for path in sorted((root / "marathon/apps").glob("*.json")) + sorted((root / "dcos-cli/marathon-apps").glob("*.json")):
+    for path in sorted((root / "marathon/apps").glob("*.json")) + sorted(
+        (root / "dcos-cli/marathon-apps").glob("*.json")
+    ):
         if path.name in MALFORMED or path.name == "app_add_400.json":
             continue
         yield path.name, json.loads(path.read_text())
 
 
-def test_definitions_built_from_real_specs_validate_against_marathons_schema(shared_data: Path) -> None:
+def test_definitions_built_from_real_specs_validate_against_marathons_schema(
+    shared_data: Path,
+) -> None:
     validate = app_definition_validator(shared_data)
     name = ServerGroupName(Cluster("web", "prod"), 1)
     checked = 0
@@ -110,8 +124,14 @@ def test_definitions_built_from_real_specs_validate_against_marathons_schema(sha
         except ValueError:
             continue  # written for another Marathon version than the schema's
         definition = apps.build_definition(
-            NewServerGroup(name, "/prod/us-east", "registry.example/web:1.0", 2, spec,
-                           server_group_labels(name, __version__, "2026-01-01T00:00:00.000Z"))
+            NewServerGroup(
+                name,
+                "/prod/us-east",
+                "registry.example/web:1.0",
+                2,
+                spec,
+                server_group_labels(name, __version__, "2026-01-01T00:00:00.000Z"),
+            )
         )
         assert definition["id"] == "/prod/us-east/web-prod-v001", file
         assert definition["container"]["docker"]["image"] == "registry.example/web:1.0"
@@ -140,7 +160,13 @@ def test_a_spec_marathon_would_refuse_is_refused_first(spec: dict[str, Any], fix
 
 @pytest.mark.parametrize(
     ("region", "canonical"),
-    [("/", "/"), ("", "/"), ("prod", "/prod"), ("/prod/us-east/", "/prod/us-east"), ("/a.b/c-d", "/a.b/c-d")],
+    [
+        ("/", "/"),
+        ("", "/"),
+        ("prod", "/prod"),
+        ("/prod/us-east/", "/prod/us-east"),
+        ("/a.b/c-d", "/a.b/c-d"),
+    ],
 )
 def test_regions_are_group_paths(region: str, canonical: str) -> None:
     assert apps.check_region(region) == canonical

@@ -72,7 +72,5 @@ def open_provider(
         raise InputError(
             f"the {name} provider needs the {e.name!r} library: pip install 'treadle[{extra}]'"
         ) from None
-    provider: Provider = getattr(module, class_name)(
-        connection, deadline=deadline, console=console
-    )
+    provider: Provider = getattr(module, class_name)(connection, deadline=deadline, console=console)
     return provider

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from treadle.errors import InputError
 from treadle.naming import try_parse_server_group
@@ -16,7 +17,9 @@ from treadle.providers.base import (
     ServerGroup,
 )
 
-_SEGMENT = re.compile(r"(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])")
+_SEGMENT = re.compile(
+    r"(([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])\.)*([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])"
+)
 
 # The fields of an app definition that Marathon accepts (AppDefinition.json). Anything
 # else in a spec would be refused with a 422, so it is refused here first.
@@ -32,8 +35,16 @@ READ_ONLY = frozenset(
     "version versionInfo tasks tasksStaged tasksRunning tasksHealthy tasksUnhealthy "
     "deployments lastTaskFailure taskStats readinessCheckResults storeUrls".split()
 )
-NUMBERS = ("cpus", "mem", "disk", "gpus", "backoffSeconds", "backoffFactor",
-           "maxLaunchDelaySeconds", "taskKillGracePeriodSeconds")
+NUMBERS = (
+    "cpus",
+    "mem",
+    "disk",
+    "gpus",
+    "backoffSeconds",
+    "backoffFactor",
+    "maxLaunchDelaySeconds",
+    "taskKillGracePeriodSeconds",
+)
 
 
 def check_region(region: str) -> str:
@@ -90,7 +101,9 @@ def to_server_group(app: Mapping[str, Any]) -> ServerGroup | None:
 
 def apps_of_group(group: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The apps directly in a group, from a /v2/groups answer."""
-    return [a for a in group.get("apps") or [] if parent_of(str(a.get("id", ""))) == group.get("id")]
+    return [
+        a for a in group.get("apps") or [] if parent_of(str(a.get("id", ""))) == group.get("id")
+    ]
 
 
 def writable(app: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,10 +128,17 @@ def build_definition(new: NewServerGroup) -> dict[str, Any]:
         )
     for field in NUMBERS:
         value = spec.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+        ):
             raise InputError(f"spec: {field} must be a number of 0 or more, not {value!r}")
-    for field, kind in (("env", dict), ("labels", dict), ("container", dict),
-                        ("healthChecks", list), ("constraints", list)):
+    for field, kind in (
+        ("env", dict),
+        ("labels", dict),
+        ("container", dict),
+        ("healthChecks", list),
+        ("constraints", list),
+    ):
         if field in spec and not isinstance(spec[field], kind):
             raise InputError(f"spec: {field} must be {'an object' if kind is dict else 'a list'}")
     labels = spec.get("labels") or {}

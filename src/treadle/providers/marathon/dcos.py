@@ -38,12 +38,12 @@ class Urls:
     def of(cls, connection: Connection) -> Urls:
         dcos = check_url(connection.dcos_url, "--dcos-url") if connection.dcos_url else None
         marathon = _service(connection.marathon_url, "--marathon-url", dcos, MARATHON_UNDER_DCOS)
-        metronome = _service(connection.metronome_url, "--metronome-url", dcos, METRONOME_UNDER_DCOS)
+        metronome = _service(
+            connection.metronome_url, "--metronome-url", dcos, METRONOME_UNDER_DCOS
+        )
         # A service URL under Admin Router tells where the cluster is.
         root = (
-            dcos
-            or _below(metronome, METRONOME_UNDER_DCOS)
-            or _below(marathon, MARATHON_UNDER_DCOS)
+            dcos or _below(metronome, METRONOME_UNDER_DCOS) or _below(marathon, MARATHON_UNDER_DCOS)
         )
         return cls(marathon, metronome, root)
 
@@ -62,12 +62,16 @@ class Session:
     def __init__(self, connection: Connection, *, deadline: Deadline, console: Console) -> None:
         self.urls = Urls.of(connection)
         if not (self.urls.marathon or self.urls.metronome):
-            raise InputError("the marathon provider needs --marathon-url, --metronome-url or --dcos-url")
+            raise InputError(
+                "the marathon provider needs --marathon-url, --metronome-url or --dcos-url"
+            )
         self.deadline = deadline
         self.console = console
         self.http = httpx.Client(
             verify=tls_verification(connection),
-            timeout=httpx.Timeout(connection.request_timeout, connect=min(5.0, connection.request_timeout)),
+            timeout=httpx.Timeout(
+                connection.request_timeout, connect=min(5.0, connection.request_timeout)
+            ),
         )
         # Without a cluster URL, a lone service is its own login host (a Marathon behind
         # its own IAM proxy).
@@ -77,7 +81,12 @@ class Session:
 
     def client(self, base_url: str, what: str) -> MarathonClient:
         return MarathonClient(
-            base_url, auth=self.auth, deadline=self.deadline, console=self.console, what=what, http=self.http
+            base_url,
+            auth=self.auth,
+            deadline=self.deadline,
+            console=self.console,
+            what=what,
+            http=self.http,
         )
 
     def close(self) -> None:
@@ -104,7 +113,9 @@ def choose_auth(
     it is masked like the ones given."""
     if connection.service_account_uid or connection.service_account_key:
         if not (connection.service_account_uid and connection.service_account_key):
-            raise InputError("a service account needs both --service-account-uid and --service-account-key")
+            raise InputError(
+                "a service account needs both --service-account-uid and --service-account-key"
+            )
         return ServiceAccountAuth(
             connection.service_account_uid,
             connection.service_account_key,

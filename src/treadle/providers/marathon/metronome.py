@@ -22,7 +22,9 @@ from treadle.providers.base import JobRequest, JobRun, JobStatus
 from treadle.providers.marathon.client import MarathonClient
 from treadle.providers.marathon.sandbox import Sandbox, SandboxUnavailable
 
-_JOB_ID = re.compile(r"([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])(\.([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9]))*")
+_JOB_ID = re.compile(
+    r"([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])(\.([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9]))*"
+)
 
 # The fields of a job and of its `run` that Metronome's job schema (jobspec.schema.json)
 # accepts; it refuses anything else, so treadle refuses it first.
@@ -63,7 +65,9 @@ def build_job(job: JobRequest) -> dict[str, Any]:
     _refuse_unknown(spec, JOB_FIELDS, "the spec")
     job_id = job.job_id or spec.get("id")
     if not job_id:
-        raise InputError('name the job: --job-id, or "id" in the spec (Metronome ids are dotted, e.g. ci.db-migrate)')
+        raise InputError(
+            'name the job: --job-id, or "id" in the spec (Metronome ids are dotted, e.g. ci.db-migrate)'
+        )
     check_job_id(job_id)
     flags = (job.image, job.command, job.env, job.cpus, job.mem)
     if not spec and not any(flags):
@@ -79,7 +83,11 @@ def build_job(job: JobRequest) -> dict[str, Any]:
         _set_image(run, job.image)
     if job.env:
         run["env"] = {**_mapping(run.get("env"), "run.env"), **job.env}
-    for field, flag, default in (("cpus", job.cpus, DEFAULT_CPUS), ("mem", job.mem, DEFAULT_MEM), ("disk", None, DEFAULT_DISK)):
+    for field, flag, default in (
+        ("cpus", job.cpus, DEFAULT_CPUS),
+        ("mem", job.mem, DEFAULT_MEM),
+        ("disk", None, DEFAULT_DISK),
+    ):
         run[field] = _resource(field, flag if flag is not None else run.get(field, default))
     if not (run.get("cmd") or (run.get("docker") or {}).get("image") or run.get("ucr")):
         raise InputError("the job has nothing to run: give --cmd, --image, or run.cmd in the spec")
@@ -118,7 +126,9 @@ def _set_image(run: dict[str, Any], image: str) -> None:
 
 def _resource(field: str, value: Any) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < MINIMUMS[field]:
-        raise InputError(f"{field} must be a number of at least {MINIMUMS[field]:g} for Metronome, not {value!r}")
+        raise InputError(
+            f"{field} must be a number of at least {MINIMUMS[field]:g} for Metronome, not {value!r}"
+        )
     return value
 
 
@@ -146,7 +156,9 @@ class _Followed:
 class MetronomeJobs:
     """Runs one-off jobs on Metronome; the log and outputs come from the Mesos sandbox."""
 
-    def __init__(self, client: MarathonClient | None, sandbox: Sandbox | None, console: Console) -> None:
+    def __init__(
+        self, client: MarathonClient | None, sandbox: Sandbox | None, console: Console
+    ) -> None:
         self._client = client
         self.sandbox = sandbox
         self.console = console
@@ -182,7 +194,9 @@ class MetronomeJobs:
             self._save(definition)
         run = self.client.request("POST", self._job_path(job_id) + "/runs", missing_ok=True)
         if run is None:
-            raise InputError(f"job {job_id} does not exist on Metronome: give --spec, or --image or --cmd, to create it")
+            raise InputError(
+                f"job {job_id} does not exist on Metronome: give --spec, or --image or --cmd, to create it"
+            )
         self._runs[run["id"]] = _Followed(state=run.get("status") or "INITIAL")
         return JobRun(job_id, run["id"])
 
@@ -205,7 +219,9 @@ class MetronomeJobs:
             if followed.state not in (SUCCESS, FAILED):
                 return JobStatus(followed.state, finished=False)
             return self._outcome(followed, followed.state == SUCCESS)
-        job = self.client.get(self._job_path(run.job_id), params={"embed": "history"}, missing_ok=True)
+        job = self.client.get(
+            self._job_path(run.job_id), params={"embed": "history"}, missing_ok=True
+        )
         if job is None:
             raise StageFailed(f"job {run.job_id} was deleted while its run {run.run_id} ran")
         finished = finished_run(job, run.run_id)
@@ -229,7 +245,9 @@ class MetronomeJobs:
         except SandboxUnavailable as e:
             self.console.warn(f"cannot tell why the job failed: {e}")
             return JobStatus(FAILED, finished=True)
-        return JobStatus(FAILED, finished=True, exit_code=ending.exit_code, message=ending.describe())
+        return JobStatus(
+            FAILED, finished=True, exit_code=ending.exit_code, message=ending.describe()
+        )
 
     def stop(self, run: JobRun) -> None:
         path = f"{self._job_path(run.job_id)}/runs/{quote(run.run_id, safe='')}/actions/stop"
@@ -265,11 +283,15 @@ class MetronomeJobs:
     def file(self, run: JobRun, path: str) -> bytes | None:
         followed = self._runs.get(run.run_id)
         if self.sandbox is None or followed is None or followed.task_id is None:
-            raise StageFailed(f"cannot read {path}: run {run.run_id} of job {run.job_id} has no Mesos task known to treadle")
+            raise StageFailed(
+                f"cannot read {path}: run {run.run_id} of job {run.job_id} has no Mesos task known to treadle"
+            )
         try:
             return self.sandbox.download(followed.task_id, sandbox_path(path))
         except SandboxUnavailable as e:
-            raise StageFailed(f"cannot read the output file {path} from the job's sandbox: {e}") from None
+            raise StageFailed(
+                f"cannot read the output file {path} from the job's sandbox: {e}"
+            ) from None
 
 
 def latest_task(tasks: list[dict[str, Any]]) -> str | None:
