@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import ssl
 import time
@@ -721,20 +720,6 @@ def test_forbidden_answers_json_from_marathon(emu: MarathonEmulator, client: htt
 # -- conformance with real payloads -----------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def shared() -> Path:
-    root = os.environ.get("TREADLE_SHARED_DATA")
-    if not root:
-        pytest.skip(
-            "TREADLE_SHARED_DATA is not set: it points at the real DC/OS payloads "
-            "(e.g. /work/shared/data) the conformance tests compare against"
-        )
-    path = Path(root)
-    if not (path / "marathon").is_dir():
-        pytest.skip(f"TREADLE_SHARED_DATA={root} has no marathon/ folder")
-    return path
-
-
 def load(path: Path) -> Any:
     return json.loads(path.read_text())
 
@@ -771,9 +756,9 @@ def definition_of(app: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in app.items() if k not in READ_ONLY}
 
 
-def test_apps_and_tasks_have_the_fields_of_a_real_answer(shared: Path) -> None:
-    real_apps = load(shared / "marathon-lb/zdd_apps.json")["apps"]
-    real_task_list = load(shared / "marathon/examples/app_tasks.json")["tasks"]
+def test_apps_and_tasks_have_the_fields_of_a_real_answer(shared_data: Path) -> None:
+    real_apps = load(shared_data / "marathon-lb/zdd_apps.json")["apps"]
+    real_task_list = load(shared_data / "marathon/examples/app_tasks.json")["tasks"]
     with MarathonEmulator(**FAST) as emu, http(emu.url) as client:
         for real in real_apps:
             response = client.post("/v2/apps", json=definition_of(real))
@@ -796,10 +781,10 @@ def test_apps_and_tasks_have_the_fields_of_a_real_answer(shared: Path) -> None:
                         assert_has_keys(result, real_result, "healthCheckResults")
 
 
-def test_deployments_and_info_have_the_fields_of_the_examples(shared: Path) -> None:
-    example_deployment = load(shared / "marathon/examples/deployments.json")[0]
-    example_info = load(shared / "marathon/examples/info.json")
-    example_result = load(shared / "marathon/examples/deployments_result.json")
+def test_deployments_and_info_have_the_fields_of_the_examples(shared_data: Path) -> None:
+    example_deployment = load(shared_data / "marathon/examples/deployments.json")[0]
+    example_info = load(shared_data / "marathon/examples/info.json")
+    example_result = load(shared_data / "marathon/examples/deployments_result.json")
     with MarathonEmulator(**FAST) as emu, http(emu.url) as client:
         client.post("/v2/apps", json=WEB)
         deployment = deployments(client)[0]
@@ -820,8 +805,8 @@ def test_deployments_and_info_have_the_fields_of_the_examples(shared: Path) -> N
             assert_has_keys(info[section], example_info[section], section)
 
 
-def test_groups_have_the_fields_of_the_examples(shared: Path) -> None:
-    example = load(shared / "marathon/examples/group.json")
+def test_groups_have_the_fields_of_the_examples(shared_data: Path) -> None:
+    example = load(shared_data / "marathon/examples/group.json")
     with MarathonEmulator(**FAST) as emu, http(emu.url) as client:
         emu.add_app(WEB)
         root = client.get("/v2/groups").json()
@@ -829,9 +814,9 @@ def test_groups_have_the_fields_of_the_examples(shared: Path) -> None:
         assert_has_keys(root["groups"][0], example["groups"][0], "subgroup")
 
 
-def test_error_bodies_match_traits_raml(shared: Path) -> None:
-    traits = load_raml(shared / "marathon/raml/traits.raml")
-    apps_raml = load_raml(shared / "marathon/raml/v2_apps.raml")
+def test_error_bodies_match_traits_raml(shared_data: Path) -> None:
+    traits = load_raml(shared_data / "marathon/raml/traits.raml")
+    apps_raml = load_raml(shared_data / "marathon/raml/v2_apps.raml")
 
     def example(trait: str, status: int) -> Any:
         return json.loads(traits[trait]["responses"][status]["body"]["application/json"]["example"])
@@ -872,8 +857,8 @@ def test_error_bodies_match_traits_raml(shared: Path) -> None:
         assert client.get("/v2/apps/not_existent").json() == not_found
 
 
-def test_load_groups_with_a_real_root_group_dump(shared: Path) -> None:
-    dump = load(shared / "marathon/real-groups/155_1000.json")
+def test_load_groups_with_a_real_root_group_dump(shared_data: Path) -> None:
+    dump = load(shared_data / "marathon/real-groups/155_1000.json")
     with MarathonEmulator(**FAST) as emu, http(emu.url) as client:
         emu.load_groups(dump)
         apps = client.get("/v2/apps").json()["apps"]
@@ -889,11 +874,11 @@ def test_load_groups_with_a_real_root_group_dump(shared: Path) -> None:
         assert [g["id"] for g in client.get("/v2/groups").json()["groups"]] == [dump["id"]]
 
 
-def test_stored_apps_validate_against_the_app_schema(shared: Path) -> None:
-    schema = load(shared / "marathon/schema/AppDefinition.json")
+def test_stored_apps_validate_against_the_app_schema(shared_data: Path) -> None:
+    schema = load(shared_data / "marathon/schema/AppDefinition.json")
     validator = jsonschema.Draft4Validator(schema)
-    samples = [definition_of(a) for a in load(shared / "marathon-lb/zdd_apps.json")["apps"]]
-    for path in sorted((shared / "marathon/apps").glob("*.json")):
+    samples = [definition_of(a) for a in load(shared_data / "marathon-lb/zdd_apps.json")["apps"]]
+    for path in sorted((shared_data / "marathon/apps").glob("*.json")):
         sample = load(path)
         if not list(validator.iter_errors(sample)):  # a few system-test apps predate this schema
             samples.append(sample)
@@ -936,8 +921,8 @@ def test_stored_apps_validate_against_the_app_schema(shared: Path) -> None:
         )
 
 
-def test_dcos_cli_samples(shared: Path) -> None:
-    samples = shared / "dcos-cli/marathon-apps"
+def test_dcos_cli_samples(shared_data: Path) -> None:
+    samples = shared_data / "dcos-cli/marathon-apps"
     with MarathonEmulator(**FAST) as emu, http(emu.url) as client:
         for name in ("bad.json", "app_add_400.json"):
             response = client.post(

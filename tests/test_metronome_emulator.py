@@ -4,7 +4,6 @@ Metronome payloads (read through TREADLE_SHARED_DATA; those tests skip without i
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -381,38 +380,27 @@ def test_admin_router_guards_metronome_and_mesos() -> None:
 # -- conformance with real payloads ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def shared() -> Path:
-    root = os.environ.get("TREADLE_SHARED_DATA")
-    if not root:
-        pytest.skip(
-            "TREADLE_SHARED_DATA is not set: it points at the real DC/OS payloads the conformance tests compare against"
-        )
-    path = Path(root)
-    if not (path / "metronome").is_dir():
-        pytest.skip(f"TREADLE_SHARED_DATA={root} has no metronome/ folder")
-    return path
-
-
 def common_keys(examples: list[dict[str, Any]]) -> dict[str, Any]:
     """What every example shows, nested one level for `run`."""
     keys = set.intersection(*(set(e) for e in examples))
     return {k: examples[0][k] for k in keys}
 
 
-def test_jobs_and_runs_have_the_fields_of_the_examples(shared: Path, client: httpx.Client) -> None:
-    jobs = load(shared / "metronome/examples/job_list.json")
+def test_jobs_and_runs_have_the_fields_of_the_examples(
+    shared_data: Path, client: httpx.Client
+) -> None:
+    jobs = load(shared_data / "metronome/examples/job_list.json")
     run = start(client)
     job = client.get("/v1/jobs/ci.report").json()
     assert_has_keys(job, common_keys(jobs), "job")
     assert_has_keys(job["run"], common_keys([j["run"] for j in jobs]), "job run spec")
-    assert_has_keys(run, load(shared / "metronome/examples/run.json"), "run")
-    for example in load(shared / "metronome/examples/run_list.json"):
+    assert_has_keys(run, load(shared_data / "metronome/examples/run.json"), "run")
+    for example in load(shared_data / "metronome/examples/run_list.json"):
         assert_has_keys(client.get("/v1/jobs/ci.report/runs").json()[0], example, "run list")
 
 
-def test_error_bodies_match_the_raml(shared: Path, client: httpx.Client) -> None:
-    raml = load_raml(shared / "metronome/raml/jobs.raml")
+def test_error_bodies_match_the_raml(shared_data: Path, client: httpx.Client) -> None:
+    raml = load_raml(shared_data / "metronome/raml/jobs.raml")
 
     def example(*path: Any) -> dict[str, Any]:
         node: Any = raml
@@ -438,9 +426,11 @@ def test_error_bodies_match_the_raml(shared: Path, client: httpx.Client) -> None
 
 
 def test_real_jobs_are_accepted_and_answered_as_the_schema_allows(
-    shared: Path, emu: MetronomeEmulator, client: httpx.Client
+    shared_data: Path, emu: MetronomeEmulator, client: httpx.Client
 ) -> None:
-    validator = jsonschema.Draft4Validator(load(shared / "metronome/schema/jobspec.schema.json"))
+    validator = jsonschema.Draft4Validator(
+        load(shared_data / "metronome/schema/jobspec.schema.json")
+    )
 
     def schema_check(job: dict[str, Any]) -> None:
         errors = [e.message for e in validator.iter_errors(job)]
@@ -450,15 +440,15 @@ def test_real_jobs_are_accepted_and_answered_as_the_schema_allows(
     emu.validators.append(schema_check)
     samples = [
         load(p)
-        for p in sorted((shared / "metronome/examples").glob("job_*.json"))
+        for p in sorted((shared_data / "metronome/examples").glob("job_*.json"))
         if p.name != "job_list.json"
     ]
-    samples += [load(shared / "metronome/examples/job.json")] + load(
-        shared / "metronome/examples/job_list.json"
+    samples += [load(shared_data / "metronome/examples/job.json")] + load(
+        shared_data / "metronome/examples/job_list.json"
     )
     samples += [
         load(p)
-        for p in sorted((shared / "dcos-cli/metronome-jobs").glob("*.json"))
+        for p in sorted((shared_data / "dcos-cli/metronome-jobs").glob("*.json"))
         if p.name not in ("bad.json", "schema-config.json") and not p.name.startswith("sch-")
     ]
     accepted = 0
@@ -477,7 +467,7 @@ def test_real_jobs_are_accepted_and_answered_as_the_schema_allows(
     assert accepted >= 10
     bad = client.post(
         "/v1/jobs",
-        content=(shared / "dcos-cli/metronome-jobs/bad.json").read_bytes(),
+        content=(shared_data / "dcos-cli/metronome-jobs/bad.json").read_bytes(),
         headers={"Content-Type": "application/json"},
     )
     assert bad.status_code == 400
