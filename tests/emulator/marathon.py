@@ -166,8 +166,10 @@ class MarathonEmulator(HttpEmulator):
             app = state.apps.get(canonical_id(app_id))
             if app is None:
                 return None
-            return app_json(
-                state, app, state.now, {"counts", "tasks", "lastTaskFailure", "deployments"}
+            return copy.deepcopy(
+                app_json(
+                    state, app, state.now, {"counts", "tasks", "lastTaskFailure", "deployments"}
+                )
             )
 
     # -- plumbing --------------------------------------------------------------------

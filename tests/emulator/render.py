@@ -127,7 +127,7 @@ def task_stats(state: MarathonState, app: App, now: float) -> dict[str, Any]:
 
 
 def app_json(state: MarathonState, app: App, now: float, embeds: set[str]) -> dict[str, Any]:
-    body = app.snapshot()
+    body = app.view()
     tasks = sorted(app.tasks, key=lambda x: x.staged_at)
     if "counts" in embeds:
         counts = _counts(state, tasks, now)

@@ -103,8 +103,15 @@ class App:
         return str(self.definition["id"])
 
     def snapshot(self) -> dict[str, Any]:
+        """The app as its version history keeps it: a copy of its own."""
+        return copy.deepcopy(self.view())
+
+    def view(self) -> dict[str, Any]:
+        """The app as answers show it, sharing the definition's nested values: a
+        definition is replaced on every change, never changed in place, so an answer
+        rendered from it stays right without copying thousands of apps."""
         return {
-            **copy.deepcopy(self.definition),
+            **self.definition,
             # Marathon 1.x still writes the deprecated `ports`: the service ports.
             "ports": service_ports(self.definition),
             "version": self.version,

@@ -133,8 +133,10 @@ class Provider(Protocol):
     def check_region(self, region: str) -> str:
         """The region in canonical form; InputError when the provider would reject it."""
 
-    def server_groups(self, region: str) -> list[ServerGroup]:
-        """Every server group (treadle-named) of a region, in no particular order."""
+    def server_groups(self, region: str, cluster: Cluster | None = None) -> list[ServerGroup]:
+        """Every server group (treadle-named) of a region, in no particular order. Given
+        `cluster`, the provider may leave out other clusters' groups early (it need not:
+        callers pick the cluster out themselves), which saves work in a crowded region."""
 
     def server_group(self, region: str, name: str) -> ServerGroup | None: ...
 

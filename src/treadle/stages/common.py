@@ -47,7 +47,7 @@ def of_cluster(groups: Iterable[ServerGroup], cluster: Cluster) -> list[ServerGr
 
 def cluster_groups(rt: Runtime, region: str, cluster: Cluster) -> list[ServerGroup]:
     """A cluster's server groups in a region, newest first."""
-    return of_cluster(rt.provider.server_groups(region), cluster)
+    return of_cluster(rt.provider.server_groups(region, cluster), cluster)
 
 
 def pick(groups: list[ServerGroup], target: str) -> ServerGroup | None:

@@ -23,6 +23,7 @@ import docker.errors
 
 from treadle.console import Console
 from treadle.errors import ProviderError, StageFailed
+from treadle.naming import Cluster
 from treadle.providers import Connection
 from treadle.providers.base import (
     LABEL_CREATED_AT,
@@ -159,8 +160,12 @@ class DockerProvider:
 
     # --- reading ------------------------------------------------------------------------
 
-    def _list(self, region: str, server_group: str | None = None) -> dict[str, Containers]:
-        listed = self.api.containers(all=True, filters=spec.region_filter(region, server_group))
+    def _list(
+        self, region: str, server_group: str | None = None, cluster: str | None = None
+    ) -> dict[str, Containers]:
+        listed = self.api.containers(
+            all=True, filters=spec.region_filter(region, server_group, cluster)
+        )
         by_group: dict[str, list[dict[str, Any]]] = {}
         for container in listed:
             by_group.setdefault(container["Labels"].get(spec.LABEL_SERVER_GROUP, ""), []).append(
@@ -190,9 +195,10 @@ class DockerProvider:
             endpoints=found.endpoints(),
         )
 
-    def server_groups(self, region: str) -> list[ServerGroup]:
+    def server_groups(self, region: str, cluster: Cluster | None = None) -> list[ServerGroup]:
         with translated(f"listing the containers of region {region}"):
-            groups = [self._to_server_group(found) for found in self._list(region).values()]
+            listed = self._list(region, cluster=cluster.name if cluster else None)
+            groups = [self._to_server_group(found) for found in listed.values()]
         return [g for g in groups if g is not None]
 
     def server_group(self, region: str, name: str) -> ServerGroup | None:

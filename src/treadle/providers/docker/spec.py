@@ -24,6 +24,7 @@ from typing import Any
 from treadle.errors import InputError
 from treadle.naming import MAX_NAME, try_parse_server_group
 from treadle.providers.base import (
+    LABEL_CLUSTER,
     LABEL_CREATED_AT,
     LABEL_DISABLED_INSTANCES,
     LABEL_PREFIX,
@@ -114,11 +115,16 @@ def endpoint(address: str, port: int, protocol: str) -> str:
     return text if protocol == "tcp" else f"{text}/{protocol}"
 
 
-def region_filter(region: str, server_group: str | None = None) -> dict[str, list[str]]:
-    """An engine list filter: everything treadle made in a region, or one server group."""
+def region_filter(
+    region: str, server_group: str | None = None, cluster: str | None = None
+) -> dict[str, list[str]]:
+    """An engine list filter: everything treadle made in a region, one cluster's server
+    groups, or one server group."""
     labels = [f"{LABEL_REGION}={region}"]
     if server_group:
         labels.append(f"{LABEL_SERVER_GROUP}={server_group}")
+    if cluster:
+        labels.append(f"{LABEL_CLUSTER}={cluster}")
     return {"label": labels}
 
 

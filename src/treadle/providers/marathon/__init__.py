@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from treadle.console import Console
 from treadle.errors import Conflict, InputError, StageFailed
+from treadle.naming import Cluster
 from treadle.providers import Connection
 from treadle.providers.base import (
     LABEL_CREATED_AT,
@@ -88,12 +89,12 @@ class MarathonProvider:
     def _path(self, app_id: str) -> str:
         return "/v2/apps" + quote(app_id)
 
-    def server_groups(self, region: str) -> list[ServerGroup]:
+    def server_groups(self, region: str, cluster: Cluster | None = None) -> list[ServerGroup]:
         path = "/v2/groups" if region == "/" else "/v2/groups" + quote(region)
         group = self.client.get(path, params={"embed": "group.apps"}, missing_ok=True)
         if not group:
             return []
-        found = (apps.to_server_group(app) for app in apps.apps_of_group(group))
+        found = (apps.to_server_group(app) for app in apps.apps_of_group(group, cluster))
         return [g for g in found if g is not None]
 
     def server_group(self, region: str, name: str) -> ServerGroup | None:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from treadle.errors import InputError
-from treadle.naming import try_parse_server_group
+from treadle.naming import Cluster, try_parse_server_group
 from treadle.providers.base import (
     LABEL_CREATED_AT,
     LABEL_DISABLED_INSTANCES,
@@ -99,10 +99,17 @@ def to_server_group(app: Mapping[str, Any]) -> ServerGroup | None:
     )
 
 
-def apps_of_group(group: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The apps directly in a group, from a /v2/groups answer."""
+def apps_of_group(group: Mapping[str, Any], cluster: Cluster | None = None) -> list[dict[str, Any]]:
+    """The apps directly in a group, from a /v2/groups answer; only those whose names
+    could be `cluster`'s server groups when given (a cheap test on the id, so that a
+    region of thousands of apps costs no more than reading its answer)."""
+    prefix = f"{group.get('id')}/".replace("//", "/")
+    if cluster is not None:
+        prefix += f"{cluster.name}-v"
     return [
-        a for a in group.get("apps") or [] if parent_of(str(a.get("id", ""))) == group.get("id")
+        a
+        for a in group.get("apps") or []
+        if str(a.get("id", "")).startswith(prefix) and parent_of(str(a["id"])) == group.get("id")
     ]
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
 from treadle.console import Console
 from treadle.errors import (
@@ -198,7 +199,7 @@ class MarathonClient:
             if not response.content:
                 return None
             try:
-                return response.json()
+                return orjson.loads(response.content)
             except ValueError:
                 raise ProviderUnavailable(
                     f"{self.base_url} does not look like {self.what}: {method} {path} answered "

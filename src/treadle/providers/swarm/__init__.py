@@ -27,6 +27,7 @@ import docker.errors
 
 from treadle.console import Console
 from treadle.errors import InputError, ProviderUnavailable, StageFailed
+from treadle.naming import Cluster
 from treadle.providers import Connection
 from treadle.providers.base import (
     LABEL_CREATED_AT,
@@ -173,8 +174,12 @@ class SwarmProvider:
 
     # --- reading ------------------------------------------------------------------------
 
-    def _services(self, region: str, name: str | None = None) -> list[dict[str, Any]]:
-        services: list[dict[str, Any]] = self.api.services(filters=spec.region_filter(region, name))
+    def _services(
+        self, region: str, name: str | None = None, cluster: str | None = None
+    ) -> list[dict[str, Any]]:
+        services: list[dict[str, Any]] = self.api.services(
+            filters=spec.region_filter(region, name, cluster)
+        )
         return services
 
     def _to_server_group(self, service: dict[str, Any]) -> ServerGroup | None:
@@ -217,9 +222,10 @@ class SwarmProvider:
             )
         return self._node_addresses[node_id]
 
-    def server_groups(self, region: str) -> list[ServerGroup]:
+    def server_groups(self, region: str, cluster: Cluster | None = None) -> list[ServerGroup]:
         with translated(f"listing the services of region {region}"):
-            groups = [self._to_server_group(s) for s in self._services(region)]
+            listed = self._services(region, cluster=cluster.name if cluster else None)
+            groups = [self._to_server_group(s) for s in listed]
         return [g for g in groups if g is not None]
 
     def server_group(self, region: str, name: str) -> ServerGroup | None:
