@@ -3,10 +3,14 @@ Metronome payloads (read through TREADLE_SHARED_DATA; those tests skip without i
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import gc
 import json
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,9 @@ from emulator import MetronomeEmulator, Token
 from test_emulator import assert_has_keys, load, load_raml, wait_until
 
 STEP = 0.03
+# The master event stream's heartbeat: often, so that a reader waiting for an event never
+# waits long for something to read.
+HEARTBEAT = 0.1
 JOB = {
     "id": "ci.report",
     "description": "nightly report",
@@ -26,7 +33,9 @@ JOB = {
 
 @pytest.fixture
 def emu() -> Iterator[MetronomeEmulator]:
-    with MetronomeEmulator(step_seconds=STEP, run_seconds=0.15) as emulator:
+    with MetronomeEmulator(
+        step_seconds=STEP, run_seconds=0.15, heartbeat_seconds=HEARTBEAT
+    ) as emulator:
         yield emulator
 
 
@@ -471,3 +480,310 @@ def test_real_jobs_are_accepted_and_answered_as_the_schema_allows(
         headers={"Content-Type": "application/json"},
     )
     assert bad.status_code == 400
+
+
+# -- the Mesos master's event stream (POST /mesos/api/v1, SUBSCRIBE) ------------------------
+
+API = "/mesos/api/v1"
+SUBSCRIBE = {"type": "SUBSCRIBE"}
+TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED"}
+
+
+class Records:
+    """A RecordIO stream (mesos docs/recordio.md) read as it comes: each record is its
+    length in bytes, a newline and that many bytes of JSON."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.iter_bytes()
+        self._buffer = b""
+
+    def next(self) -> tuple[dict[str, Any], float]:
+        """The next event and the time.monotonic() it was whole."""
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                prefix = self._buffer[:newline]
+                assert prefix.isdigit(), f"not a RecordIO length: {self._buffer[:40]!r}"
+                end = newline + 1 + int(prefix)
+                if len(self._buffer) >= end:
+                    record, self._buffer = self._buffer[newline + 1 : end], self._buffer[end:]
+                    event = json.loads(record)
+                    assert isinstance(event, dict) and "type" in event, record[:200]
+                    return event, time.monotonic()
+            self._buffer += next(self._chunks)
+
+    def until(
+        self, done: Callable[[dict[str, Any]], bool], timeout: float = 2.0
+    ) -> list[tuple[dict[str, Any], float]]:
+        """Events up to the first that is `done`, that one included."""
+        deadline = time.monotonic() + timeout
+        seen = []
+        while time.monotonic() < deadline:
+            seen.append(self.next())
+            if done(seen[-1][0]):
+                return seen
+        raise AssertionError(f"not seen in {timeout} s: {[e['type'] for e, _ in seen]}")
+
+
+@contextlib.contextmanager
+def subscribed(client: httpx.Client) -> Iterator[tuple[dict[str, Any], Records]]:
+    """The SUBSCRIBED event's payload and the rest of the stream."""
+    with client.stream(
+        "POST", API, json=SUBSCRIBE, headers={"Accept": "application/json"}, timeout=5
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        assert response.headers["transfer-encoding"] == "chunked"
+        records = Records(response)
+        first, _ = records.next()
+        assert first["type"] == "SUBSCRIBED"
+        # The master sends a HEARTBEAT right after SUBSCRIBED.
+        assert records.next()[0] == {"type": "HEARTBEAT"}
+        yield first["subscribed"], records
+
+
+def task_of(event: dict[str, Any]) -> str | None:
+    """The id of the task an event is about."""
+    if event["type"] == "TASK_ADDED":
+        return str(event["task_added"]["task"]["task_id"]["value"])
+    if event["type"] == "TASK_UPDATED":
+        return str(event["task_updated"]["status"]["task_id"]["value"])
+    return None
+
+
+def about(events: list[tuple[dict[str, Any], float]], task_id: str) -> list[str]:
+    """TASK_ADDED, then the states of the TASK_UPDATED events, of one task."""
+    return [
+        e["type"] if e["type"] == "TASK_ADDED" else e["task_updated"]["state"]
+        for e, _ in events
+        if task_of(e) == task_id
+    ]
+
+
+@contextlib.contextmanager
+def no_gc_pauses() -> Iterator[None]:
+    """A collection of the whole process (tens of ms on a small machine) would be counted
+    against the emulator's promptness: none while measuring it."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def subscriber_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "MesosSubscriber"]
+
+
+def test_subscribed_carries_the_state_in_v1_json(
+    emu: MetronomeEmulator, client: httpx.Client
+) -> None:
+    emu.script("ci.report", seconds=0.01)
+    done = start(client)
+    finished(client, done)
+    emu.script("ci.report", seconds=30)
+    running = start(client)
+    wait_until(lambda: client.get(run_path(running)).json()["tasks"])
+    with subscribed(client) as (first, _):
+        assert first["heartbeat_interval_seconds"] == HEARTBEAT
+        state = first["get_state"]
+        assert set(state) == {"get_tasks", "get_executors", "get_frameworks", "get_agents"}
+        [task] = state["get_tasks"]["tasks"]
+        [completed] = state["get_tasks"]["completed_tasks"]
+        assert running["id"] in task["task_id"]["value"] and task["state"] in (
+            "TASK_STAGING",
+            "TASK_RUNNING",
+        )
+        assert done["id"] in completed["task_id"]["value"]
+        assert completed["state"] == completed["status_update_state"] == "TASK_FINISHED"
+        assert [s["state"] for s in completed["statuses"]] == ["TASK_RUNNING", "TASK_FINISHED"]
+        assert completed["status_update_uuid"] == completed["statuses"][-1]["uuid"]
+        [framework] = state["get_frameworks"]["frameworks"]
+        assert framework["framework_info"]["name"] == "metronome"
+        assert completed["framework_id"] == framework["framework_info"]["id"]
+        agents = {a["agent_info"]["id"]["value"] for a in state["get_agents"]["agents"]}
+        assert completed["agent_id"]["value"] in agents
+        assert state["get_executors"] == {"executors": []}
+        assert {r["name"]: r["scalar"]["value"] for r in completed["resources"]} == {
+            "cpus": 0.1,
+            "mem": 64.0,
+            "disk": 0.0,
+        }
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "stop", "end"),
+    [(0, False, "TASK_FINISHED"), (3, False, "TASK_FAILED"), (0, True, "TASK_KILLED")],
+)
+def test_a_task_is_told_added_running_and_ended_once_each_when_it_happens(
+    emu: MetronomeEmulator, client: httpx.Client, exit_code: int, stop: bool, end: str
+) -> None:
+    emu.script("ci.report", exit_code=exit_code, seconds=30 if stop else 0.1)
+    with (
+        no_gc_pauses(),
+        subscribed(client) as (first, records),
+        subscribed(client) as (_, other),
+    ):
+        assert first["get_state"]["get_tasks"]["tasks"] == []
+        run = start(client)
+        events = records.until(lambda e: e["type"] == "TASK_ADDED")
+        task_id = task_of(events[-1][0])
+        assert task_id is not None and task_id.startswith(f"ci_report_{run['id']}.")
+        added = events[-1][0]["task_added"]["task"]
+        assert added["state"] == "TASK_STAGING" and "statuses" not in added
+        events += records.until(lambda e: e.get("task_updated", {}).get("state") == "TASK_RUNNING")
+        if stop:
+            assert client.post(run_path(run) + "/actions/stop").status_code == 200
+        events += records.until(lambda e: e.get("task_updated", {}).get("state") in TERMINAL)
+        [finished_at] = emu.runs_finished_at()
+        # A heartbeat later, nothing more was told about the task.
+        events += records.until(lambda e: e["type"] == "HEARTBEAT")
+        events += records.until(lambda e: e["type"] == "HEARTBEAT")
+
+        assert about(events, task_id) == ["TASK_ADDED", "TASK_RUNNING", end]
+        terminal, arrived = [(e, at) for e, at in events if task_of(e) == task_id][-1]
+        assert 0 <= arrived - finished_at < 0.1, "told when it happened"
+        update = terminal["task_updated"]
+        status = update["status"]
+        assert update["framework_id"] == added["framework_id"]
+        assert status["agent_id"] == added["agent_id"] and status["source"] == "SOURCE_EXECUTOR"
+        assert len(base64.b64decode(status["uuid"])) == 16
+        assert abs(status["timestamp"] - (time.time() - time.monotonic() + finished_at)) < 0.05
+        arrivals = [at for _, at in events]
+        assert arrivals == sorted(arrivals)
+        told_other = other.until(lambda e: e.get("task_updated", {}).get("state") in TERMINAL)
+        assert about(told_other, task_id) == ["TASK_ADDED", "TASK_RUNNING", end]
+
+
+def test_a_run_stopped_before_its_task_launched_tells_nothing(
+    emu: MetronomeEmulator, client: httpx.Client
+) -> None:
+    with subscribed(client) as (_, records):
+        run = start(client)
+        assert client.post(run_path(run) + "/actions/stop").status_code == 200
+        until = time.monotonic() + 4 * STEP + HEARTBEAT
+        events = records.until(lambda e: time.monotonic() > until)
+        assert [e["type"] for e, _ in events] == ["HEARTBEAT"] * len(events)
+
+
+def test_a_subscriber_after_the_end_finds_the_task_completed_and_is_told_nothing_of_it(
+    emu: MetronomeEmulator, client: httpx.Client
+) -> None:
+    emu.script("ci.report", seconds=0.01)
+    task_id = finished(client, start(client))["successfulFinishedRuns"][0]["tasks"][0]
+    with subscribed(client) as (first, records):
+        completed = first["get_state"]["get_tasks"]["completed_tasks"]
+        assert [(t["task_id"]["value"], t["state"]) for t in completed] == [
+            (task_id, "TASK_FINISHED")
+        ]
+        events = records.until(lambda e: e["type"] == "HEARTBEAT")
+        events += records.until(lambda e: e["type"] == "HEARTBEAT")
+        assert [e["type"] for e, _ in events] == ["HEARTBEAT", "HEARTBEAT"]
+
+
+def test_heartbeats_come_each_interval() -> None:
+    with (
+        MetronomeEmulator(heartbeat_seconds=0.05) as emu,
+        httpx.Client(base_url=emu.url) as client,
+        subscribed(client) as (first, records),
+    ):
+        assert first["heartbeat_interval_seconds"] == 0.05
+        beats = [records.next() for _ in range(4)]
+        assert [e for e, _ in beats] == [{"type": "HEARTBEAT"}] * 4
+        gaps = [b - a for (_, a), (_, b) in zip(beats, beats[1:], strict=False)]
+        assert all(0.04 < gap < 0.1 for gap in gaps), gaps
+
+
+def test_a_big_snapshot_is_one_well_formed_record() -> None:
+    with (
+        MetronomeEmulator(snapshot_tasks=3000) as emu,
+        httpx.Client(base_url=emu.url) as client,
+        client.stream("POST", API, json=SUBSCRIBE) as response,
+    ):
+        body = b""
+        for chunk in response.iter_bytes():
+            body += chunk
+            if b"HEARTBEAT" in body:
+                break
+        prefix, rest = body.split(b"\n", 1)
+        first = json.loads(rest[: int(prefix)])
+        assert int(prefix) > 1_000_000
+        assert rest[int(prefix) :] == b'20\n{"type":"HEARTBEAT"}'
+        tasks = first["subscribed"]["get_state"]["get_tasks"]["tasks"]
+        frameworks = first["subscribed"]["get_state"]["get_frameworks"]["frameworks"]
+        [marathon] = [f for f in frameworks if f["framework_info"]["name"] == "marathon"]
+        assert len(tasks) == 3000 and {t["state"] for t in tasks} == {"TASK_RUNNING"}
+        assert {t["framework_id"]["value"] for t in tasks} == {
+            marathon["framework_info"]["id"]["value"]
+        }
+        assert client.get("/mesos/tasks").json() == {"tasks": []}, "only the snapshot has them"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "text"),
+    [
+        ({"Content-Type": "text/plain"}, b'{"type": "SUBSCRIBE"}', 415, "Expecting 'Content-Type'"),
+        ({}, b'{"type": "SUBSCRIBE"}', 400, "Expecting 'Content-Type' to be present"),
+        ({"Content-Type": "application/json"}, b'{"type": ', 400, "Failed to parse body"),
+        ({"Content-Type": "application/json"}, b"[]", 400, "Expecting a JSON object"),
+        ({"Content-Type": "application/json"}, b'{"type": "NOPE"}', 400, "'type'"),
+        (
+            {"Content-Type": "application/json", "Accept": "text/html"},
+            b'{"type": "SUBSCRIBE"}',
+            406,
+            "Expecting 'Accept' to allow",
+        ),
+        ({"Content-Type": "application/json"}, b'{"type": "GET_STATE"}', 501, "GET_STATE"),
+    ],
+)
+def test_calls_the_master_refuses_or_the_emulator_does_not_implement(
+    client: httpx.Client, headers: dict[str, str], body: bytes, status: int, text: str
+) -> None:
+    answer = client.post(API, content=body, headers=headers)
+    assert (answer.status_code, answer.headers["content-type"]) == (
+        status,
+        "text/plain; charset=utf-8",
+    )
+    assert text in answer.text
+
+
+def test_the_event_stream_is_guarded_and_can_be_refused() -> None:
+    with (
+        MetronomeEmulator(auth=Token("t0ken"), admin_router=True) as emu,
+        httpx.Client(base_url=emu.url) as client,
+    ):
+        assert client.post(API, json=SUBSCRIBE).status_code == 401
+        token = {"Authorization": "token=t0ken"}
+        wrong_method = client.get(API, headers=token)
+        assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "POST")
+        emu.events_enabled = False
+        for refused in (
+            client.post(API, json=SUBSCRIBE, headers=token),
+            client.get(API, headers=token),
+        ):
+            assert refused.status_code == 404 and "text/html" in refused.headers["content-type"]
+
+
+def test_streams_end_with_their_client_and_with_the_emulator() -> None:
+    emu = MetronomeEmulator()  # a heartbeat each 15 s: not what tells of the hang-up
+    emu.start()
+    with httpx.Client(base_url=emu.url) as client:
+        with subscribed(client):
+            assert len(subscriber_threads()) == 1
+        wait_until(lambda: not subscriber_threads(), timeout=1)
+
+        ended = threading.Event()
+
+        def follow() -> None:
+            with contextlib.suppress(httpx.HTTPError), subscribed(client) as (_, records):
+                with contextlib.suppress(StopIteration):
+                    while True:
+                        records.next()
+            ended.set()
+
+        threading.Thread(target=follow, daemon=True).start()
+        wait_until(subscriber_threads)
+        emu.stop()
+        assert ended.wait(2), "the stream outlived the emulator"
+        assert not subscriber_threads()

@@ -1,5 +1,6 @@
 """The Mesos side of a Metronome job run: one task on an agent, its sandbox files, and the
-JSON the master (/mesos/...) and the agents (/agent/<id>/...) answer about it.
+JSON the master (/mesos/...) and the agents (/agent/<id>/...) answer about it, including
+the master's v1 operator API event stream (SUBSCRIBE).
 
 A task's life is a timeline fixed when its run starts (staged, running, done), cut short
 by a stop. Everything here is a function of that timeline and the time asked about, so
@@ -8,8 +9,11 @@ an answer never depends on when the emulator last looked.
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +23,9 @@ from .state import AGENTS, Agent
 FRAMEWORK_ID = "5b1c0a2e-8a0f-4c6e-9f51-7d8a3c2b1e40-0001"
 FRAMEWORK_NAME = "metronome"
 MASTER_ID = "5b1c0a2e-8a0f-4c6e-9f51-7d8a3c2b1e40"
+# On DC/OS Marathon registers first, Metronome second.
+MARATHON_FRAMEWORK_ID = f"{MASTER_ID}-0000"
+MESOS_VERSION = "1.12.0"
 # Mesos caps a files/read answer at 16 pages.
 READ_CAP = 16 * 4096
 
@@ -49,6 +56,7 @@ class MesosTask:
     stopped_at: float | None = None
     container_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     pid: int = 0
+    framework_id: str = FRAMEWORK_ID
 
     @property
     def ended_at(self) -> float:
@@ -61,7 +69,7 @@ class MesosTask:
     @property
     def directory(self) -> str:
         return (
-            f"/var/lib/mesos/slave/slaves/{self.agent.slave_id}/frameworks/{FRAMEWORK_ID}"
+            f"/var/lib/mesos/slave/slaves/{self.agent.slave_id}/frameworks/{self.framework_id}"
             f"/executors/{self.id}/runs/{self.container_id}"
         )
 
@@ -126,11 +134,18 @@ class MesosTask:
                 "executor.cpp:835",
                 f"Received kill for task {self.id} with grace period of 3secs",
             )
-            ending = "Command terminated with signal Terminated"
         else:
             log += self.script.stderr
-            ending = f"Command exited with status {self.script.exit_code}"
-        return log + line(self.ended_at, "executor.cpp:1041", f"{ending} (pid: {self.pid + 1})")
+        return log + line(
+            self.ended_at, "executor.cpp:1041", f"{self._ending()} (pid: {self.pid + 1})"
+        )
+
+    def _ending(self) -> str:
+        """How the command executor words the end (src/launcher/executor.cpp: "Command "
+        and WSTRINGIFY of the wait status), in its log and in the terminal status."""
+        if self.killed:
+            return "Command terminated with signal Terminated"
+        return f"Command exited with status {self.script.exit_code}"
 
     # -- JSON ------------------------------------------------------------------------
 
@@ -139,7 +154,7 @@ class MesosTask:
         return {
             "id": self.id,
             "name": self.name,
-            "framework_id": FRAMEWORK_ID,
+            "framework_id": self.framework_id,
             "executor_id": "",  # a command task: the agent names its executor after the task
             "slave_id": self.agent.slave_id,
             "state": self.state(t),
@@ -160,6 +175,57 @@ class MesosTask:
             ],
             "labels": [],
         }
+
+    def v1_json(self, t: float, clock: Clock) -> dict[str, Any]:
+        """A v1 Task (mesos.proto) as the operator API lists it at time t."""
+        # TASK_STAGING is the state the master creates a task in, never a status update.
+        updates = [(s, at) for s, at in self.statuses(t) if s != "TASK_STAGING"]
+        return self._v1(self.state(t), [self.v1_status(s, at, clock) for s, at in updates])
+
+    def v1_added(self) -> dict[str, Any]:
+        """The v1 Task of TASK_ADDED: as the master creates it from the TaskInfo
+        (protobuf::createTask), staging, before any status update."""
+        return self._v1("TASK_STAGING", [])
+
+    def _v1(self, state: str, statuses: list[dict[str, Any]]) -> dict[str, Any]:
+        task: dict[str, Any] = {
+            "name": self.name,
+            "task_id": {"value": self.id},
+            "framework_id": {"value": self.framework_id},
+            # No executor_id: a command task's executor is the agent's, named after it.
+            "agent_id": {"value": self.agent.slave_id},
+            "state": state,
+            "resources": v1_resources(self.resources, allocated=True),
+        }
+        # Mesos' protobuf-to-JSON leaves out empty repeated fields and unset optional
+        # ones: a task without status updates has neither statuses nor status_update_*.
+        if statuses:
+            task["statuses"] = statuses
+            task["status_update_state"] = statuses[-1]["state"]
+            task["status_update_uuid"] = statuses[-1]["uuid"]
+        return task
+
+    def v1_status(self, state: str, at: float, clock: Clock) -> dict[str, Any]:
+        """A v1 TaskStatus as the command executor sends it and the agent forwards it
+        (the agent adds agent_id and container_status)."""
+        status: dict[str, Any] = {
+            "task_id": {"value": self.id},
+            "state": state,
+            "source": "SOURCE_EXECUTOR",
+            "agent_id": {"value": self.agent.slave_id},
+            "executor_id": {"value": self.id},
+            "timestamp": clock.wall(at),
+            "uuid": _status_uuid(self.id, state),
+            "container_status": {
+                "container_id": {"value": self.container_id},
+                "network_infos": [
+                    {"ip_addresses": [{"protocol": "IPv4", "ip_address": self.agent.ip}]}
+                ],
+            },
+        }
+        if state in TERMINAL_STATES:
+            status["message"] = self._ending()
+        return status
 
     def executor_json(self, t: float, clock: Clock) -> dict[str, Any]:
         """As an agent's /state lists its executor (mesos src/slave/http.cpp)."""
@@ -197,7 +263,7 @@ def master_state(tasks: list[MesosTask], t: float, clock: Clock, url: str) -> di
     """GET /mesos/master/state, trimmed to what a Metronome-only cluster shows."""
     launched = [task for task in tasks if task.staged_at <= t]
     return {
-        "version": "1.12.0",
+        "version": MESOS_VERSION,
         "id": MASTER_ID,
         "pid": f"master@{url.split('://', 1)[-1]}",
         "hostname": "master.example",
@@ -260,3 +326,271 @@ def read_answer(data: bytes, offset: int, length: int | None) -> bytes:
         + str(offset).encode()
         + b"}"
     )
+
+
+# -- the v1 operator API (POST /api/v1) -----------------------------------------------------
+
+APPLICATION_JSON = "application/json"
+APPLICATION_PROTOBUF = "application/x-protobuf"
+TERMINAL_STATES = frozenset({"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR"})
+# mesos.v1.master.Call.Type (include/mesos/v1/master/master.proto).
+CALL_TYPES = frozenset(
+    {
+        "UNKNOWN",
+        "GET_HEALTH",
+        "GET_FLAGS",
+        "GET_VERSION",
+        "GET_METRICS",
+        "GET_LOGGING_LEVEL",
+        "SET_LOGGING_LEVEL",
+        "LIST_FILES",
+        "READ_FILE",
+        "GET_STATE",
+        "GET_AGENTS",
+        "GET_FRAMEWORKS",
+        "GET_EXECUTORS",
+        "GET_OPERATIONS",
+        "GET_TASKS",
+        "GET_ROLES",
+        "GET_WEIGHTS",
+        "UPDATE_WEIGHTS",
+        "GET_MASTER",
+        "SUBSCRIBE",
+        "RESERVE_RESOURCES",
+        "UNRESERVE_RESOURCES",
+        "CREATE_VOLUMES",
+        "DESTROY_VOLUMES",
+        "GROW_VOLUME",
+        "SHRINK_VOLUME",
+        "GET_MAINTENANCE_STATUS",
+        "GET_MAINTENANCE_SCHEDULE",
+        "UPDATE_MAINTENANCE_SCHEDULE",
+        "START_MAINTENANCE",
+        "STOP_MAINTENANCE",
+        "DRAIN_AGENT",
+        "DEACTIVATE_AGENT",
+        "REACTIVATE_AGENT",
+        "GET_QUOTA",
+        "UPDATE_QUOTA",
+        "SET_QUOTA",
+        "REMOVE_QUOTA",
+        "TEARDOWN",
+        "MARK_AGENT_GONE",
+    }
+)
+HEARTBEAT: dict[str, Any] = {"type": "HEARTBEAT"}
+_STATUS_UUIDS = uuid.UUID("0b8e5f0e-3c1d-4d52-9a57-6f3a2f4c1e20")
+AGENT_RESOURCES = {"cpus": 4.0, "mem": 14861.0, "disk": 36949.0}
+
+
+def _status_uuid(task_id: str, state: str) -> str:
+    """The status update's UUID, base64 as JSON carries bytes; the same each time the
+    update is shown (in statuses, status_update_uuid and TASK_UPDATED)."""
+    return base64.b64encode(uuid.uuid5(_STATUS_UUIDS, f"{task_id}/{state}").bytes).decode()
+
+
+def _nanoseconds(wall: float) -> dict[str, int]:
+    return {"nanoseconds": int(wall * 1e9)}
+
+
+def v1_resources(resources: dict[str, float], *, allocated: bool) -> list[dict[str, Any]]:
+    """Unreserved scalar resources as v1 Resource messages; a task's are allocated to
+    the role "*" (allocation_info), an agent's are not allocated."""
+    return [
+        {
+            "name": name,
+            "type": "SCALAR",
+            "scalar": {"value": float(value)},
+            **({"allocation_info": {"role": "*"}} if allocated else {}),
+        }
+        for name, value in resources.items()
+    ]
+
+
+def accepts(accept: str | None, media_type: str) -> bool:
+    """Whether an Accept header allows a media type, as libprocess decides
+    (Request::acceptsMediaType): no header allows all; type/subtype, then type/*, then
+    */* is looked up, and a q of 0 refuses."""
+    if accept is None:
+        return True
+    accept = accept.replace(" ", "").replace("\t", "").replace("\n", "")
+    for candidate in (media_type, media_type.split("/")[0] + "/*", "*/*"):
+        for item in accept.split(","):
+            tokens = [token for token in item.split(";") if token]
+            if not tokens or tokens[0].lower() != candidate.lower():
+                continue
+            q = [p.split("=")[1] for p in tokens[1:] if p.count("=") == 1 and p.startswith("q=")]
+            if len(q) != 1:
+                return True
+            try:
+                return float(q[0]) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def marathon_tasks(count: int, t: float) -> list[MesosTask]:
+    """Long-running tasks of Marathon's services, running since a day before t: what
+    makes a production cluster's SUBSCRIBED snapshot big."""
+    tasks = []
+    for n in range(count):
+        app = f"service-{n % 40:02d}"
+        staged = t - 86400 + n * 0.01
+        tasks.append(
+            MesosTask(
+                # Marathon's instance-based task ids: app path, instance UUID, incarnation.
+                id=f"prod_{app}.instance-{uuid.uuid4()}._app.1",
+                name=app,
+                agent=AGENTS[n % len(AGENTS)],
+                cmd="./serve",
+                resources={"cpus": 0.5, "mem": 512.0, "disk": 0.0},
+                script=Script(),
+                staged_at=staged,
+                running_at=staged + 5,
+                done_at=math.inf,
+                framework_id=MARATHON_FRAMEWORK_ID,
+            )
+        )
+    return tasks
+
+
+def _v1_framework(framework_id: str, name: str, registered: float) -> dict[str, Any]:
+    """A GetFrameworks.Framework (the master's model(Framework))."""
+    return {
+        "framework_info": {
+            "user": "root",
+            "name": name,
+            "id": {"value": framework_id},
+            "failover_timeout": 604800.0,
+            "checkpoint": True,
+            "hostname": "master.example",
+            "principal": f"dcos_{name}",
+            "capabilities": [{"type": "PARTITION_AWARE"}, {"type": "TASK_KILLING_STATE"}],
+        },
+        "active": True,
+        "connected": True,
+        "recovered": False,
+        "registered_time": _nanoseconds(registered),
+    }
+
+
+def _v1_agent(agent: Agent, registered: float) -> dict[str, Any]:
+    """A GetAgents.Agent (protobuf::master::event::createAgentResponse)."""
+    return {
+        "agent_info": {
+            "hostname": agent.host,
+            "resources": v1_resources(AGENT_RESOURCES, allocated=False),
+            "id": {"value": agent.slave_id},
+            "port": 5051,
+        },
+        "active": True,
+        "pid": f"slave(1)@{agent.ip}:5051",
+        "registered_time": _nanoseconds(registered),
+        "total_resources": v1_resources(AGENT_RESOURCES, allocated=False),
+        "version": MESOS_VERSION,
+        "deactivated": False,
+    }
+
+
+def v1_state(
+    tasks: Iterable[MesosTask],
+    others: list[dict[str, Any]],
+    t: float,
+    clock: Clock,
+    registered: float,
+) -> dict[str, Any]:
+    """A GetState at time t (the master's jsonifyGetState): Metronome's launched tasks,
+    `others` (v1 Tasks of Marathon, running) and the frameworks and agents."""
+    launched = [task for task in tasks if task.staged_at <= t]
+    wall = clock.wall(registered)
+    frameworks = [_v1_framework(FRAMEWORK_ID, FRAMEWORK_NAME, wall)]
+    if others:
+        frameworks.insert(0, _v1_framework(MARATHON_FRAMEWORK_ID, "marathon", wall))
+    return {
+        # jsonifyGetTasks writes these three lists, empty or not (no pending_tasks).
+        "get_tasks": {
+            "tasks": others + [x.v1_json(t, clock) for x in launched if not x.ended(t)],
+            "unreachable_tasks": [],
+            "completed_tasks": [x.v1_json(t, clock) for x in launched if x.ended(t)],
+        },
+        # The master knows only the executors frameworks describe in their TaskInfos;
+        # command tasks (Metronome's, Marathon's here) have none.
+        "get_executors": {"executors": []},
+        "get_frameworks": {"frameworks": frameworks, "completed_frameworks": []},
+        "get_agents": {"agents": [_v1_agent(a, wall) for a in AGENTS], "recovered_agents": []},
+    }
+
+
+def subscribed(state: dict[str, Any], heartbeat_seconds: float) -> dict[str, Any]:
+    return {
+        "type": "SUBSCRIBED",
+        "subscribed": {"get_state": state, "heartbeat_interval_seconds": heartbeat_seconds},
+    }
+
+
+def task_added(task: MesosTask) -> dict[str, Any]:
+    return {"type": "TASK_ADDED", "task_added": {"task": task.v1_added()}}
+
+
+def task_updated(task: MesosTask, state: str, at: float, clock: Clock) -> dict[str, Any]:
+    # protobuf::master::event::createTaskUpdated: the acknowledged status and the
+    # latest state, which are the same when updates are not overtaken.
+    return {
+        "type": "TASK_UPDATED",
+        "task_updated": {
+            "framework_id": {"value": task.framework_id},
+            "status": task.v1_status(state, at, clock),
+            "state": state,
+        },
+    }
+
+
+def recordio(event: dict[str, Any]) -> bytes:
+    """One RecordIO record (docs/recordio.md): the length in bytes of the JSON, a
+    newline, the JSON (compact, as Mesos' jsonify writes it), and nothing after."""
+    data = json.dumps(event, separators=(",", ":")).encode()
+    return b"%d\n%s" % (len(data), data)
+
+
+class Subscription:
+    """What one subscriber to the master's events has been told. Whatever happened up to
+    the moment it subscribed is in its snapshot; every later moment of a task's timeline
+    (staged: TASK_ADDED; running, ended: TASK_UPDATED) is one event, told once, when
+    it is due."""
+
+    def __init__(self, tasks: Iterable[MesosTask], t: float, heartbeat_seconds: float) -> None:
+        self._told = {task.id: _moments_by(task, t) for task in tasks}
+        self._heartbeat_seconds = heartbeat_seconds
+        self._next_heartbeat = t + heartbeat_seconds
+
+    def due(
+        self, tasks: Iterable[MesosTask], t: float, clock: Clock
+    ) -> tuple[list[dict[str, Any]], float]:
+        """The events due by t, oldest first, and the moment the next one falls due.
+
+        A stop only moves a task's end to the moment it is made, so what was due by an
+        earlier t stays as it was told."""
+        happened: list[tuple[float, int, dict[str, Any]]] = []
+        upcoming = math.inf
+        for task in tasks:
+            told = self._told.get(task.id, 0)
+            timeline = task.statuses(math.inf)
+            for state, at in timeline[told:]:
+                if at > t:
+                    upcoming = min(upcoming, at)
+                    break
+                event = task_added(task) if told == 0 else task_updated(task, state, at, clock)
+                happened.append((at, len(happened), event))
+                told += 1
+            self._told[task.id] = told
+        if self._next_heartbeat <= t:
+            happened.append((self._next_heartbeat, len(happened), HEARTBEAT))
+            # The master's heartbeater waits an interval after each one it sends.
+            self._next_heartbeat = t + self._heartbeat_seconds
+        happened.sort(key=lambda item: item[:2])
+        return [event for *_, event in happened], min(upcoming, self._next_heartbeat)
+
+
+def _moments_by(task: MesosTask, t: float) -> int:
+    """How many moments of the task's timeline (staged, running, ended) are past at t."""
+    return sum(1 for _, at in task.statuses(math.inf) if at <= t)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,10 +34,15 @@ class Request:
 class Stream:
     """A response body sent while it is produced (server-sent events): other threads
     send() chunks until close() ends it; the server closes it too when it stops or the
-    client goes away."""
+    client goes away.
 
-    def __init__(self) -> None:
+    `on_close` runs in the thread that closes the stream (at each close): a producer
+    sleeping until its next chunk is due hears of the end from it instead of finding
+    out at its next send."""
+
+    def __init__(self, on_close: Callable[[], None] | None = None) -> None:
         self._chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._on_close = on_close
         self.closed = False
 
     def send(self, chunk: bytes) -> None:
@@ -47,6 +52,8 @@ class Stream:
     def close(self) -> None:
         self.closed = True
         self._chunks.put(None)
+        if self._on_close is not None:
+            self._on_close()
 
     def __iter__(self) -> Iterator[bytes]:
         while (chunk := self._chunks.get()) is not None:

@@ -6,6 +6,10 @@ What a job's task does is scripted by the test (`script`): what it prints, the f
 leaves in its sandbox, its exit status and how long it runs. A run goes INITIAL ->
 STARTING -> ACTIVE over `step_seconds` each, runs for the script's seconds, ends SUCCESS
 or FAILED, and from then on is only in the job's history, as with the real Metronome.
+
+The Mesos master's event stream (POST /mesos/api/v1, SUBSCRIBE) tells each subscriber of
+the moments of these timelines as they come, each on a thread of its own that sleeps
+until the next moment is due or a run is started or stopped.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import copy
 import json
 import random
 import re
+import ssl
 import string
 import threading
 import time
@@ -25,8 +30,25 @@ from typing import Any
 
 from .auth import Authenticator, AuthMode
 from .jobs import check_job, normalize
-from .mesos import Clock, MesosTask, Script, agent_state, master_state, read_answer
-from .messages import HttpError, Request, Response, html_page
+from .mesos import (
+    APPLICATION_JSON,
+    APPLICATION_PROTOBUF,
+    CALL_TYPES,
+    HEARTBEAT,
+    Clock,
+    MesosTask,
+    Script,
+    Subscription,
+    accepts,
+    agent_state,
+    marathon_tasks,
+    master_state,
+    read_answer,
+    recordio,
+    subscribed,
+    v1_state,
+)
+from .messages import HttpError, Request, Response, Stream, html_page
 from .server import Handler, HttpEmulator
 from .state import AGENTS, Agent
 
@@ -35,6 +57,8 @@ Validator = Callable[[dict[str, Any]], None]
 JOB = r"(?P<job>[^/]+)"
 RUN = r"(?P<run>[^/]+)"
 AGENT = r"/agent/(?P<agent>[^/]+)"
+# The master's /api/v1, which Admin Router serves at /mesos/api/v1.
+OPERATOR_API = r"/mesos(/master)?/api/v1"
 
 
 def _error(status: int, body: dict[str, Any]) -> HttpError:
@@ -92,6 +116,14 @@ def run_id(wall: float) -> str:
 
 
 class MetronomeEmulator(HttpEmulator):
+    """Metronome and the Mesos master and agents under it.
+
+    heartbeat_seconds: the interval of the master event stream's HEARTBEATs (the master's
+    is 15 s). snapshot_tasks: that many running tasks of another framework (Marathon),
+    listed only in the SUBSCRIBED snapshot of the event stream, to make it as big as a
+    production cluster's.
+    """
+
     service_prefixes = ("/service/metronome",)
 
     def __init__(
@@ -100,12 +132,29 @@ class MetronomeEmulator(HttpEmulator):
         run_seconds: float = 0.2,
         auth: AuthMode = None,
         admin_router: bool = False,
+        *,
+        heartbeat_seconds: float = 15.0,
+        snapshot_tasks: int = 0,
     ) -> None:
         super().__init__(Authenticator(auth, admin_router))
+        if heartbeat_seconds <= 0:
+            raise ValueError("heartbeat_seconds must be positive")
         self.step_seconds = step_seconds
         self.run_seconds = run_seconds
-        self._lock = threading.Lock()
-        self._clock = Clock(time.monotonic(), time.time())
+        self.heartbeat_seconds = heartbeat_seconds
+        # False: POST /mesos/api/v1 answers 404, as Admin Router does for what it refuses.
+        self.events_enabled = True
+        # Re-entrant: a stream closed by a thread that holds it wakes the subscribers.
+        self._lock = threading.RLock()
+        # Notified when a timeline changes (a run started or stopped) or a stream ends.
+        self._changed = threading.Condition(self._lock)
+        self._stopping = False
+        self._subscribers: list[threading.Thread] = []
+        now = time.monotonic()
+        self._clock = Clock(now, time.time())
+        # The frameworks and agents registered an hour before the emulator started.
+        self._registered = now - 3600
+        self._others = [x.v1_json(now, self._clock) for x in marathon_tasks(snapshot_tasks, now)]
         self._jobs: dict[str, Job] = {}
         self._scripts: dict[str, Script] = {}
         self._tasks: list[MesosTask] = []  # Mesos keeps them after Metronome forgets
@@ -114,6 +163,21 @@ class MetronomeEmulator(HttpEmulator):
         # ValueError becomes a 422.
         self.validators: list[Validator] = []
         self._add_routes()
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, port: int = 0, tls: ssl.SSLContext | None = None) -> str:
+        self._stopping = False
+        return super().start(port, tls)
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopping = True
+            self._changed.notify_all()
+            subscribers, self._subscribers = self._subscribers, []
+        for thread in subscribers:
+            thread.join()
+        super().stop()
 
     # -- test-facing helpers ---------------------------------------------------------
 
@@ -176,6 +240,9 @@ class MetronomeEmulator(HttpEmulator):
         self._add("GET", rf"{AGENT}(/slave\(1\))?/state(\.json)?", self._agent_state)
         self._add("GET", rf"{AGENT}/files/read(\.json)?", self._read_file)
         self._add("GET", rf"{AGENT}/files/download(\.json)?", self._download_file)
+        self._add("POST", OPERATOR_API, self._operator_call)
+        for method in ("GET", "PUT", "PATCH", "DELETE"):
+            self._add(method, OPERATOR_API, self._operator_method)
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -346,6 +413,7 @@ class MetronomeEmulator(HttpEmulator):
         run = JobRun(new_id, job_id, t, t + self.step_seconds, task)
         job.runs.append(run)
         self._tasks.append(task)
+        self._changed.notify_all()
         return Response(201, self._run_json(run, t))
 
     def _show_run(self, request: Request, match: re.Match[str]) -> Response:
@@ -367,6 +435,7 @@ class MetronomeEmulator(HttpEmulator):
         else:
             self._tasks.remove(run.task)
             run.task = None
+        self._changed.notify_all()
 
     # -- Mesos -----------------------------------------------------------------------
 
@@ -436,3 +505,112 @@ class MetronomeEmulator(HttpEmulator):
         return Response(
             200, self._sandbox_file(request, match), content_type="application/octet-stream"
         )
+
+    # -- the master's operator API: the event stream -------------------------------------
+
+    def _operator_method(self, request: Request, match: re.Match[str]) -> Response:
+        if not self.events_enabled:
+            raise HttpError(html_page(404, "Not Found"))
+        return Response(
+            405,
+            f"405 Method Not Allowed. Expecting one of {{ 'POST' }}, but received "
+            f"'{request.method}'.",
+            headers={"Allow": "POST"},
+        )
+
+    def _operator_call(self, request: Request, match: re.Match[str]) -> Response:
+        """POST /api/v1, checked in the order of the master's Http::api; of the calls,
+        only SUBSCRIBE is emulated."""
+        if not self.events_enabled:
+            raise HttpError(html_page(404, "Not Found"))
+        call_type = _call_type(request)
+        accept = request.headers.get("accept")
+        if not accepts(accept, APPLICATION_JSON):
+            if accepts(accept, APPLICATION_PROTOBUF):
+                raise HttpError(
+                    Response(501, "The Mesos emulator answers in JSON only, not in protobuf.\n")
+                )
+            raise HttpError(
+                Response(
+                    406,
+                    "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'",
+                )
+            )
+        if call_type != "SUBSCRIBE":
+            raise HttpError(
+                Response(
+                    501,
+                    f"The Mesos emulator does not implement the {call_type} call of the "
+                    "operator API, only SUBSCRIBE.\n",
+                )
+            )
+        return self._subscribe()
+
+    def _subscribe(self) -> Response:
+        """The event stream: SUBSCRIBED with the state now, then the events from now on.
+
+        Like the master (ReadOnlyHandler::subscribe and its heartbeater), a HEARTBEAT
+        follows SUBSCRIBED at once, then one each interval."""
+        t = time.monotonic()
+        stream = self.open_stream(on_close=self._wake)
+        subscription = Subscription(self._tasks, t, self.heartbeat_seconds)
+        state = v1_state(self._tasks, self._others, t, self._clock, self._registered)
+        stream.send(recordio(subscribed(state, self.heartbeat_seconds)))
+        stream.send(recordio(HEARTBEAT))
+        thread = threading.Thread(
+            target=self._tell, args=(stream, subscription), name="MesosSubscriber", daemon=True
+        )
+        self._subscribers = [x for x in self._subscribers if x.is_alive()] + [thread]
+        thread.start()  # it waits for the lock, held until this answer is on its way
+        return Response(200, content_type=APPLICATION_JSON, stream=stream)
+
+    def _tell(self, stream: Stream, subscription: Subscription) -> None:
+        """Send each event when it falls due, until the stream or the emulator ends.
+
+        When the client goes away the server closes the stream (at once over HTTP, at
+        the next write over HTTPS), which wakes this thread to end."""
+        with self._changed:
+            while not (self._stopping or stream.closed):
+                events, upcoming = subscription.due(self._tasks, time.monotonic(), self._clock)
+                for event in events:
+                    stream.send(recordio(event))
+                self._changed.wait(max(0.0, upcoming - time.monotonic()))
+
+    def _wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+
+def _call_type(request: Request) -> str:
+    """The type of the call in a request's body, or the master's answer when there is
+    none (a 400, or a 415 for a body neither JSON nor protobuf)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        raise HttpError(Response(400, "Expecting 'Content-Type' to be present"))
+    # The master compares the whole header: "application/json; charset=utf-8" is a 415.
+    if content_type == APPLICATION_PROTOBUF:
+        raise HttpError(
+            Response(501, "The Mesos emulator does not implement protobuf calls, only JSON.\n")
+        )
+    if content_type != APPLICATION_JSON:
+        raise HttpError(
+            Response(
+                415,
+                f"Expecting 'Content-Type' of {APPLICATION_JSON} or {APPLICATION_PROTOBUF}",
+            )
+        )
+    try:
+        body = json.loads(request.raw_body)
+    except ValueError as e:
+        raise HttpError(Response(400, f"Failed to parse body into JSON: {e}")) from e
+    if not isinstance(body, dict):
+        raise HttpError(
+            Response(400, "Failed to convert JSON into Call protobuf: Expecting a JSON object")
+        )
+    call_type = body.get("type")
+    # An unknown name of an optional enum is dropped when parsing, as if absent.
+    if not isinstance(call_type, str) or call_type not in CALL_TYPES:
+        raise HttpError(
+            Response(400, "Failed to validate master::Call: Expecting 'type' to be present")
+        )
+    return call_type

@@ -180,9 +180,10 @@ class HttpEmulator:
                 if r.method in ("POST", "PUT", "PATCH", "DELETE") and not r.path.startswith("/acs/")
             ]
 
-    def open_stream(self) -> Stream:
-        """A streamed response body, ended when the emulator stops."""
-        stream = Stream()
+    def open_stream(self, on_close: Callable[[], None] | None = None) -> Stream:
+        """A streamed response body, ended when the emulator stops (see Stream for
+        `on_close`)."""
+        stream = Stream(on_close)
         with self._records_lock:
             self._streams = {s for s in self._streams if not s.closed} | {stream}
         return stream
@@ -274,6 +275,7 @@ def _handler_class(emulator: HttpEmulator) -> type[BaseHTTPRequestHandler]:
         def _send_stream(self, stream: Stream) -> None:
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            watcher = self._watch_for_hang_up(stream)
             try:
                 for chunk in stream:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
@@ -283,6 +285,29 @@ def _handler_class(emulator: HttpEmulator) -> type[BaseHTTPRequestHandler]:
             finally:
                 stream.close()
                 self.close_connection = True
+                if watcher is not None:
+                    # Wakes the watcher's read if the client is still there.
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RD)
+                    watcher.join()
+
+        def _watch_for_hang_up(self, stream: Stream) -> threading.Thread | None:
+            """End the stream as soon as the client hangs up, not at the next chunk,
+            which may be long in coming. A client sends nothing while it reads a stream,
+            so anything readable on the connection (the end of it, mostly) ends it."""
+            if isinstance(self.connection, ssl.SSLSocket):
+                # One TLS connection cannot be read and written from two threads: there
+                # a hang-up is noticed at the next write.
+                return None
+
+            def watch() -> None:
+                with contextlib.suppress(OSError):
+                    self.connection.recv(1, socket.MSG_PEEK)
+                stream.close()
+
+            thread = threading.Thread(target=watch, name="StreamWatcher", daemon=True)
+            thread.start()
+            return thread
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
