@@ -46,8 +46,10 @@ class Wakeup:
     on right now (the provider's stream is attached).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, safety_net: float = SAFETY_NET_POLL) -> None:
         self.live = False
+        # How often a wait polls while the news is live, in case some got lost.
+        self.safety_net = safety_net
         self._due: float | None = None
         # Reentrant, so that a cancel from a signal handler can wake the main thread's own
         # pause even while that thread holds the lock.
@@ -65,9 +67,9 @@ class Wakeup:
                 self._due = moment
                 self._changed.notify_all()
 
-    def sleep(self, seconds: float, *, cancellable: bool = True) -> None:
+    def sleep(self, seconds: float, *, cancellable: bool = True) -> bool:
         """Until `seconds` have passed, news falls due, or (when `cancellable`) the stage
-        is cancelled."""
+        is cancelled; whether news fell due."""
         end = time.monotonic() + seconds
         with self._changed:
             while not (cancellable and CANCELLED.is_set()):
@@ -78,6 +80,8 @@ class Wakeup:
                 self._changed.wait(left)
             if self._due is not None and self._due <= time.monotonic():
                 self._due = None
+                return True
+            return False
 
 
 # The wake-ups that pauses sleep on now, for a cancel to end them. Only added to and
@@ -92,14 +96,15 @@ def cancel(reason: str) -> None:
         wakeup.wake()
 
 
-def pause(seconds: float, wakeup: Wakeup | None = None) -> None:
+def pause(seconds: float, wakeup: Wakeup | None = None) -> bool:
     """Sleep, or less when `wakeup` brings news, unless the stage is cancelled (then raise
-    Cancelled, at once)."""
+    Cancelled, at once); whether `wakeup` brought news."""
     cancellable = not getattr(_shielded, "on", False)
+    woken = False
     if wakeup is not None:
         _sleeping.add(wakeup)
         try:
-            wakeup.sleep(seconds, cancellable=cancellable)
+            woken = wakeup.sleep(seconds, cancellable=cancellable)
         finally:
             _sleeping.discard(wakeup)
     elif cancellable:
@@ -108,6 +113,7 @@ def pause(seconds: float, wakeup: Wakeup | None = None) -> None:
         time.sleep(seconds)
     if cancellable and CANCELLED.is_set():
         raise Cancelled(f"cancelled ({getattr(CANCELLED, 'reason', 'signal')})")
+    return woken
 
 
 @contextlib.contextmanager
@@ -203,6 +209,6 @@ def wait_for(
         if deadline.expired():
             raise Timeout(f"{what}: not done after {deadline.seconds:g}s ({describe(state)})")
         if wakeup is not None and wakeup.live:
-            interval = SAFETY_NET_POLL
+            interval = wakeup.safety_net
         pause(min(interval, max(0.05, deadline.remaining())), wakeup)
     raise AssertionError("unreachable")

@@ -102,8 +102,10 @@ def test_a_properties_file_and_log_lines_become_outputs(metronome: MetronomeEmul
 
 
 def test_the_log_streams_to_stderr_while_the_job_runs(metronome: MetronomeEmulator) -> None:
+    """While the Mesos master's events tell when the run ends, the log is read at its own
+    pace (after 1 s, then 1.5 s later...): a 3 s job's log arrives in parts."""
     lines = [f"step {n}" for n in range(20)]
-    metronome.script("ci.steps", stdout="".join(f"{line}\n" for line in lines), seconds=0.6)
+    metronome.script("ci.steps", stdout="".join(f"{line}\n" for line in lines), seconds=3.0)
     outcome = run_job(metronome, "--job-id", "ci.steps", "--cmd", "./steps.sh")
     assert outcome.code == 0, outcome
     streamed = [line[2:] for line in outcome.stderr.splitlines() if line.startswith("| ")]

@@ -242,3 +242,13 @@ class JobProvider(Protocol):
 
     def finish_job(self, run: JobRun) -> None:
         """Release what the run left behind once its outputs are read."""
+
+
+@runtime_checkable
+class WatchingJobs(Protocol):
+    """A job provider that hears of a run's changes as they happen, so that run-job reads
+    the run's state when something happened instead of polling it. Optional: a provider
+    without it is polled."""
+
+    def watch_job(self, run: JobRun) -> AbstractContextManager[Wakeup | None]:
+        """While inside, the wakeup (None: no news to be had) brings news of `run`."""

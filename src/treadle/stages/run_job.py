@@ -3,20 +3,31 @@ collect the outputs it wrote for later steps."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from treadle import __version__, job_outputs
 from treadle.errors import Cancelled, InputError, StageFailed, Timeout, TreadleError
-from treadle.providers.base import LABEL_VERSION, JobProvider, JobRequest, JobRun, JobStatus
+from treadle.providers.base import (
+    LABEL_VERSION,
+    JobProvider,
+    JobRequest,
+    JobRun,
+    JobStatus,
+    WatchingJobs,
+)
 from treadle.stages.common import Runtime
-from treadle.waiting import pause, poll_intervals, shielded
+from treadle.waiting import SAFETY_NET_POLL, Wakeup, pause, poll_intervals, shielded
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LOG_TAIL_LINES = 20
+# How often a job's log is read while news of its run comes as it happens.
+LOG_FIRST, LOG_MAX = 1.0, 5.0
 
 
 @dataclass(frozen=True)
@@ -107,34 +118,67 @@ def run(rt: Runtime, request: Request) -> dict[str, object]:
 
 
 def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) -> JobStatus:
-    """Stream the log until the run ends; stop it at the deadline."""
+    """Stream the log until the run ends; stop it at the deadline.
+
+    Without news of the run, its state and log are polled together, from 0.1 s backing
+    off to 2 s. With news (the provider's event stream, once live), the state is read
+    when news comes (the run's task was launched, or ended) and every SAFETY_NET_POLL
+    in case news got lost, and the log at its own pace, from LOG_FIRST backing off to
+    LOG_MAX: a job's output reaches the CI log a little later, for far fewer requests.
+    """
     last_state = ""
-    for interval in poll_intervals():
-        log.read()
-        status = provider.job_status(run)
-        if status.state != last_state:
-            rt.console.info(f"run {run.run_id}: {status.state}")
-            last_state = status.state
-        if status.finished:
-            log.read(final=True)
-            return status
-        if rt.deadline.expired():
-            rt.console.info(f"run {run.run_id}: still {status.state} at the timeout, stopping it")
-            provider.stop_job(run)
-            log.read(final=True)
-            raise Timeout(
-                f"job {run.job_id} run {run.run_id} did not finish in {rt.deadline.seconds:g}s and "
-                f"was stopped{log.tail()}",
-                fields={"job_status": status.state},
-            )
-        try:
-            pause(min(interval, max(0.05, rt.deadline.remaining())))
-        except Cancelled:
-            rt.console.info(f"run {run.run_id}: cancelled, stopping it")
-            with shielded():
-                provider.stop_job(run)
-            raise
-    raise AssertionError("unreachable")
+    polls, log_pace = poll_intervals(), poll_intervals(LOG_FIRST, LOG_MAX)
+    with watching_job(provider, run) as news:
+        looked = next_log = time.monotonic()
+        while True:
+            live = news is not None and news.live
+            wait = max(0.0, next_log - time.monotonic()) if live else next(polls)
+            try:
+                woken = pause(min(wait, max(0.05, rt.deadline.remaining())), news)
+            except Cancelled:
+                rt.console.info(f"run {run.run_id}: cancelled, stopping it")
+                with shielded():
+                    provider.stop_job(run)
+                raise
+            now, live = time.monotonic(), news is not None and news.live
+            safety_net = news.safety_net if news is not None else SAFETY_NET_POLL
+            if woken or not live or rt.deadline.expired() or now - looked >= safety_net:
+                looked = now
+                status = provider.job_status(run)
+                if status.finished:
+                    log.read(final=True)
+                if status.state != last_state:
+                    rt.console.info(f"run {run.run_id}: {status.state}")
+                    last_state = status.state
+                if status.finished:
+                    return status
+                if rt.deadline.expired():
+                    stop_at_deadline(rt, provider, run, log, status)
+            if not live or now >= next_log:
+                log.read()
+                next_log = now + next(log_pace)
+
+
+def watching_job(
+    provider: JobProvider, run: JobRun
+) -> contextlib.AbstractContextManager[Wakeup | None]:
+    """The provider's news of `run` while run-job follows it, where it has any."""
+    if isinstance(provider, WatchingJobs):
+        return provider.watch_job(run)
+    return contextlib.nullcontext()
+
+
+def stop_at_deadline(
+    rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower, status: JobStatus
+) -> NoReturn:
+    rt.console.info(f"run {run.run_id}: still {status.state} at the timeout, stopping it")
+    provider.stop_job(run)
+    log.read(final=True)
+    raise Timeout(
+        f"job {run.job_id} run {run.run_id} did not finish in {rt.deadline.seconds:g}s and "
+        f"was stopped{log.tail()}",
+        fields={"job_status": status.state},
+    )
 
 
 class LogFollower:

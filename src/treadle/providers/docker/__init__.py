@@ -15,7 +15,9 @@ group stops them and keeps them, enabling starts them again.
 
 from __future__ import annotations
 
+import functools
 import math
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +39,8 @@ from treadle.providers.base import (
 )
 from treadle.providers.docker import jobs, spec
 from treadle.providers.docker.engine import connect, stable, translated
-from treadle.waiting import Deadline
+from treadle.providers.docker.events import EngineEvents, group_key
+from treadle.waiting import Deadline, Wakeup
 
 __all__ = ["DockerProvider"]
 
@@ -153,7 +156,20 @@ class DockerProvider:
         self._restarts: dict[str, int] = {}
 
     def close(self) -> None:
+        if "events" in self.__dict__:
+            self.events.close()
         self.api.close()
+
+    @functools.cached_property
+    def events(self) -> EngineEvents:
+        """The engine's events, followed from the first wait on."""
+        return EngineEvents(self.console)
+
+    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup]:
+        return self.events.watching(group_key(group.region, group.name))
+
+    def watch_job(self, run: JobRun) -> AbstractContextManager[Wakeup | None]:
+        return self.events.watching(run.run_id)
 
     def check_region(self, region: str) -> str:
         return spec.check_region(region)

@@ -78,6 +78,7 @@ class MarathonProvider:
     def close(self) -> None:
         if "events" in self.__dict__:
             self.events.close()
+        self.jobs.close()
         self.session.close()
 
     def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup]:
@@ -220,3 +221,6 @@ class MarathonProvider:
 
     def finish_job(self, run: JobRun) -> None:
         """Metronome keeps the job for the next run and the run in its history."""
+
+    def watch_job(self, run: JobRun) -> AbstractContextManager[Wakeup | None]:
+        return self.jobs.watch(run)

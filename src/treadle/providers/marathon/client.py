@@ -32,8 +32,8 @@ from treadle.waiting import Deadline, pause
 RETRY_STATUS = {502, 503, 504}
 FIRST_CONTACT_ATTEMPTS = 3
 REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-# Marathon's event stream sends a heartbeat every 10 s (Jetty's EventSource): a minute of
-# silence means the connection is gone.
+# Marathon's event stream sends a heartbeat every 10 s (Jetty's EventSource), the Mesos
+# master's every 15 s: a minute of silence means the connection is gone.
 STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=60.0)
 
 
@@ -110,24 +110,36 @@ class MarathonClient:
         return self._answer(method, path, response, missing_ok)
 
     @contextlib.contextmanager
-    def stream(self, path: str, params: Any = None) -> Iterator[httpx.Response]:
-        """A GET of server-sent events, read as they arrive; credentials renewed once on a
-        401. Not retried: the one following the stream decides what to do next."""
-        response = self._open_stream(path, params)
+    def stream(
+        self,
+        path: str,
+        params: Any = None,
+        *,
+        method: str = "GET",
+        json: Any = None,
+        accept: str = "text/event-stream",
+    ) -> Iterator[httpx.Response]:
+        """A request whose answer is a stream of events, read as they arrive (server-sent
+        events by default); credentials renewed once on a 401. Not retried: the one
+        following the stream decides what to do next."""
+        response = self._open_stream(method, path, params, json, accept)
         if response.status_code == 401 and self.auth.renew():
             response.close()
-            response = self._open_stream(path, params)
+            response = self._open_stream(method, path, params, json, accept)
         try:
             yield response
         finally:
             response.close()
 
-    def _open_stream(self, path: str, params: Any) -> httpx.Response:
+    def _open_stream(
+        self, method: str, path: str, params: Any, json: Any, accept: str
+    ) -> httpx.Response:
         request = self.http.build_request(
-            "GET",
+            method,
             self.base_url + path,
             params=params,
-            headers={"Accept": "text/event-stream"},
+            json=json,
+            headers={"Accept": accept},
             timeout=STREAM_TIMEOUT,
         )
         self.auth.apply(request)

@@ -9,6 +9,7 @@ task's sandbox (treadle.providers.marathon.sandbox).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from collections.abc import Mapping
@@ -20,7 +21,9 @@ from treadle.console import Console
 from treadle.errors import Conflict, InputError, StageFailed
 from treadle.providers.base import JobRequest, JobRun, JobStatus
 from treadle.providers.marathon.client import MarathonClient
+from treadle.providers.marathon.mesos_events import TaskEvents
 from treadle.providers.marathon.sandbox import Sandbox, SandboxUnavailable
+from treadle.waiting import Wakeup
 
 _JOB_ID = re.compile(
     r"([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9])(\.([a-z0-9]|[a-z0-9][a-z0-9\-]*[a-z0-9]))*"
@@ -164,6 +167,18 @@ class MetronomeJobs:
         self.console = console
         self._runs: dict[str, _Followed] = {}
         self._warned_about_log = False
+        # The Mesos master's events, reached like the sandbox, through DC/OS.
+        self._tasks = TaskEvents(sandbox.client, console) if sandbox is not None else None
+
+    def watch(self, run: JobRun) -> contextlib.AbstractContextManager[Wakeup | None]:
+        """News of the run's tasks while inside, where the Mesos master can be asked."""
+        if self._tasks is None:
+            return contextlib.nullcontext()
+        return self._tasks.watching(run.run_id)
+
+    def close(self) -> None:
+        if self._tasks is not None:
+            self._tasks.close()
 
     @property
     def client(self) -> MarathonClient:
