@@ -14,6 +14,7 @@ import re
 import socket
 import ssl
 import struct
+import sys
 import threading
 import time
 import traceback
@@ -75,6 +76,12 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that exits with a kept-alive connection open resets it: normal, not
+        # worth a traceback on stderr. Anything else still gets one.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def close_connections(self) -> None:
         """End kept-alive connections: their handler threads would go on answering."""
