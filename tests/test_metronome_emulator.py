@@ -347,13 +347,21 @@ def test_a_read_is_capped_at_16_pages_and_may_cut_a_character(
     assert len(raw) == 65536 and raw == text.encode()[1:65537]
 
 
-def test_master_state_and_tasks(emu: MetronomeEmulator, client: httpx.Client) -> None:
+def one_done_one_running(
+    emu: MetronomeEmulator, client: httpx.Client
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Two runs of ci.report: one finished, one whose task runs for 30 s."""
     emu.script("ci.report", seconds=0.01)
     done = start(client)
     finished(client, done)
     emu.script("ci.report", seconds=30)
     running = start(client)
     wait_until(lambda: client.get(run_path(running)).json()["tasks"])
+    return done, running
+
+
+def test_master_state_and_tasks(emu: MetronomeEmulator, client: httpx.Client) -> None:
+    done, running = one_done_one_running(emu, client)
     state = client.get("/mesos/master/state").json()
     [framework] = state["frameworks"]
     assert framework["name"] == "metronome"
@@ -579,12 +587,7 @@ def subscriber_threads() -> list[threading.Thread]:
 def test_subscribed_carries_the_state_in_v1_json(
     emu: MetronomeEmulator, client: httpx.Client
 ) -> None:
-    emu.script("ci.report", seconds=0.01)
-    done = start(client)
-    finished(client, done)
-    emu.script("ci.report", seconds=30)
-    running = start(client)
-    wait_until(lambda: client.get(run_path(running)).json()["tasks"])
+    done, running = one_done_one_running(emu, client)
     with subscribed(client) as (first, _):
         assert first["heartbeat_interval_seconds"] == HEARTBEAT
         state = first["get_state"]

@@ -76,6 +76,7 @@ class Common:
     ca_cert: str | None
     insecure: bool
     request_timeout: str
+    no_events: bool
     context: list[str] | None
     output: str | None
     dotenv: str | None
@@ -161,6 +162,14 @@ COMMON_OPTIONS: dict[str, tuple[Any, Any]] = {
             rich_help_panel=CONNECTION,
         ),
     ),
+    "no_events": (
+        bool,
+        flag(
+            "--no-events",
+            help="While waiting, poll instead of following the cluster's event stream.",
+            rich_help_panel=CONNECTION,
+        ),
+    ),
     "context": (
         list[str] | None,
         option(
@@ -211,6 +220,7 @@ COMMON_OPTIONS: dict[str, tuple[Any, Any]] = {
 COMMON_DEFAULTS = {
     "insecure": False,
     "request_timeout": "30s",
+    "no_events": False,
     "timeout": "10m",
     "no_wait": False,
     "dry_run": False,
@@ -402,7 +412,14 @@ def execute(
             parse_duration(context.render(common.timeout, "--timeout"), "--timeout")
         )
         provider = open_provider(provider_name, connection, deadline=deadline, console=console)
-        rt = Runtime(provider, console, deadline, wait=not common.no_wait, dry_run=common.dry_run)
+        rt = Runtime(
+            provider,
+            console,
+            deadline,
+            wait=not common.no_wait,
+            dry_run=common.dry_run,
+            events=not common.no_events,
+        )
         fields_ = body(rt, context)
     except TreadleError as e:
         error, fields_ = e, e.fields

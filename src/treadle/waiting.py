@@ -127,7 +127,7 @@ def cancel_on_signals() -> Iterator[None]:
         yield
         return
     names = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
-    previous = {s: signal.signal(s, lambda s, _: cancel(names[s])) for s in names}
+    previous = {s: signal.signal(s, lambda s, _: cancel(names[signal.Signals(s)])) for s in names}
     try:
         yield
     finally:

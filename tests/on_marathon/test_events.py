@@ -191,3 +191,11 @@ def test_server_sent_events_skip_heartbeats_and_comments() -> None:
 )
 def test_apps_named_by_an_event(event: dict, apps: set[str] | None) -> None:
     assert apps_named(event) == apps
+
+
+def test_no_events_polls_without_asking_for_the_stream(slow: MarathonEmulator) -> None:
+    outcome = treadle(*DEPLOY, "--marathon-url", slow.url, env={"TREADLE_NO_EVENTS": "true"})
+    assert outcome.code == 0, outcome
+    assert stream_requests(slow) == []
+    assert health_checks(slow) >= POLLED_AT_LEAST
+    assert "not available" not in outcome.stderr

@@ -79,6 +79,13 @@ def test_without_the_stream_the_run_is_polled(cluster: MetronomeEmulator) -> Non
     )
 
 
+def test_no_events_polls_without_subscribing(cluster: MetronomeEmulator) -> None:
+    outcome = run(cluster, env={"TREADLE_NO_EVENTS": "1"})
+    assert subscriptions(cluster) == []
+    assert run_reads(cluster) >= POLLED_AT_LEAST
+    assert "not available" not in outcome.stderr
+
+
 def test_a_stream_forbidden_to_the_credentials_falls_back_to_polling() -> None:
     def forbidden(request: Request) -> Response | None:
         if request.path == "/mesos/api/v1":

@@ -23,6 +23,8 @@ class Runtime:
     deadline: Deadline
     wait: bool = True
     dry_run: bool = False
+    # Follow the provider's event stream while waiting, where it has one (--no-events).
+    events: bool = True
     # Lines a dry run prints: what the stage would change.
     planned: list[str] = field(default_factory=list)
 
@@ -138,7 +140,7 @@ def refetch(rt: Runtime, group: ServerGroup) -> ServerGroup:
 
 def watching(rt: Runtime, group: ServerGroup) -> contextlib.AbstractContextManager[Wakeup | None]:
     """The provider's news of `group` while a wait runs, where it has any."""
-    if isinstance(rt.provider, Watching):
+    if rt.events and isinstance(rt.provider, Watching):
         return rt.provider.watch(group)
     return contextlib.nullcontext()
 

@@ -282,7 +282,9 @@ def plan_fields(request: Request, plan: RegionPlan) -> dict[str, object]:
 
 def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, object]:
     fields = plan_fields(request, plan)
-    fields["disabled_server_groups"], fields["destroyed_server_groups"] = [], []
+    disabled: list[str] = []
+    destroyed: list[str] = []
+    fields["disabled_server_groups"], fields["destroyed_server_groups"] = disabled, destroyed
     done: list[tuple[Step, ServerGroup]] = []
     created: ServerGroup | None = None
     try:
@@ -297,9 +299,8 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
             rt.console.info(f"{step.describe()} ({request.strategy})")
             carry_out(rt, step, before)
             done.append((step, before))
-            key = "disabled_server_groups" if step.verb == "disable" else "destroyed_server_groups"
             if step.verb != "resize":
-                fields[key].append(step.group)  # type: ignore[union-attr]
+                (disabled if step.verb == "disable" else destroyed).append(step.group)
         fields.update(endpoint_fields(refetch(rt, created)))
     except TreadleError as e:
         if created is None or not request.rollback_on_failure:

@@ -128,7 +128,7 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
     """
     last_state = ""
     polls, log_pace = poll_intervals(), poll_intervals(LOG_FIRST, LOG_MAX)
-    with watching_job(provider, run) as news:
+    with watching_job(rt, provider, run) as news:
         looked = next_log = time.monotonic()
         while True:
             live = news is not None and news.live
@@ -160,10 +160,10 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
 
 
 def watching_job(
-    provider: JobProvider, run: JobRun
+    rt: Runtime, provider: JobProvider, run: JobRun
 ) -> contextlib.AbstractContextManager[Wakeup | None]:
     """The provider's news of `run` while run-job follows it, where it has any."""
-    if isinstance(provider, WatchingJobs):
+    if rt.events and isinstance(provider, WatchingJobs):
         return provider.watch_job(run)
     return contextlib.nullcontext()
 

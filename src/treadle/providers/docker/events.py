@@ -22,6 +22,8 @@ from treadle.providers.docker.engine import connect
 # "health_status" matches "health_status: healthy" and "health_status: unhealthy".
 EVENTS = ("start", "die", "oom", "destroy", "health_status")
 FILTERS = {"type": ["container"], "event": list(EVENTS)}
+# How long closing waits for the thread to let go of its connection.
+CLOSE_SECONDS = 2.0
 
 
 def group_key(region: str, name: str) -> str:
@@ -51,11 +53,19 @@ class EngineEvents(Feed):
     def _stream(self) -> Iterator[Iterable[dict[str, Any]]]:
         api = connect()
         try:
-            self._events = api.events(filters=FILTERS, decode=True)
+            events = self._events = api.events(filters=FILTERS, decode=True)
             try:
-                yield self._events
+                if self.closed:  # the stage ended while this connected
+                    events.close()
+                yield events
             finally:
-                self._events.close()
+                events.close()
+                # The SDK's close() only closes the socket under the answer, which stays
+                # open until its reader is released too: release it.
+                response = getattr(events, "_response", None)
+                if response is not None:
+                    with contextlib.suppress(Exception):
+                        response.close()
         finally:
             api.close()
 
@@ -63,6 +73,13 @@ class EngineEvents(Feed):
         if self._events is not None:
             with contextlib.suppress(Exception):
                 self._events.close()
+
+    def close(self) -> None:
+        """Stop following, and let the thread close its connection before the stage ends
+        (it is the stage's own, not shared)."""
+        super().close()
+        if self._thread is not None:
+            self._thread.join(CLOSE_SECONDS)
 
     def _read(self, stream: Iterable[dict[str, Any]]) -> bool:
         self._attached()

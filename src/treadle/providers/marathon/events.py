@@ -44,7 +44,8 @@ def server_sent_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
     """(event type, data) of each event of a text/event-stream, read line by line. A
     blank line ends an event; lines starting with ':' and Jetty's empty heartbeats are
     skipped."""
-    name, data = "", []
+    name = ""
+    data: list[str] = []
     for line in lines:
         if not line:
             if data:
