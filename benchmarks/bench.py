@@ -43,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+import dockerish  # noqa: E402
 from emulator import MarathonEmulator, MetronomeEmulator, Request  # noqa: E402
 from emulator.server import HttpEmulator  # noqa: E402
 
@@ -454,16 +455,8 @@ def scale(runs: int) -> None:
 
 # -- the local Docker engine ------------------------------------------------------------
 
-ENGINE_IMAGE = "treadle-test/busybox:1"  # .ci/docker-setup builds it
-# Served on port 80 (the test image runs httpd), checked every 0.5 s.
-ENGINE_SPEC = {
-    "ports": ["80"],
-    "healthcheck": {
-        "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"],
-        "interval": "500ms",
-        "retries": 3,
-    },
-}
+# The Docker tests' image (.ci/docker-setup builds it), and their served spec.
+ENGINE_IMAGE, ENGINE_SPEC = dockerish.IMAGE, dockerish.SERVED
 
 
 def engine_events(api: Any, since: float, until: float, label: str) -> list[dict[str, Any]]:

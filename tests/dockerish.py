@@ -31,6 +31,7 @@ from treadle.providers.docker.jobs import LABEL_JOB
 from treadle.providers.docker.spec import LABEL_REGION
 
 __all__ = [
+    "SERVED",
     "OnEngine",
     "engine",
     "image",
@@ -42,6 +43,15 @@ __all__ = [
 ]
 
 IMAGE = "treadle-test/busybox:1"
+# A spec serving the test image's httpd on port 80, health-checked every 0.5 s.
+SERVED = {
+    "ports": ["80"],
+    "healthcheck": {
+        "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"],
+        "interval": "500ms",
+        "retries": 3,
+    },
+}
 IMAGE_V2 = "treadle-test/busybox:2"
 # Its HEALTHCHECK always fails.
 UNHEALTHY_IMAGE = "treadle-test/unhealthy:1"

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dockerish import IMAGE, deploy_on, remove_region, treadle_on_engine, unavailable
+from dockerish import IMAGE, SERVED, deploy_on, remove_region, treadle_on_engine, unavailable
 from helpers import Outcome, treadle
 
 from treadle.console import Console
@@ -23,15 +23,6 @@ from treadle.providers.docker import DockerProvider
 from treadle.waiting import Deadline
 
 pytestmark = pytest.mark.docker
-
-SERVED = {
-    "ports": ["80"],
-    "healthcheck": {
-        "test": ["CMD", "wget", "-q", "-O", "/dev/null", "http://127.0.0.1/"],
-        "interval": "500ms",
-        "retries": 3,
-    },
-}
 
 
 def deploy(region: str, tmp_path: Path, spec: dict[str, Any] | None = None, *args: str) -> Outcome:

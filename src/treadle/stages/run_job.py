@@ -122,8 +122,8 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
 
     Without news of the run, its state and log are polled together, from 0.1 s backing
     off to 2 s. With news (the provider's event stream, once live), the state is read
-    when news comes (the run's task was launched, or ended) and every SAFETY_NET_POLL
-    in case news got lost, and the log at its own pace, from LOG_FIRST backing off to
+    when news comes (the run's task was launched, or ended) and at the news' safety net
+    (every 10 s on Mesos, 2 s on Docker) in case some got lost, and the log at its own pace, from LOG_FIRST backing off to
     LOG_MAX: a job's output reaches the CI log a little later, for far fewer requests.
     """
     last_state = ""
