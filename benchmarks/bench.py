@@ -1,6 +1,6 @@
 """treadle's speed and footprint, measured on this machine and printed as one table.
 
-    TREADLE_SHARED_DATA=../shared/data python benchmarks/bench.py   # about five minutes
+    TREADLE_SHARED_DATA=../shared/data python benchmarks/bench.py   # about ten minutes
     python benchmarks/bench.py --quick                              # fewer repetitions
 
 Every number comes from this run, against the emulators in tests/emulator served on
