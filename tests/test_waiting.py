@@ -118,3 +118,27 @@ def test_a_wait_without_live_news_polls() -> None:
         wakeup=wakeup,
     )
     assert len(checks) == 4
+
+
+def test_a_live_wait_still_looks_at_its_streams_safety_net() -> None:
+    """News that never comes (a restarted container's stable second brings no Docker
+    event) is covered by a look at the stream's own safety-net interval."""
+    wakeup = Wakeup(safety_net=0.3)
+    wakeup.live = True
+    checks: list[float] = []
+
+    def check() -> int:
+        checks.append(time.monotonic())
+        return len(checks)
+
+    wait_for(
+        check,
+        lambda n: n == 3,
+        # Far shorter than the default safety net (10 s): only the stream's own fits.
+        deadline=Deadline(5),
+        describe=str,
+        what="test",
+        log=lambda line: None,
+        wakeup=wakeup,
+    )
+    assert len(checks) == 3, "the safety net did not bring the looks without news"
