@@ -46,8 +46,8 @@ def test_news_before_the_pause_is_not_lost() -> None:
 def test_progress_is_looked_at_within_the_nudge_delay(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(waiting, "NUDGE_SECONDS", 0.1)
     wakeup = Wakeup()
+    started = time.monotonic()  # before the nudge, which counts from its own moment
     wakeup.nudge()
-    started = time.monotonic()
     pause(LONG, wakeup)
     assert 0.1 <= time.monotonic() - started < LONG / 2
 
@@ -65,8 +65,8 @@ def test_a_shielded_pause_ends_on_news_not_on_a_cancel() -> None:
     """The clean-up after a cancel or a timeout (a rollback) waits on news too."""
     waiting.cancel("SIGTERM")
     wakeup = Wakeup()
+    started = time.monotonic()  # before the timer starts: it may fire 0.2 s after it, not after us
     later(0.2, wakeup.wake)
-    started = time.monotonic()
     with shielded():
         pause(LONG, wakeup)
     assert 0.2 <= time.monotonic() - started < LONG / 2
