@@ -26,29 +26,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 from emulator import MarathonEmulator  # noqa: E402
 from faults import matrix, run_cell  # noqa: E402
 from helpers import treadle  # noqa: E402
-from on_marathon.test_bad_input import CASES, seeded  # noqa: E402
+from on_marathon.test_bad_input import CASES, command_line, seeded  # noqa: E402
 
 
 def bad_inputs() -> tuple[int, int]:
     """(tried, refused cleanly): exit 2, one line, no mutating request."""
     refused = 0
     with tempfile.TemporaryDirectory() as tmp, MarathonEmulator() as marathon:
-        folder = Path(tmp)
         seeded(marathon)
-        (folder / "broken.json").write_text('{"image": ')
-        (folder / "unknown.json").write_text('{"cpus": 0.1, "instancez": 3}')
-        (folder / "context.json").write_text('{"outputs": {"other": 1}}')
-        (folder / "templated.yaml").write_text("env:\n  VERSION: '{{ outputs.version }}'\n")
-        files = {
-            "{broken}": "broken.json",
-            "{unknown}": "unknown.json",
-            "{context}": "context.json",
-            "{templated}": "templated.yaml",
-        }
-        for args in CASES.values():
-            words = [str(folder / files[a]) if a in files else a for a in args]
-            if "--marathon-url" not in words:
-                words += ["--marathon-url", marathon.url]
+        for case in CASES.values():
+            words = command_line(case, Path(tmp), marathon.url)
             before = len(marathon.mutating_requests())
             outcome = treadle(*words)
             one_line = len(outcome.stderr.strip().splitlines()) == 1

@@ -134,25 +134,32 @@ CASES = {
     ],
 }
 
+# The files the cases name by placeholder: their names and contents.
+FILES = {
+    "{broken}": ("broken.json", '{"image": '),
+    "{unknown}": ("unknown.json", json.dumps({"cpus": 0.1, "instancez": 3})),
+    "{context}": ("context.json", json.dumps({"outputs": {"other": 1}})),
+    "{templated}": ("templated.yaml", "env:\n  VERSION: '{{ outputs.version }}'\n"),
+}
+
+
+def command_line(case: list[str], folder: Path, marathon_url: str) -> list[str]:
+    """A case's arguments, its placeholders written as files in `folder`, pointed at the
+    emulator unless the case names a Marathon URL of its own."""
+    for name, text in FILES.values():
+        (folder / name).write_text(text)
+    args = [str(folder / FILES[a][0]) if a in FILES else a for a in case]
+    if not any(a.startswith("--marathon-url") for a in args):
+        args += ["--marathon-url", marathon_url]
+    return args
+
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     case: str, marathon: MarathonEmulator, tmp_path: Path
 ) -> None:
     seeded(marathon)
-    (tmp_path / "broken.json").write_text('{"image": ')
-    (tmp_path / "unknown.json").write_text(json.dumps({"cpus": 0.1, "instancez": 3}))
-    (tmp_path / "context.json").write_text(json.dumps({"outputs": {"other": 1}}))
-    (tmp_path / "templated.yaml").write_text("env:\n  VERSION: '{{ outputs.version }}'\n")
-    files = {
-        "{broken}": "broken.json",
-        "{unknown}": "unknown.json",
-        "{context}": "context.json",
-        "{templated}": "templated.yaml",
-    }
-    args = [str(tmp_path / files[a]) if a in files else a for a in CASES[case]]
-    if not any(a.startswith("--marathon-url") for a in args):
-        args += ["--marathon-url", marathon.url]
+    args = command_line(CASES[case], tmp_path, marathon.url)
     before = len(marathon.mutating_requests())
 
     outcome = treadle(*args)
