@@ -26,9 +26,9 @@ from contract import JobContract
 from helpers import Outcome, treadle
 
 from treadle.errors import ProviderUnavailable
-from treadle.providers.docker.engine import connect
-from treadle.providers.docker.jobs import LABEL_JOB
-from treadle.providers.docker.spec import LABEL_REGION
+from treadle.providers.engine.connection import connect
+from treadle.providers.engine.jobs import LABEL_JOB
+from treadle.providers.engine.spec import LABEL_REGION
 
 __all__ = [
     "SERVED",

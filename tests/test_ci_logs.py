@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from helpers import treadle
 
+from treadle.ci import GitHubLog, GitLabLog, PlainLog, log_format
 from treadle.console import Console
-from treadle.outputs import GitHubLog, GitLabLog, PlainLog, log_format
 
 GITHUB = {"GITHUB_ACTIONS": "true"}
 GITLAB = {"GITLAB_CI": "true"}

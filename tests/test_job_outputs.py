@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from treadle.errors import StageFailed
-from treadle.job_outputs import from_file, from_log, parse_properties
+from treadle.stages.job_outputs import from_file, from_log, parse_properties
 
 
 def test_log_lines_become_outputs_later_lines_winning() -> None:

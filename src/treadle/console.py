@@ -1,7 +1,7 @@
 """All of treadle's terminal output goes through one Console: logs and progress to stderr,
 so that stdout carries nothing but the result JSON. How a line is marked up for the CI
 system it runs in (masks, folded sections, error annotations) is the log format's
-business (treadle.outputs), never the caller's."""
+business (treadle.ci), never the caller's."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from treadle.outputs import PlainLog
+from treadle.ci import PlainLog
 
 
 @dataclass

@@ -16,7 +16,7 @@ from treadle.naming import Cluster, ServerGroupName
 from treadle.providers import Connection
 from treadle.providers.base import JobRequest, NewServerGroup, ServerGroup, server_group_labels
 from treadle.providers.docker import DockerProvider
-from treadle.providers.docker.jobs import LABEL_JOB
+from treadle.providers.engine.jobs import LABEL_JOB
 from treadle.waiting import Deadline, Wakeup
 
 pytestmark = pytest.mark.docker

@@ -11,8 +11,9 @@ import pytest
 from treadle import __version__
 from treadle.errors import InputError
 from treadle.providers.base import LABEL_VERSION, JobRequest
-from treadle.providers.docker import JOB_RESTART_POLICY, container_config, jobs
-from treadle.providers.swarm import job_spec
+from treadle.providers.docker.containers import JOB_RESTART_POLICY, container_config
+from treadle.providers.engine import jobs
+from treadle.providers.swarm.services import job_spec
 
 SECOND = 10**9
 

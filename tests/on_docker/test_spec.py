@@ -11,8 +11,9 @@ from treadle import __version__
 from treadle.errors import InputError
 from treadle.naming import Cluster, ServerGroupName
 from treadle.providers.base import NewServerGroup, server_group_labels
-from treadle.providers.docker import container_config, spec
-from treadle.providers.swarm import service_spec
+from treadle.providers.docker.containers import container_config
+from treadle.providers.engine import spec
+from treadle.providers.swarm.services import service_spec
 
 SECOND = 10**9
 

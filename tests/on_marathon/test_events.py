@@ -11,7 +11,7 @@ import pytest
 from emulator import MarathonEmulator, Request, Response, Token
 from helpers import treadle
 
-from treadle.providers.marathon.events import EVENT_TYPES, apps_named, server_sent_events
+from treadle.providers.marathon.marathon_events import EVENT_TYPES, apps_named, server_sent_events
 
 from .conftest import FAST
 

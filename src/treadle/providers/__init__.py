@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 
 # name -> (module:class, the pip extra that brings its library)
 REGISTRY: dict[str, tuple[str, str | None]] = {
-    "marathon": ("treadle.providers.marathon:MarathonProvider", None),
-    "docker": ("treadle.providers.docker:DockerProvider", "docker"),
-    "swarm": ("treadle.providers.swarm:SwarmProvider", "docker"),
+    "marathon": ("treadle.providers.marathon.provider:MarathonProvider", None),
+    "docker": ("treadle.providers.docker.provider:DockerProvider", "docker"),
+    "swarm": ("treadle.providers.swarm.provider:SwarmProvider", "docker"),
 }
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
-from treadle import __version__, job_outputs
+from treadle import __version__
 from treadle.errors import Cancelled, InputError, StageFailed, Timeout, TreadleError
 from treadle.providers.base import (
     LABEL_VERSION,
@@ -21,6 +21,7 @@ from treadle.providers.base import (
     JobStatus,
     WatchingJobs,
 )
+from treadle.stages import job_outputs
 from treadle.stages.common import Runtime
 from treadle.waiting import SAFETY_NET_POLL, Wakeup, pause, poll_intervals, shielded
 

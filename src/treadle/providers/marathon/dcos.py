@@ -20,7 +20,7 @@ from treadle.providers.marathon.auth import (
     ServiceAccountAuth,
     TokenAuth,
 )
-from treadle.providers.marathon.client import MarathonClient, check_url
+from treadle.providers.marathon.http import DcosClient, check_url
 from treadle.waiting import Deadline
 
 MARATHON_UNDER_DCOS = "/service/marathon"
@@ -79,8 +79,8 @@ class Session:
         assert login_host is not None
         self.auth = choose_auth(connection, login_host + LOGIN_PATH, self.http, console.mask)
 
-    def client(self, base_url: str, what: str) -> MarathonClient:
-        return MarathonClient(
+    def client(self, base_url: str, what: str) -> DcosClient:
+        return DcosClient(
             base_url,
             auth=self.auth,
             deadline=self.deadline,

@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from treadle.providers.marathon.feed import HttpFeed
+from treadle.providers.marathon.http_feed import HttpFeed
 
 PATH = "/mesos/api/v1"
 SUBSCRIBE = {"type": "SUBSCRIBE"}

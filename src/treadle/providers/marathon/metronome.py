@@ -20,7 +20,7 @@ from urllib.parse import quote
 from treadle.console import Console
 from treadle.errors import Conflict, InputError, StageFailed
 from treadle.providers.base import JobRequest, JobRun, JobStatus
-from treadle.providers.marathon.client import MarathonClient
+from treadle.providers.marathon.http import DcosClient
 from treadle.providers.marathon.mesos_events import TaskEvents
 from treadle.providers.marathon.sandbox import Sandbox, SandboxUnavailable
 from treadle.waiting import Wakeup
@@ -160,7 +160,7 @@ class MetronomeJobs:
     """Runs one-off jobs on Metronome; the log and outputs come from the Mesos sandbox."""
 
     def __init__(
-        self, client: MarathonClient | None, sandbox: Sandbox | None, console: Console
+        self, client: DcosClient | None, sandbox: Sandbox | None, console: Console
     ) -> None:
         self._client = client
         self.sandbox = sandbox
@@ -181,7 +181,7 @@ class MetronomeJobs:
             self._tasks.close()
 
     @property
-    def client(self) -> MarathonClient:
+    def client(self) -> DcosClient:
         if self._client is None:
             raise InputError(NO_METRONOME)
         return self._client

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from treadle.errors import ProviderError, ProviderUnavailable
-from treadle.providers.marathon.client import MarathonClient
+from treadle.providers.marathon.http import DcosClient
 
 # What the Mesos command executor (and the Docker executor) logs to the sandbox's stderr
 # when the task's process ends; Mesos' task states carry no exit status.
@@ -50,7 +50,7 @@ class Ending:
 
 
 class Sandbox:
-    def __init__(self, client: MarathonClient) -> None:
+    def __init__(self, client: DcosClient) -> None:
         self.client = client
         self._locations: dict[str, Location] = {}
 

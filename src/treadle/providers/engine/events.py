@@ -15,9 +15,9 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from treadle.feed import Feed
-from treadle.providers.docker import jobs, spec
-from treadle.providers.docker.engine import connect
+from treadle.providers.engine import jobs, spec
+from treadle.providers.engine.connection import connect
+from treadle.providers.feed import Feed
 
 # "health_status" matches "health_status: healthy" and "health_status: unhealthy".
 EVENTS = ("start", "die", "oom", "destroy", "health_status")
@@ -44,7 +44,7 @@ def keys_of(event: Mapping[str, Any]) -> list[str]:
 class EngineEvents(Feed):
     title = "the Docker engine's event stream"
     # A container that restarted counts as running once it has stayed up a second
-    # (treadle.providers.docker.engine.stable), which no event tells; and the engine is
+    # (treadle.providers.engine.connection.stable), which no event tells; and the engine is
     # near and cheap to ask.
     safety_net = 2.0
     _events: Any = None

@@ -26,11 +26,11 @@ from treadle.waiting import SAFETY_NET_POLL, Wakeup
 ATTEMPTS = 5
 
 
-class Refused(Exception):
+class StreamRefused(Exception):
     """The stream is refused with an answer that another attempt would only repeat."""
 
 
-class Broken(Exception):
+class StreamBroken(Exception):
     """The stream failed this time; another attempt may work."""
 
 
@@ -54,7 +54,7 @@ class Feed:
     # -- what a stream does differently ------------------------------------------------
 
     def _stream(self) -> contextlib.AbstractContextManager[Any]:
-        """The stream, opened; Refused or Broken when it cannot be."""
+        """The stream, opened; StreamRefused or StreamBroken when it cannot be."""
         raise NotImplementedError
 
     def _read(self, stream: Any) -> bool:
@@ -121,7 +121,7 @@ class Feed:
                 with self._stream() as stream:
                     attached = self._read(stream)
                 why = "the stream ended"
-            except Refused as e:
+            except StreamRefused as e:
                 return str(e)
             except Exception as e:  # noqa: BLE001 (whatever breaks the news, the waits poll)
                 if self.closed:  # the stage ended and closed the connection under it

@@ -1,16 +1,15 @@
-"""Where a stage's result goes: the JSON file (or stdout), and each CI system's own way of
-handing values to later steps and of marking up its log. Every CI quirk lives here and
-nowhere else."""
+"""Each CI system's own ways: handing a result's values to later steps (GitHub step outputs
+and summary, GitLab dotenv reports), marking up the log (masks, folded sections,
+annotations) and naming a run. Every CI quirk lives here and nowhere else."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +20,6 @@ Result = dict[str, Any]
 DOTENV_MAX_BYTES = 5 * 1024 - 1
 DOTENV_MAX_VARIABLES = 20
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_]")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write through a temporary file in the same folder and rename it into place, so a
-    reader sees the old file or the whole new one, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def to_json(result: Result) -> str:
-    return json.dumps(result, indent=2, sort_keys=False) + "\n"
 
 
 def scalar_fields(result: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -118,6 +96,8 @@ RESULT_VARIABLES = "TREADLE_RESULT_VARIABLES"
 
 
 def dotenv(result: Result, path: Path) -> list[str]:
+    from treadle.results import write_atomically
+
     """`TREADLE_<FIELD>=value` lines for GitLab's artifacts:reports:dotenv: one line per
     value, so multi-line values are left out, and within GitLab's limits, so whatever
     would pass them is left out. A job's own `outputs`, which nothing bounds, go last: the
@@ -152,34 +132,6 @@ def forget_result_variables(environ: MutableMapping[str, str]) -> None:
     server group, image or even --dry-run. The shell still has them for `$TREADLE_IMAGE`."""
     for short in environ.pop(RESULT_VARIABLES, "").split():
         environ.pop(f"TREADLE_{short}", None)
-
-
-def publish(
-    result: Result,
-    *,
-    output: str | None,
-    dotenv_file: str | None,
-    environ: Mapping[str, str] = os.environ,
-    stdout: Any = None,
-    warn: Callable[[str], None] = lambda message: None,
-) -> None:
-    text = to_json(result)
-    if output:
-        write_atomically(Path(output), text)
-    else:
-        import sys
-
-        (stdout or sys.stdout).write(text)
-    if dotenv_file and (left_out := dotenv(result, Path(dotenv_file))):
-        warn(
-            f"{dotenv_file} leaves out {', '.join(left_out)}: multi-line, or past GitLab's "
-            f"limits of {DOTENV_MAX_VARIABLES} variables and {DOTENV_MAX_BYTES} bytes "
-            "(the result JSON has every field)"
-        )
-    if environ.get("GITHUB_OUTPUT"):
-        github_outputs(result, Path(environ["GITHUB_OUTPUT"]))
-    if environ.get("GITHUB_STEP_SUMMARY"):
-        github_summary(result, Path(environ["GITHUB_STEP_SUMMARY"]))
 
 
 # --- the log: how each CI system masks secrets, folds sections and flags errors -----------

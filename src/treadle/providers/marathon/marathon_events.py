@@ -7,7 +7,7 @@ ended, a task failed) or soon (a task started or passed a health check; one chec
 covers a burst of such news).
 
 The stream counts as live once Marathon's own `event_stream_attached` event has come
-through; how it is followed, and given up, is treadle.feed's.
+through; how it is followed, and given up, is treadle.providers.feed's.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from treadle.providers.marathon.feed import HttpFeed
+from treadle.providers.marathon.http_feed import HttpFeed
 
 ATTACHED = "event_stream_attached"
 # The events that name the apps they are about; asked for by type, so that a busy

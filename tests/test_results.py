@@ -5,17 +5,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from treadle.outputs import (
+from treadle.ci import (
     DOTENV_MAX_BYTES,
     DOTENV_MAX_VARIABLES,
     dotenv,
     forget_result_variables,
     github_outputs,
     github_summary,
-    publish,
     scalar_fields,
-    write_atomically,
 )
+from treadle.results import publish, write_atomically
 
 RESULT = {
     "stage": "deploy",

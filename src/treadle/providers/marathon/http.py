@@ -69,7 +69,7 @@ def message_of(response: httpx.Response) -> str:
     return str(body)
 
 
-class MarathonClient:
+class DcosClient:
     def __init__(
         self,
         base_url: str,

@@ -375,10 +375,11 @@ def execute(
 ) -> None:
     """Run one stage: context, provider, body; then write the result and exit with its
     code. Every TreadleError becomes one line on stderr and an `error` in the result."""
+    from treadle.ci import log_format
     from treadle.console import Console
     from treadle.context import Context
-    from treadle.outputs import log_format, publish
     from treadle.providers import Connection, choose, open_provider
+    from treadle.results import publish
     from treadle.stages.common import Runtime
     from treadle.waiting import Deadline
 
@@ -577,7 +578,7 @@ def deploy(
 ) -> None:
     """Create the next server group of a cluster, wait until healthy, apply a strategy."""
     from treadle import naming
-    from treadle.outputs import ci_run_key
+    from treadle.ci import ci_run_key
     from treadle.stages import deploy as stage
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
@@ -753,8 +754,8 @@ def run_job(
 
 def main() -> None:
     """The console script: usage errors as one line, exit codes as documented."""
+    from treadle.ci import forget_result_variables, log_format
     from treadle.console import Console
-    from treadle.outputs import forget_result_variables, log_format
     from treadle.waiting import cancel_on_signals
 
     forget_result_variables(os.environ)

@@ -28,7 +28,7 @@ from treadle.errors import InputError, StageFailed
 from treadle.images import ImageRef
 from treadle.naming import MAX_NAME
 from treadle.providers.base import JobRequest
-from treadle.providers.docker import spec
+from treadle.providers.engine import spec
 
 LABEL_JOB = "treadle.job"
 LABEL_JOB_RUN = "treadle.job-run"

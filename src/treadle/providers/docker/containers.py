@@ -1,0 +1,112 @@
+"""Containers as the Docker provider makes and reads them: the Engine API's create body
+for a server group's or a job's containers, and one server group's containers as the
+engine lists them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from treadle.providers.base import LABEL_DISABLED_INSTANCES
+from treadle.providers.engine import spec
+
+LABEL_INSTANCE = "treadle.instance"
+RESTART_POLICY = {"Name": "unless-stopped"}
+# A job runs once: its exit is its outcome.
+JOB_RESTART_POLICY = {"Name": "no"}
+# Restarts of one instance since treadle started it (or first saw it) before giving up:
+# the engine itself would restart a crashing container forever.
+FAILURES_BEFORE_GIVING_UP = 3
+# The parts of a container's create body that a definition sets. Copied from an existing
+# container they make an identical one: what the engine filled in from the image (Env,
+# Cmd, Labels, Healthcheck) is what it would fill in again.
+CONFIG_KEYS = ("Image", "Cmd", "Env", "Labels", "ExposedPorts", "Healthcheck", "StopTimeout")
+HOST_CONFIG_KEYS = ("PortBindings", "RestartPolicy", "NanoCpus", "Memory")
+
+
+def container_config(
+    workload: spec.Workload, labels: dict[str, str], restart: dict[str, str] = RESTART_POLICY
+) -> dict[str, Any]:
+    """The Engine API's create body (POST /containers/create) for every container of a
+    server group, or for a job's. Ports are published on 127.0.0.1, on ports the engine
+    picks, unless the spec says otherwise."""
+    config: dict[str, Any] = {
+        "Image": workload.image,
+        "Labels": labels,
+        "Env": list(workload.environment),
+    }
+    if workload.entrypoint is not None:
+        config["Entrypoint"] = workload.entrypoint
+    if workload.command is not None:
+        config["Cmd"] = workload.command
+    if workload.healthcheck is not None:
+        config["Healthcheck"] = workload.healthcheck
+    if workload.stop_grace is not None:
+        config["StopTimeout"] = math.ceil(workload.stop_grace / 10**9)
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for port in workload.ports:
+        bindings.setdefault(port.key, []).append(
+            {"HostIp": port.host_ip or spec.LOOPBACK, "HostPort": str(port.published or "")}
+        )
+    if bindings:
+        config["ExposedPorts"] = {key: {} for key in bindings}
+    host: dict[str, Any] = {"PortBindings": bindings, "RestartPolicy": restart}
+    if workload.nano_cpus is not None:
+        host["NanoCpus"] = workload.nano_cpus
+    if workload.memory is not None:
+        host["Memory"] = workload.memory
+    config["HostConfig"] = host
+    return config
+
+
+def copy_config(inspected: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """The create body of an existing container (from its inspect), with other labels."""
+    config = {
+        k: inspected["Config"][k] for k in CONFIG_KEYS if inspected["Config"].get(k) is not None
+    }
+    host = inspected["HostConfig"]
+    config["HostConfig"] = {k: host[k] for k in HOST_CONFIG_KEYS if host.get(k) is not None}
+    config["Labels"] = labels
+    return config
+
+
+def definition_labels(labels: dict[str, str]) -> dict[str, str]:
+    """A container's labels without those that say which instance it is or that the
+    group is disabled."""
+    return {k: v for k, v in labels.items() if k not in (LABEL_INSTANCE, LABEL_DISABLED_INSTANCES)}
+
+
+def number(container: dict[str, Any]) -> int:
+    return int(container["Labels"].get(LABEL_INSTANCE) or 0)
+
+
+@dataclass
+class Containers:
+    """One server group's containers as the engine lists them (GET /containers/json)."""
+
+    name: str
+    definition: dict[str, Any] | None
+    instances: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, region: str, server_group: str, listed: list[dict[str, Any]]) -> Containers:
+        definition = next((c for c in listed if LABEL_INSTANCE not in c["Labels"]), None)
+        instances = sorted((c for c in listed if LABEL_INSTANCE in c["Labels"]), key=number)
+        return cls(spec.resource_name(region, server_group), definition, instances)
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """What holds the definition: the definition container, or an instance when an
+        interrupted enable or disable left none."""
+        return self.definition or self.instances[0]
+
+    def endpoints(self) -> tuple[str, ...]:
+        found = [
+            spec.endpoint(p.get("IP", ""), p["PublicPort"], p["Type"])
+            for c in self.instances
+            if c["State"] == "running"
+            for p in sorted(c.get("Ports") or [], key=lambda p: (p["PrivatePort"], p["Type"]))
+            if p.get("PublicPort")
+        ]
+        return tuple(dict.fromkeys(found))
