@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+
+import pytest
 
 from treadle.ci import (
     DOTENV_MAX_BYTES,
@@ -14,7 +23,10 @@ from treadle.ci import (
     github_summary,
     scalar_fields,
 )
-from treadle.results import publish, write_atomically
+from treadle.errors import InputError
+from treadle.results import check_destination, publish, write_atomically
+
+SRC_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
 
 RESULT = {
     "stage": "deploy",
@@ -145,3 +157,195 @@ def test_github_summary_keeps_the_table_whole_and_the_error_below_it(tmp_path: P
     table = [line for line in text.splitlines() if line.startswith("|")]
     assert not [line for line in table if "error" in line], "the error is not a table row"
     assert "**Timeout**\n\n```text\nweb-prod-v001: not done after 3s\n(0/3 healthy)\n```\n" in text
+
+
+# --- where a result goes: never over what is not a result file -----------------------------
+
+
+def test_a_device_is_written_in_place_and_a_full_one_reports_its_error() -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    before = os.stat("/dev/full")
+    with pytest.raises(OSError) as raised:
+        write_atomically(Path("/dev/full"), "{}\n")
+    assert raised.value.errno == errno.ENOSPC
+    after = os.stat("/dev/full")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    write_atomically(Path("/dev/null"), "{}\n")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_a_fifo_is_written_in_place(tmp_path: Path) -> None:
+    fifo = tmp_path / "result.fifo"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    write_atomically(fifo, "whole result\n")
+    reader.join(5)
+    assert received == ["whole result\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert [p.name for p in tmp_path.iterdir()] == ["result.fifo"], "no temporary left"
+
+
+def test_a_pipe_named_by_dev_fd_is_written_through_the_descriptor() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        write_atomically(Path(f"/dev/fd/{write_end}"), "through the pipe\n")
+        os.close(write_end)
+        with os.fdopen(read_end) as f:
+            assert f.read() == "through the pipe\n"
+    finally:
+        with contextlib.suppress(OSError):
+            os.close(write_end)
+
+
+def test_dev_stdout_keeps_what_the_shell_appended_before(tmp_path: Path) -> None:
+    """`treadle ... --output /dev/stdout >> log 2>&1`: the result joins the log, which is
+    neither truncated nor replaced."""
+    log = tmp_path / "log"
+    log.write_text("earlier step\n")
+    code = "from pathlib import Path; from treadle.results import write_atomically; "
+    code += "write_atomically(Path('/dev/stdout'), 'result\\n')"
+    with log.open("a") as out:
+        subprocess.run([sys.executable, "-c", code], stdout=out, check=True, env=SRC_ENV)
+    assert log.read_text() == "earlier step\nresult\n"
+
+
+def test_a_symlink_stays_and_the_file_it_names_is_replaced_keeping_its_mode(
+    tmp_path: Path,
+) -> None:
+    real = tmp_path / "real.json"
+    real.write_text("old")
+    real.chmod(0o600)
+    link = tmp_path / "result.json"
+    link.symlink_to("real.json")
+    before = os.stat(real).st_ino
+    write_atomically(link, "new")
+    assert link.is_symlink() and os.readlink(link) == "real.json"
+    assert real.read_text() == "new" and os.stat(real).st_ino != before
+    assert stat.S_IMODE(os.stat(real).st_mode) == 0o600
+
+
+def test_a_dangling_symlink_creates_the_file_it_names(tmp_path: Path) -> None:
+    link = tmp_path / "result.json"
+    link.symlink_to("results/deploy.json")
+    write_atomically(link, "{}")
+    assert link.is_symlink() and (tmp_path / "results" / "deploy.json").read_text() == "{}"
+
+
+def test_a_new_file_is_readable_by_later_steps_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o077)
+    try:
+        write_atomically(tmp_path / "r.json", "{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "r.json").st_mode) == 0o644
+
+
+def test_a_read_only_file_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text("kept")
+    path.chmod(0o444)
+    with pytest.raises(PermissionError, match="read-only"):
+        write_atomically(path, "new")
+    assert path.read_text() == "kept"
+    assert [p.name for p in tmp_path.iterdir()] == ["r.json"]
+
+
+def test_a_folder_is_not_replaced(tmp_path: Path) -> None:
+    folder = tmp_path / "results"
+    (folder / "inside").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        write_atomically(folder, "{}")
+    assert (folder / "inside").is_dir()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_another_users_file_keeps_its_owner(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    path.write_text("old")
+    os.chown(path, 65534, 65534)
+    write_atomically(path, "new")
+    assert path.read_text() == "new"
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (65534, 65534)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes in any folder")
+def test_a_folder_we_cannot_write_in_is_refused(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(InputError, match="cannot write in"):
+            check_destination(str(locked / "r.json"), "--output")
+        with pytest.raises(PermissionError):
+            write_atomically(locked / "r.json", "{}")
+    finally:
+        locked.chmod(0o755)
+
+
+def _read_only(tmp_path: Path) -> str:
+    (tmp_path / "ro.json").write_text("")
+    (tmp_path / "ro.json").chmod(0o444)
+    return "ro.json"
+
+
+def _under_a_file(tmp_path: Path) -> str:
+    (tmp_path / "file").write_text("")
+    return "file/r.json"
+
+
+def _a_folder(tmp_path: Path) -> str:
+    (tmp_path / "results").mkdir()
+    return "results"
+
+
+def _a_link_loop(tmp_path: Path) -> str:
+    (tmp_path / "loop").symlink_to("loop")
+    return "loop"
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (_read_only, "ro.json: is read-only"),
+        (_under_a_file, "file is not a folder"),
+        (_a_folder, "results: is a folder"),
+        (_a_link_loop, "loop: Too many levels of symbolic links"),
+        (lambda _: "/dev/fd/987", "/dev/fd/987: file descriptor 987 is not open"),
+    ],
+)
+def test_check_destination_refuses_with_one_line_naming_flag_and_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[[Path], str], why: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = make(tmp_path)
+    with pytest.raises(InputError) as raised:
+        check_destination(path, "--dotenv")
+    message = str(raised.value)
+    assert message.startswith(f"--dotenv {path}: ") and why in message
+    assert "\n" not in message and raised.value.exit_code == 2
+
+
+def test_check_destination_accepts_what_can_be_written_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # with no reader: not opened, so not waited for
+    (tmp_path / "old.json").write_text("old")
+    (tmp_path / "link.json").symlink_to("old.json")
+    (tmp_path / "dangling.json").symlink_to("missing/r.json")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for path in [
+        tmp_path / "new" / "deep" / "r.json",
+        tmp_path / "old.json",
+        tmp_path / "link.json",
+        tmp_path / "dangling.json",
+        fifo,
+        Path("/dev/null"),
+        Path("/dev/stderr"),
+    ]:
+        check_destination(str(path), "--output")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "old.json").read_text() == "old"
