@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import ci_readers
 import pytest
 
 from treadle.ci import (
@@ -349,3 +352,78 @@ def test_check_destination_accepts_what_can_be_written_and_changes_nothing(
         check_destination(str(path), "--output")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
     assert (tmp_path / "old.json").read_text() == "old"
+
+
+# --- what a job's outputs can and cannot do to the CI system -------------------------------
+
+HOSTILE = {
+    "stage": "run-job",
+    "status": "failed",
+    "outputs": {
+        "x\nstatus": "succeeded",
+        "a<<EOF": "b",
+        "k=v": "w",
+        "": "no name",
+        "notes": "line 1\nEOF\ntreadle_0\nstatus=succeeded",
+    },
+}
+
+
+def test_github_outputs_cannot_be_added_by_a_jobs_output_names_or_values(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "github_output"
+    github_outputs(HOSTILE, path)
+    outputs = ci_readers.github_outputs(path.read_text())
+    names = [name for name, _ in outputs]
+    assert names == [
+        "stage",
+        "status",
+        "outputs_x_status",
+        "outputs_a__EOF",
+        "outputs_k_v",
+        "outputs_",
+        "outputs_notes",
+        "result",
+    ]
+    assert dict(outputs)["status"] == "failed"
+    assert dict(outputs)["outputs_notes"] == HOSTILE["outputs"]["notes"]  # type: ignore[index]
+    assert json.loads(dict(outputs)["result"]) == HOSTILE
+
+
+def test_the_heredoc_delimiter_is_never_text_the_value_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tokens = iter(["0" * 32, "1" * 32])
+    monkeypatch.setattr("treadle.ci.secrets.token_hex", lambda _: next(tokens))
+    value = f"a job that guessed\ntreadle_{'0' * 32}\nstatus=succeeded"
+    path = tmp_path / "github_output"
+    github_outputs({"status": "failed", "outputs": {"log": value}}, path)
+    assert f"outputs_log<<treadle_{'1' * 32}\n" in path.read_text()
+    assert dict(ci_readers.github_outputs(path.read_text()))["outputs_log"] == value
+
+
+def test_a_carriage_return_also_takes_the_delimited_form(tmp_path: Path) -> None:
+    """A Windows runner breaks lines at CRLF: a value with `\\r` is delimited too."""
+    path = tmp_path / "github_output"
+    github_outputs({"outputs": {"v": "a\r"}}, path)
+    assert path.read_text().startswith("outputs_v<<treadle_")
+
+
+def test_dotenv_names_cannot_be_chosen_by_a_job(tmp_path: Path) -> None:
+    path = tmp_path / "job.env"
+    dotenv(HOSTILE, path)
+    lines = path.read_text().splitlines()
+    names = [line.split("=", 1)[0] for line in lines]
+    assert names.count("TREADLE_STATUS") == 1 and "TREADLE_STATUS=failed" in lines
+    assert "TREADLE_OUTPUTS_X_STATUS=succeeded" in lines
+    assert "TREADLE_OUTPUTS_A__EOF=b" in lines and "TREADLE_OUTPUTS_K_V=w" in lines
+    assert all(re.fullmatch(r"[A-Z0-9_]+", name) for name in names)
+
+
+def test_the_summary_table_keeps_its_rows_whatever_the_output_names(tmp_path: Path) -> None:
+    path = tmp_path / "summary.md"
+    github_summary({"stage": "run-job", "status": "failed", "outputs": {"a|b\n# x": "v"}}, path)
+    rows = [line for line in path.read_text().splitlines() if line.startswith("|")]
+    assert rows[-1] == "| outputs_a_b___x | `v` |"
+    assert not [line for line in path.read_text().splitlines() if line.startswith("#")][1:]

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,28 @@ Result = dict[str, Any]
 DOTENV_MAX_BYTES = 5 * 1024 - 1
 DOTENV_MAX_VARIABLES = 20
 _NOT_IN_A_NAME = re.compile(r"[^A-Za-z0-9_]")
+# GitHub reads `name=value` and `name<<DELIMITER` lines: a name holding `=`, `<<` or a line
+# break (a job's own output keys become field names) would let a value set other outputs.
+_NOT_IN_AN_OUTPUT_NAME = re.compile(r"[^A-Za-z0-9_-]")
+
+
+def output_name(name: str) -> str:
+    """A step output's name: letters, digits, `_` and `-`, anything else as `_`."""
+    return _NOT_IN_AN_OUTPUT_NAME.sub("_", name) or "_"
+
+
+def dotenv_name(name: str) -> str:
+    """A dotenv variable's name after `TREADLE_`: upper-case letters, digits and `_`."""
+    return _NOT_IN_A_NAME.sub("_", name.upper()) or "_"
+
+
+def heredoc_delimiter(value: str) -> str:
+    """A delimiter for a multi-line value, random and checked not to occur in it, so that
+    no line of the value can end it early."""
+    while True:
+        delimiter = f"treadle_{secrets.token_hex(16)}"
+        if delimiter not in value:
+            return delimiter
 
 
 def scalar_fields(result: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
@@ -37,12 +59,14 @@ def scalar_fields(result: Mapping[str, Any], prefix: str = "") -> Iterator[tuple
 
 
 def github_outputs(result: Result, path: Path) -> None:
-    """Step outputs for GitHub Actions: scalar fields and the whole result, multi-line
-    values written with a delimiter that cannot occur in them."""
+    """Step outputs for GitHub Actions: scalar fields and the whole result, names made
+    plain (`output_name`), multi-line values written with a delimiter that cannot occur
+    in them (a Windows runner also breaks lines at `\\r\\n`, so `\\r` counts too)."""
     lines = []
-    for name, value in [*scalar_fields(result), ("result", json.dumps(result))]:
-        if "\n" in value:
-            delimiter = f"treadle_{uuid.uuid4().hex}"
+    for field, value in [*scalar_fields(result), ("result", json.dumps(result))]:
+        name = output_name(field)
+        if "\n" in value or "\r" in value:
+            delimiter = heredoc_delimiter(value)
             lines.append(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
         else:
             lines.append(f"{name}={value}\n")
@@ -56,7 +80,7 @@ def github_summary(result: Result, path: Path) -> None:
     icon = {"succeeded": "✅", "failed": "❌", "refused": "⛔"}.get(result.get("status", ""), "")
     rows = [f"### {icon} treadle {result.get('stage')}: {result.get('status')}\n", "\n"]
     cells = [
-        (name, value)
+        (output_name(name), value)
         for name, value in [*scalar_fields(result), *scalar_lists(result)]
         if value and name not in ("stage", "status") and not name.startswith("error_")
     ]
@@ -96,20 +120,20 @@ RESULT_VARIABLES = "TREADLE_RESULT_VARIABLES"
 
 
 def dotenv(result: Result, path: Path) -> list[str]:
-    from treadle.results import write_atomically
-
     """`TREADLE_<FIELD>=value` lines for GitLab's artifacts:reports:dotenv: one line per
     value, so multi-line values are left out, and within GitLab's limits, so whatever
     would pass them is left out. A job's own `outputs`, which nothing bounds, go last: the
     stage's fields and its error always fit. A last line names the variables written (see
     `forget_result_variables`). Returns the names of the variables left out."""
+    from treadle.results import write_atomically
+
     lines: list[str] = []
     names: list[str] = []
     size = len(f"{RESULT_VARIABLES}=\n")
     left_out: list[str] = []
     fields = sorted(scalar_fields(result), key=lambda field: field[0].startswith("outputs_"))
     for name, value in fields:
-        short = _NOT_IN_A_NAME.sub("_", name.upper())
+        short = dotenv_name(name)
         line = f"TREADLE_{short}={value}\n"
         # Its line, and its name in the list of result variables.
         length = len(line.encode()) + len(short) + 1
