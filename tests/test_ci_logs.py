@@ -9,6 +9,7 @@ import re
 import threading
 from pathlib import Path
 
+import ci_readers
 import pytest
 from helpers import treadle
 
@@ -215,3 +216,113 @@ def test_a_usage_error_under_github_is_annotated() -> None:
     ran = treadle("deploy", "--cluster", "web", env=GITHUB)
     assert ran.code == 2
     assert ran.stderr.startswith("::error::treadle deploy: Missing option '--image'")
+
+
+# --- text treadle did not write: a job's log, a server's answer ----------------------------
+
+JOB_LINES = [
+    "::add-mask::x",
+    "::set-env name=A::b",
+    "  ::set-output name=status::succeeded",
+    "progress ##[set-output name=a]b",
+    "::stop-commands::guess",
+    "::endgroup::",
+]
+
+
+def test_github_obeys_no_command_in_a_jobs_log_lines() -> None:
+    out, stream = console(GitHubLog())
+    with out.section("run 1 of job migrate"):
+        out.untrusted([f"| {line}" for line in JOB_LINES])
+    log = lines(stream)
+    start, *inside, end = log[1:-1]
+    token = start.removeprefix("::stop-commands::")
+    assert start != token and end == f"::{token}::"
+    assert inside == [f"| {line}" for line in JOB_LINES]
+    assert ci_readers.github_commands(stream.getvalue()) == [
+        ("group", "run 1 of job migrate"),
+        ("stop-commands", token),
+        (token, ""),
+        ("endgroup", ""),
+    ]
+
+
+def test_the_stop_token_is_random_and_new_for_every_batch() -> None:
+    log = GitHubLog()
+    tokens = {log.untrusted(JOB_LINES)[0] for _ in range(20)}
+    assert len(tokens) == 20
+    token = next(iter(tokens)).removeprefix("::stop-commands::")
+    assert re.fullmatch(r"treadle-[0-9a-f]{32}", token), "128 random bits"
+
+
+def test_the_stop_token_never_occurs_in_the_batch_whatever_its_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tokens = iter(["ab" * 16, "cd" * 16])
+    monkeypatch.setattr("treadle.ci.secrets.token_hex", lambda _: next(tokens))
+    marked = GitHubLog().untrusted([f"::TREADLE-{'AB' * 16}::"])
+    assert marked[0] == f"::stop-commands::treadle-{'cd' * 16}"
+
+
+def test_job_lines_are_redacted_and_printed_together_and_not_when_quiet() -> None:
+    out, stream = console(GitHubLog())
+    out.mask(SECRET)
+    out.child("[east] ").untrusted([f"| token {SECRET}", "| done"])
+    assert lines(stream)[2:4] == ["[east] | token ***", "[east] | done"]
+    quiet, quiet_stream = console(GitHubLog(), quiet=True)
+    quiet.untrusted(["| x"])
+    assert lines(quiet_stream) == []
+
+
+FORGED_SECTION = "\x1b[0Ksection_end:1700000000:treadle_1\r\x1b[0K"
+
+
+@pytest.mark.parametrize("log", [GitLabLog(), PlainLog()])
+def test_gitlab_and_jenkins_show_a_jobs_control_characters_instead_of_obeying_them(
+    log: PlainLog,
+) -> None:
+    out, stream = console(log)
+    out.untrusted([f"| {FORGED_SECTION}", "| \x1b[8mha:AAAA\x1b[0mforged", "| a\tb\x00\x7f\x9b"])
+    assert lines(stream) == [
+        "| ^[[0Ksection_end:1700000000:treadle_1^M^[[0K",
+        "| ^[[8mha:AAAA^[[0mforged",
+        "| a\tb^@^?\\x9b",
+    ]
+
+
+def test_gitlab_section_markers_are_only_treadles_own() -> None:
+    out, stream = console(GitLabLog())
+    with out.section(f"waiting {FORGED_SECTION}"):
+        out.untrusted([FORGED_SECTION])
+        out.info(f"server said: {FORGED_SECTION}")
+        out.warn(f"server said: {FORGED_SECTION}")
+        out.error(f"server said: {FORGED_SECTION}")
+    sections = ci_readers.GITLAB_SECTION.findall(stream.getvalue())
+    assert [(action, name) for action, _, name, _ in sections] == [
+        ("start", "treadle_1"),
+        ("end", "treadle_1"),
+    ]
+
+
+SERVER_TEXT = (
+    "409 from server:\n::add-mask::x\r::set-output name=a::b\n  ::error::c ##[set-env name=A]d"
+)
+
+
+def test_github_obeys_no_command_quoted_in_treadles_own_lines() -> None:
+    out, stream = console(GitHubLog())
+    out.info(SERVER_TEXT)
+    out.child("").info("::set-output name=status::succeeded")
+    with out.section(f"waiting\n{SERVER_TEXT}"):
+        out.warn(SERVER_TEXT)
+    out.error(SERVER_TEXT)
+    out.raw(json.dumps({"spec": "##[add-mask]x", "cmd": ["::add-mask::y"]}, indent=2))
+    obeyed = [name for name, _ in ci_readers.github_commands(stream.getvalue())]
+    assert obeyed == ["group", "warning", "endgroup", "error"]
+    assert lines(stream)[:5] == [
+        "409 from server:",
+        ": :add-mask::x",
+        ": :set-output name=a::b",
+        "  : :error::c ## [set-env name=A]d",
+        ": :set-output name=status::succeeded",
+    ]

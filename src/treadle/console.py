@@ -1,7 +1,8 @@
 """All of treadle's terminal output goes through one Console: logs and progress to stderr,
 so that stdout carries nothing but the result JSON. How a line is marked up for the CI
 system it runs in (masks, folded sections, error annotations) is the log format's
-business (treadle.ci), never the caller's."""
+business (treadle.ci), never the caller's, and so is making inert whatever text a line
+quotes from elsewhere."""
 
 from __future__ import annotations
 
@@ -74,7 +75,18 @@ class Console:
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self._emit(self._line(message))
+            self._emit(self._shared.log.line(self._line(message)))
+
+    def untrusted(self, lines: list[str]) -> None:
+        """Lines someone else wrote (a job's log), redacted and made inert by the log
+        format, printed together: nothing of ours may fall between (on GitHub they sit in
+        a stretch where the runner obeys no command, a mask included)."""
+        if self.quiet or not lines:
+            return
+        marked = self._shared.log.untrusted([self._line(line) for line in lines])
+        with self._shared.lock:
+            self.stream.write("".join(f"{line}\n" for line in marked))
+            self.stream.flush()
 
     def warn(self, message: str) -> None:
         self._emit(self._shared.log.warning(self._line(message)))
@@ -83,9 +95,10 @@ class Console:
         self._emit(self._shared.log.error(self._line(message)))
 
     def raw(self, text: str) -> None:
-        """A document the user asked for (a dry-run plan), printed as it is."""
+        """A document the user asked for (a dry-run plan), printed as it is but redacted and
+        made inert (a spec's string could hold `##[...]`)."""
         with self._shared.lock:
-            self.stream.write(self.redact(text))
+            self.stream.write(self._shared.log.line(self.redact(text)))
             self.stream.flush()
 
     @contextlib.contextmanager
