@@ -3,10 +3,12 @@ folded into sections, failures as annotations; a terminal gets plain lines."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
 import threading
+import urllib.parse
 from pathlib import Path
 
 import ci_readers
@@ -14,7 +16,7 @@ import pytest
 from helpers import treadle
 
 from treadle.ci import GitHubLog, GitLabLog, PlainLog, log_format
-from treadle.console import Console
+from treadle.console import Console, redact_url
 
 GITHUB = {"GITHUB_ACTIONS": "true"}
 GITLAB = {"GITLAB_CI": "true"}
@@ -326,3 +328,83 @@ def test_github_obeys_no_command_quoted_in_treadles_own_lines() -> None:
         "  : :error::c ## [set-env name=A]d",
         ": :set-output name=status::succeeded",
     ]
+
+
+# --- secrets in every form a server may answer them back in --------------------------------
+
+
+def test_a_basic_credential_is_masked_as_a_server_echoes_it() -> None:
+    out, stream = console(GitHubLog())
+    out.mask_basic("deployer", "pa55word")
+    token = base64.b64encode(b"deployer:pa55word").decode()
+    masks = lines(stream)
+    assert masks == [
+        "::add-mask::pa55word",
+        "::add-mask::deployer:pa55word",
+        f"::add-mask::{token}",
+        f"::add-mask::Basic {token}",
+    ]
+    out.error(f'401: {{"headers": {{"Authorization": "Basic {token}"}}}} (raw {token})')
+    assert lines(stream)[-1] == '::error::401: {"headers": {"Authorization": "***"}} (raw ***)'
+
+
+def test_a_secret_is_masked_url_encoded_and_json_escaped() -> None:
+    secret = 'p@ss/w"rd+é x'
+    out, stream = console(PlainLog())
+    out.mask(secret)
+    for form in [
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret, safe=""),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        json.dumps(secret)[1:-1].replace("/", "\\/"),
+    ]:
+        out.info(f"echo {form} end")
+    assert lines(stream) == ["echo *** end"] * 5
+
+
+def test_a_secret_too_short_to_be_a_credential_is_not_masked() -> None:
+    out, stream = console(GitHubLog())
+    out.mask("abc")
+    out.info("abc")
+    assert lines(stream) == ["abc"]
+
+
+URL = "http://deployer:p%40ss@marathon.example:8080/v2/apps"
+
+
+def test_a_url_never_shows_its_password() -> None:
+    assert redact_url(URL) == "http://deployer:***@marathon.example:8080/v2/apps"
+    assert redact_url("https://TOKEN123@github.com/o/r") == "https://***@github.com/o/r"
+    assert (
+        redact_url("at http://u:p@ss@h/x and http://h/a@b")
+        == "at http://u:***@h/x and http://h/a@b"
+    )
+    out, stream = console(PlainLog())
+    out.info(f"cannot reach {URL.replace('p%40ss', 'unregistered')}")
+    assert lines(stream) == ["cannot reach http://deployer:***@marathon.example:8080/v2/apps"]
+
+
+def test_a_urls_credential_is_masked_everywhere_and_in_the_result_tree() -> None:
+    out, stream = console(GitHubLog())
+    out.mask_url(URL)
+    token = base64.b64encode(b"deployer:p@ss").decode()
+    assert {"::add-mask::p%40ss", "::add-mask::p@ss", f"::add-mask::{token}"} <= set(lines(stream))
+    result = {
+        "stage": "deploy",
+        "marathon": URL,
+        "error": {"type": "ProviderError", "message": f"401 Basic {token}: bad p@ss"},
+        "outputs": {f"key-{token}": ["p%40ss", 3, None, True]},
+    }
+    redacted = out.redact_tree(result)
+    assert redacted == {
+        "stage": "deploy",
+        "marathon": "http://***@marathon.example:8080/v2/apps",  # user:password masked whole
+        "error": {"type": "ProviderError", "message": "401 ***: bad ***"},
+        "outputs": {"key-***": ["***", 3, None, True]},
+    }
+    assert result["marathon"] == URL, "the tree given is left as it was"
+    out.info(f"GET {URL} sent Authorization: Basic {token}")
+    assert (
+        lines(stream)[-1] == "GET http://***@marathon.example:8080/v2/apps sent Authorization: ***"
+    )

@@ -2,19 +2,32 @@
 so that stdout carries nothing but the result JSON. How a line is marked up for the CI
 system it runs in (masks, folded sections, error annotations) is the log format's
 business (treadle.ci), never the caller's, and so is making inert whatever text a line
-quotes from elsewhere."""
+quotes from elsewhere.
+
+Secrets are masked in every form a server could echo them back in: as given, URL-encoded,
+JSON-escaped, and for an HTTP basic credential `user:password` in base64 (`Basic ...`).
+A URL's password is never printed, registered or not (`redact_url`)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
+import json
+import re
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from treadle.ci import PlainLog
+
+# Shorter values are not masked: none is a credential, and hiding every `abc` would both
+# shred the log and show the value to anyone who looks at where `***` appears.
+MIN_SECRET_LENGTH = 4
+MASK = "***"
 
 
 @dataclass
@@ -52,18 +65,65 @@ class Console:
         return self._stream or sys.stderr
 
     def mask(self, secret: str | None) -> None:
-        """Never print this value (a token, a password), whatever message carries it; a CI
-        system that hides secrets in its log is told at once, before any line could."""
-        if not secret or len(secret) < 4 or secret in self._shared.secrets:
+        """Never print this value (a token, a password), whatever message carries it, nor
+        its URL-encoded or JSON-escaped forms; a CI system that hides secrets in its log is
+        told at once, before any line could (GitHub derives those forms itself)."""
+        if not secret or len(secret) < MIN_SECRET_LENGTH:
             return
-        self._shared.secrets.append(secret)
-        for line in self._shared.log.mask(secret):
-            self._emit(line)
+        shared = self._shared
+        with shared.lock:
+            told = secret in shared.secrets
+            new = [form for form in encoded_forms(secret) if form not in shared.secrets]
+            shared.secrets = sorted([*shared.secrets, *new], key=len, reverse=True)
+        if not told:
+            for line in shared.log.mask(secret):
+                self._emit(line)
+
+    def mask_basic(self, user: str, password: str | None) -> None:
+        """An HTTP basic credential: the password, `user:password`, and the base64 of it
+        that an `Authorization: Basic ...` header carries and an error body may echo."""
+        if not password:
+            return
+        self.mask(password)
+        pair = f"{user}:{password}"
+        self.mask(pair)
+        token = base64.b64encode(pair.encode()).decode()
+        self.mask(token)
+        self.mask(f"Basic {token}")
+
+    def mask_url(self, url: str | None) -> None:
+        """The credential a URL carries in its user info (`https://user:pass@host`), as it
+        is written there (percent-encoded) and as it is sent (decoded, in basic auth)."""
+        if not url:
+            return
+        parts = urllib.parse.urlsplit(url)
+        user, password = parts.username, parts.password
+        if password is not None:
+            self.mask(password)
+            self.mask(f"{user}:{password}")
+            self.mask_basic(urllib.parse.unquote(user or ""), urllib.parse.unquote(password))
+        elif user:
+            # A user and no password: the user is the credential (`https://TOKEN@host`).
+            self.mask(user)
+            self.mask(urllib.parse.unquote(user))
 
     def redact(self, text: str) -> str:
+        """`text` with every registered secret, longest first, and every URL's password
+        as `***`."""
         for secret in self._shared.secrets:
-            text = text.replace(secret, "***")
-        return text
+            text = text.replace(secret, MASK)
+        return redact_url(text)
+
+    def redact_tree(self, value: Any) -> Any:
+        """A copy of a result tree with every string redacted, keys too (a job's output
+        may be named after a secret). Keys equal once redacted: the last one stays."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, dict):
+            return {self.redact_tree(k): self.redact_tree(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact_tree(item) for item in value]
+        return value
 
     def _emit(self, line: str) -> None:
         with self._shared.lock:
@@ -123,3 +183,34 @@ class Console:
                 self._emit(end)
             with shared.lock:
                 shared.section = None
+
+
+def encoded_forms(secret: str) -> list[str]:
+    """`secret` and how a server may write it back: URL-encoded (path, query, form) and
+    JSON-escaped (with non-ASCII escaped or not, `/` escaped or not)."""
+    escaped = json.dumps(secret)[1:-1]
+    forms = [
+        secret,
+        urllib.parse.quote(secret, safe=""),
+        urllib.parse.quote_plus(secret, safe=""),
+        escaped,
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        escaped.replace("/", "\\/"),
+    ]
+    return list(dict.fromkeys(forms))
+
+
+# The authority of a URL up to its last `@`, so that a password with an unencoded `@` is
+# hidden whole; quotes and backslashes end it (a URL inside JSON or a quoted message).
+_USER_INFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)(?P<info>[^\s/?#\\\"'<>`]*)@")
+
+
+def redact_url(text: str) -> str:
+    """`text` (a URL, or a message quoting URLs) with the password of every URL's user
+    info as `***`, and a lone user too (`https://TOKEN@host` carries a token there)."""
+
+    def hide(match: re.Match[str]) -> str:
+        user, colon, _ = match["info"].partition(":")
+        return f"{match['scheme']}{user + colon if colon else ''}{MASK}@"
+
+    return _USER_INFO.sub(hide, text)
