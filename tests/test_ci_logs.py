@@ -15,8 +15,9 @@ import ci_readers
 import pytest
 from helpers import treadle
 
-from treadle.ci import GitHubLog, GitLabLog, PlainLog, log_format
+from treadle.ci import GitHubLog, GitLabLog, PlainLog, check_run_key, ci_run_key, log_format
 from treadle.console import Console, redact_url
+from treadle.errors import InputError
 
 GITHUB = {"GITHUB_ACTIONS": "true"}
 GITLAB = {"GITLAB_CI": "true"}
@@ -328,6 +329,17 @@ def test_github_obeys_no_command_quoted_in_treadles_own_lines() -> None:
         "  : :error::c ## [set-env name=A]d",
         ": :set-output name=status::succeeded",
     ]
+
+
+def test_a_run_key_is_short_and_plain() -> None:
+    assert check_run_key("github-123-deploy_1.2") == "github-123-deploy_1.2"
+    for bad in ["", "a" * 64, "a b", "x\n::add-mask::y", "käse", "a/b"]:
+        with pytest.raises(InputError) as raised:
+            check_run_key(bad)
+        assert "\n" not in str(raised.value) and raised.value.exit_code == 2
+    environ = {"GITHUB_RUN_ID": "1", "GITHUB_JOB": "deploy\n::add-mask::x" + "y" * 80}
+    key = ci_run_key(environ)
+    assert key is not None and check_run_key(key) == key
 
 
 # --- secrets in every form a server may answer them back in --------------------------------

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from treadle.errors import InputError
+
 Result = dict[str, Any]
 
 # GitLab refuses a whole dotenv report of 5 KiB or more, or of more than 20 variables (its
@@ -296,6 +298,18 @@ def log_format(environ: Mapping[str, str] = os.environ) -> PlainLog:
     return PlainLog()
 
 
+# A run key goes into labels on every provider and into log lines: short and plain.
+_RUN_KEY = re.compile(r"[A-Za-z0-9_.-]{1,63}")
+
+
+def check_run_key(key: str) -> str:
+    """`key` when it is a valid run key, else an InputError that quotes it escaped."""
+    if _RUN_KEY.fullmatch(key):
+        return key
+    shown = repr(key) if len(key) <= 80 else f"{key[:80]!r}..."
+    raise InputError(f"invalid --run-key {shown}: use 1 to 63 letters, digits, '_', '.' or '-'")
+
+
 def ci_run_key(environ: Mapping[str, str] = os.environ) -> str | None:
     """What names one deploy step across the CI system's own retries of it: the same for
     a retried job, different for the next pipeline. None outside a known CI system."""
@@ -307,5 +321,5 @@ def ci_run_key(environ: Mapping[str, str] = os.environ) -> str | None:
         parts = ("jenkins", environ["BUILD_TAG"], environ.get("STAGE_NAME", ""))
     else:
         return None
-    # Label values: keep them short and plain on every provider.
+    # Valid for check_run_key by construction.
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p))[:63]
