@@ -38,6 +38,8 @@ class _Shared:
 
     log: PlainLog
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # What the log format was told to mask, and every form of it, longest first.
+    told: set[str] = field(default_factory=set)
     secrets: list[str] = field(default_factory=list)
     section: str | None = None
     keys: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -72,12 +74,13 @@ class Console:
             return
         shared = self._shared
         with shared.lock:
-            told = secret in shared.secrets
+            if secret in shared.told:
+                return
+            shared.told.add(secret)
             new = [form for form in encoded_forms(secret) if form not in shared.secrets]
             shared.secrets = sorted([*shared.secrets, *new], key=len, reverse=True)
-        if not told:
-            for line in shared.log.mask(secret):
-                self._emit(line)
+        for line in shared.log.mask(secret):
+            self._emit(line)
 
     def mask_basic(self, user: str, password: str | None) -> None:
         """An HTTP basic credential: the password, `user:password`, and the base64 of it
@@ -94,15 +97,15 @@ class Console:
     def mask_url(self, url: str | None) -> None:
         """The credential a URL carries in its user info (`https://user:pass@host`), as it
         is written there (percent-encoded) and as it is sent (decoded, in basic auth)."""
-        if not url:
+        found = _USER_INFO.search(url or "")
+        if not found:
             return
-        parts = urllib.parse.urlsplit(url)
-        user, password = parts.username, parts.password
-        if password is not None:
+        user, colon, password = found["info"].partition(":")
+        if colon:
             self.mask(password)
             self.mask(f"{user}:{password}")
-            self.mask_basic(urllib.parse.unquote(user or ""), urllib.parse.unquote(password))
-        elif user:
+            self.mask_basic(urllib.parse.unquote(user), urllib.parse.unquote(password))
+        else:
             # A user and no password: the user is the credential (`https://TOKEN@host`).
             self.mask(user)
             self.mask(urllib.parse.unquote(user))
