@@ -18,6 +18,7 @@ import httpx
 import jsonschema
 import pytest
 from emulator import MetronomeEmulator, Token
+from emulator.mesos import FRAMEWORK_ID
 from test_emulator import assert_has_keys, load, load_raml, wait_until
 
 STEP = 0.03
@@ -376,6 +377,97 @@ def test_master_state_and_tasks(emu: MetronomeEmulator, client: httpx.Client) ->
     assert client.get("/mesos/tasks", params={"task_id": "nope"}).json() == {"tasks": []}
     unknown_agent = client.get("/agent/no-such-agent/state")
     assert unknown_agent.status_code == 404 and "text/html" in unknown_agent.headers["content-type"]
+
+
+# What the master writes for /master/state, a framework in it and a task in it
+# (mesos src/master/readonly_handler.cpp: ReadOnlyHandler::state, FullFrameworkWriter;
+# src/common/http.cpp: json(Task)), less what depends on the build and the flags.
+MASTER_STATE_KEYS = {
+    "version", "start_time", "elected_time", "id", "pid", "hostname", "capabilities",
+    "activated_slaves", "deactivated_slaves", "unreachable_slaves", "leader", "leader_info",
+    "slaves", "recovered_slaves", "frameworks", "completed_frameworks", "orphan_tasks",
+    "unregistered_frameworks",
+}  # fmt: skip
+FRAMEWORK_KEYS = {
+    "id", "name", "pid", "used_resources", "offered_resources", "capabilities", "hostname",
+    "webui_url", "active", "connected", "recovered", "user", "failover_timeout", "checkpoint",
+    "registered_time", "unregistered_time", "principal", "resources", "role", "tasks",
+    "unreachable_tasks", "completed_tasks", "offers", "executors",
+}  # fmt: skip
+TASK_KEYS = {
+    "id", "name", "framework_id", "executor_id", "slave_id", "state", "resources", "role",
+    "statuses",
+}  # fmt: skip
+
+
+def task_in_state(state: dict[str, Any], task_id: str) -> tuple[str, dict[str, Any]]:
+    """(the list it is in, the task) from the master's state."""
+    found = [
+        (key, task)
+        for framework in state["frameworks"] + state["completed_frameworks"]
+        for key in ("tasks", "unreachable_tasks", "completed_tasks")
+        for task in framework[key]
+        if task["id"] == task_id
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_master_state_has_the_masters_shape_and_locates_a_task_as_tasks_does(
+    emu: MetronomeEmulator, client: httpx.Client
+) -> None:
+    done, running = one_done_one_running(emu, client)
+    state = client.get("/mesos/master/state").json()
+    assert set(state) >= MASTER_STATE_KEYS
+    [framework] = state["frameworks"]
+    assert set(framework) >= FRAMEWORK_KEYS and state["completed_frameworks"] == []
+    running_id = client.get(run_path(running)).json()["tasks"][0]["id"]
+    done_id = finished(client, done)["successfulFinishedRuns"][0]["tasks"][0]
+    for task_id, where in ((running_id, "tasks"), (done_id, "completed_tasks")):
+        key, task = task_in_state(state, task_id)
+        assert key == where and set(task) >= TASK_KEYS
+        [listed] = client.get("/mesos/tasks", params={"task_id": task_id}).json()["tasks"]
+        assert {k: task[k] for k in ("slave_id", "framework_id", "executor_id")} == {
+            k: listed[k] for k in ("slave_id", "framework_id", "executor_id")
+        }
+        # A command task names no executor: the agent names it after the task.
+        assert task["executor_id"] == "" and task["framework_id"] == framework["id"]
+    assert client.get("/mesos/master/state.json").json()["frameworks"][0]["id"] == FRAMEWORK_ID
+
+
+def test_agent_ids_look_like_the_masters_in_marathons_examples(
+    shared_data: Path, emu: MetronomeEmulator, client: httpx.Client
+) -> None:
+    """Marathon's tasks carry the Mesos agent id as slaveId: <master id>-S<n>."""
+    real = [t["slaveId"] for t in load(shared_data / "marathon/examples/tasks.json")["tasks"]]
+    shape = re.compile(r"[0-9a-f-]+-S\d+")
+    assert real and all(shape.fullmatch(x) for x in real), real
+    finished(client, start(client))
+    state = client.get("/mesos/master/state").json()
+    ids = [s["id"] for s in state["slaves"]]
+    ids += [t["slave_id"] for t in state["frameworks"][0]["completed_tasks"]]
+    assert all(shape.fullmatch(x) for x in ids), ids
+
+
+@pytest.mark.parametrize(
+    ("tasks_enabled", "state_enabled"), [(False, True), (True, False), (False, False)]
+)
+def test_the_masters_task_routes_can_be_taken_away_as_admin_router_does(
+    emu: MetronomeEmulator, client: httpx.Client, tasks_enabled: bool, state_enabled: bool
+) -> None:
+    emu.tasks_enabled, emu.state_enabled = tasks_enabled, state_enabled
+    for path, enabled in (
+        ("/mesos/tasks", tasks_enabled),
+        ("/mesos/master/tasks", tasks_enabled),
+        ("/mesos/master/state", state_enabled),
+        ("/mesos/state.json", state_enabled),
+    ):
+        answer = client.get(path)
+        if enabled:
+            assert answer.status_code == 200, path
+        else:
+            assert (answer.status_code, answer.headers["content-type"]) == (404, "text/html"), path
+            assert "404 Not Found" in answer.text
 
 
 def test_admin_router_guards_metronome_and_mesos() -> None:

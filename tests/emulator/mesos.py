@@ -259,31 +259,84 @@ class Clock:
         return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
-def master_state(tasks: list[MesosTask], t: float, clock: Clock, url: str) -> dict[str, Any]:
-    """GET /mesos/master/state, trimmed to what a Metronome-only cluster shows."""
+def master_state(
+    tasks: list[MesosTask], t: float, clock: Clock, url: str, registered: float
+) -> dict[str, Any]:
+    """GET /mesos/master/state (the master's ReadOnlyHandler::state): its agents and its
+    frameworks, each listing its tasks (running, unreachable, completed), less the flags
+    and build details. Metronome is the one framework here; `completed_frameworks` holds
+    the frameworks torn down, none on a healthy cluster."""
     launched = [task for task in tasks if task.staged_at <= t]
+    running = [x for x in launched if not x.ended(t)]
+    used = {
+        name: sum(x.resources.get(name, 0.0) for x in running) for name in ("cpus", "mem", "disk")
+    }
+    host = url.split("://", 1)[-1]
+    wall = clock.wall(registered)
     return {
         "version": MESOS_VERSION,
+        "build_date": "2020-06-01 00:00:00",
+        "build_time": 1590969600.0,
+        "build_user": "root",
+        "start_time": wall,
+        "elected_time": wall,
         "id": MASTER_ID,
-        "pid": f"master@{url.split('://', 1)[-1]}",
+        "pid": f"master@{host}",
         "hostname": "master.example",
+        "capabilities": ["AGENT_UPDATE", "AGENT_DRAINING", "QUOTA_V2"],
         "activated_slaves": len(AGENTS),
+        "deactivated_slaves": 0,
+        "unreachable_slaves": 0,
+        "leader": f"master@{host}",
+        "leader_info": {"id": MASTER_ID, "pid": f"master@{host}", "hostname": "master.example"},
         "slaves": [
-            {"id": a.slave_id, "hostname": a.host, "pid": f"slave(1)@{a.ip}:5051", "active": True}
+            {
+                "id": a.slave_id,
+                "hostname": a.host,
+                "port": 5051,
+                "attributes": {},
+                "pid": f"slave(1)@{a.ip}:5051",
+                "registered_time": wall,
+                "resources": {**AGENT_RESOURCES, "gpus": 0.0},
+                "active": True,
+                "version": MESOS_VERSION,
+            }
             for a in AGENTS
         ],
+        "recovered_slaves": [],
         "frameworks": [
             {
+                # Summary<Framework>, then what FullFrameworkWriter adds.
                 "id": FRAMEWORK_ID,
                 "name": FRAMEWORK_NAME,
+                # Metronome schedules through libmesos' driver, a libprocess actor.
+                "pid": "scheduler-3f1e6c2a-9b7d-4e55-8c1a-2d4b6f8e0a13@192.0.2.2:15101",
+                "used_resources": {**used, "gpus": 0.0},
+                "offered_resources": {"cpus": 0.0, "mem": 0.0, "disk": 0.0, "gpus": 0.0},
+                "capabilities": ["PARTITION_AWARE", "TASK_KILLING_STATE"],
+                "hostname": "master.example",
+                "webui_url": "",
                 "active": True,
-                "tasks": [x.master_json(t, clock) for x in launched if not x.ended(t)],
+                "connected": True,
+                "recovered": False,
+                "user": "root",
+                "failover_timeout": 604800.0,
+                "checkpoint": True,
+                "registered_time": wall,
+                "unregistered_time": 0.0,
+                "principal": f"dcos_{FRAMEWORK_NAME}",
+                "resources": {**used, "gpus": 0.0},
+                "role": "*",
+                "tasks": [x.master_json(t, clock) for x in running],
                 "unreachable_tasks": [],
                 "completed_tasks": [x.master_json(t, clock) for x in launched if x.ended(t)],
+                "offers": [],
+                # Only executors a framework describes; command tasks have none here.
                 "executors": [],
             }
         ],
         "completed_frameworks": [],
+        "orphan_tasks": [],
         "unregistered_frameworks": [],
     }
 

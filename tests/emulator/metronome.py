@@ -144,6 +144,11 @@ class MetronomeEmulator(HttpEmulator):
         self.heartbeat_seconds = heartbeat_seconds
         # False: POST /mesos/api/v1 answers 404, as Admin Router does for what it refuses.
         self.events_enabled = True
+        # The two routes to the master that say where a task runs. False: Admin Router's
+        # 404 page, as for a path it does not route: an older DC/OS or a proxy without
+        # /mesos/tasks (tasks_enabled), or neither (state_enabled as well).
+        self.tasks_enabled = True
+        self.state_enabled = True
         # Re-entrant: a stream closed by a thread that holds it wakes the subscribers.
         self._lock = threading.RLock()
         # Notified when a timeline changes (a run started or stopped) or a stream ends.
@@ -440,10 +445,17 @@ class MetronomeEmulator(HttpEmulator):
     # -- Mesos -----------------------------------------------------------------------
 
     def _master_state(self, request: Request, match: re.Match[str]) -> Response:
-        return Response(200, master_state(self._tasks, time.monotonic(), self._clock, self.url))
+        if not self.state_enabled:
+            raise HttpError(html_page(404, "Not Found"))
+        return Response(
+            200,
+            master_state(self._tasks, time.monotonic(), self._clock, self.url, self._registered),
+        )
 
     def _master_tasks(self, request: Request, match: re.Match[str]) -> Response:
         """GET /mesos/tasks: running and completed tasks, newest first unless order=asc."""
+        if not self.tasks_enabled:
+            raise HttpError(html_page(404, "Not Found"))
         t = time.monotonic()
         wanted_task, wanted_framework = request.param("task_id"), request.param("framework_id")
         tasks = [

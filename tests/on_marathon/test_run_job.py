@@ -8,16 +8,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from emulator import MarathonEmulator, MetronomeEmulator, Request, Response, ServiceAccount, Token
 from emulator.messages import html_page
 from helpers import treadle
 
 from treadle.console import Console
+from treadle.errors import StageFailed
 from treadle.providers import Connection
-from treadle.providers.base import JobRequest
+from treadle.providers.base import JobRequest, JobRun
 from treadle.providers.marathon import MarathonProvider
 from treadle.providers.marathon.dcos import Urls
+from treadle.providers.marathon.sandbox import task_in_state
 from treadle.waiting import Deadline
 
 from .conftest import FAST_JOBS
@@ -253,7 +256,7 @@ def test_an_output_file_that_is_not_json_nor_properties_text_is_a_clear_failure(
     assert "output file /mnt/mesos/sandbox/result.json: invalid JSON" in outcome.stderr
 
 
-def test_a_sandbox_dcos_refuses_fails_the_output_file_and_names_it(
+def test_a_sandbox_dcos_refuses_fails_the_stage_naming_what_and_why(
     metronome: MetronomeEmulator,
 ) -> None:
     metronome.script("ci.version", stdout="hi\n", files={"result.json": RESULT})
@@ -264,11 +267,134 @@ def test_a_sandbox_dcos_refuses_fails_the_output_file_and_names_it(
         metronome, "--job-id", "ci.version", "--cmd", "true", "--output-file", "result.json"
     )
     assert outcome.code == 1, outcome
-    assert outcome.error_lines == [
-        "error: cannot read the output file result.json from the job's sandbox: DC/OS at "
-        f"{metronome.url} forbids GET /mesos/tasks (403): the credentials lack the permission"
-    ]
+    [error] = outcome.error_lines
+    assert "succeeded, but its log (stdout in its Mesos sandbox) cannot be read" in error
+    for route in ("/mesos/tasks", "/mesos/master/state"):
+        assert f"DC/OS at {metronome.url} forbids GET {route} (403)" in error, route
+    assert outcome.result is not None and "outputs" not in outcome.result
+    assert (outcome.result["job_status"], outcome.result["exit_code"]) == ("SUCCESS", 0)
+
+
+# -- finding the sandbox when the master's /tasks does not --------------------------------
+
+
+def master_asked(metronome: MetronomeEmulator, path: str) -> int:
+    return sum(1 for r in metronome.requests if r.path == path)
+
+
+def test_without_mesos_tasks_outputs_come_through_the_masters_state(
+    metronome: MetronomeEmulator,
+) -> None:
+    """An older DC/OS, or a proxy, that does not route /mesos/tasks (Admin Router's 404)."""
+    metronome.tasks_enabled = False
+    metronome.script(
+        "ci.version", stdout="building\nTREADLE_OUTPUT image=web:7\n", files={"result.json": RESULT}
+    )
+    outcome = run_job(
+        metronome, "--job-id", "ci.version", "--cmd", "./v.sh", "--output-file", "result.json"
+    )
+    assert outcome.code == 0, outcome
+    assert outcome.result is not None
+    assert outcome.result["outputs"] == {"image": "web:7", "version": "1.2.3", "ok": True}
+    assert "| building" in outcome.stderr and "warning" not in outcome.stderr
+    assert master_asked(metronome, "/mesos/tasks") == 1, (
+        "a route that is not there is not asked again"
+    )
+    assert master_asked(metronome, "/mesos/master/state") >= 1
+
+
+def test_a_mesos_tasks_that_does_not_list_the_task_leads_to_the_masters_state(
+    metronome: MetronomeEmulator,
+) -> None:
+    """A master that ignores task_id answers a page of other tasks."""
+    metronome.faults.append(
+        lambda r: Response(200, {"tasks": []}) if r.path == "/mesos/tasks" else None
+    )
+    metronome.script("ci.build", stdout="TREADLE_OUTPUT image=web:7\n")
+    outcome = run_job(metronome, "--job-id", "ci.build", "--cmd", "make")
+    assert outcome.code == 0, outcome
+    assert outcome.result is not None and outcome.result["outputs"] == {"image": "web:7"}
+
+
+def test_a_failed_jobs_exit_code_comes_through_the_masters_state(
+    metronome: MetronomeEmulator,
+) -> None:
+    metronome.tasks_enabled = False
+    metronome.script("ci.migrate", stdout="error: table locked\n", exit_code=3)
+    outcome = run_job(metronome, "--job-id", "ci.migrate", "--cmd", "./migrate.sh")
+    assert outcome.code == 1, outcome
+    assert outcome.result is not None
+    assert (outcome.result["job_status"], outcome.result["exit_code"]) == ("FAILED", 3)
+    assert (
+        "failed with exit code 3: Command exited with status 3 (TASK_FAILED)"
+        in (outcome.result["error"]["message"])
+    )
+
+
+NEITHER_ROUTE = "GET /mesos/tasks is not served (404); GET /mesos/master/state is not served (404)"
+
+
+def test_with_no_route_to_the_sandbox_a_job_that_succeeded_fails_naming_what_it_could_not_read(
+    metronome: MetronomeEmulator,
+) -> None:
+    metronome.tasks_enabled = metronome.state_enabled = False
+    metronome.script("ci.version", stdout="TREADLE_OUTPUT version=1.2.3\n")
+    outcome = run_job(metronome, "--job-id", "ci.version", "--cmd", "./v.sh")
+    assert outcome.code == 1, outcome
+    assert outcome.result is not None
+    assert outcome.result["status"] == "failed" and "outputs" not in outcome.result
+    assert (outcome.result["job_status"], outcome.result["exit_code"]) == ("SUCCESS", 0)
+    [error] = outcome.error_lines
+    run_id = outcome.result["run_id"]
+    assert error.startswith(
+        f"error: run {run_id} of job ci.version succeeded, but its log (stdout in its Mesos "
+        "sandbox) cannot be read, so neither can the TREADLE_OUTPUT lines it may have printed: "
+        f"cannot locate Mesos task ci_version_{run_id}."
+    ), error
+    assert error.endswith(NEITHER_ROUTE), error
+
+
+def test_with_no_route_to_the_sandbox_a_failed_job_says_its_exit_code_could_not_be_read(
+    metronome: MetronomeEmulator,
+) -> None:
+    metronome.tasks_enabled = metronome.state_enabled = False
+    metronome.script("ci.migrate", exit_code=3)
+    outcome = run_job(metronome, "--job-id", "ci.migrate", "--cmd", "./migrate.sh")
+    assert outcome.code == 1, outcome
+    assert outcome.result is not None
+    assert (outcome.result["job_status"], outcome.result["exit_code"]) == ("FAILED", None)
+    message = outcome.result["error"]["message"]
+    assert message.startswith(
+        f"job ci.migrate run {outcome.result['run_id']} failed: Metronome says FAILED; its exit "
+        "code could not be read: cannot locate Mesos task "
+    ), message
+    assert message.endswith(NEITHER_ROUTE), message
     assert "warning: cannot read the job's log" in outcome.stderr
+
+
+def test_a_sandbox_young_runs_cannot_locate_yet_is_looked_for_again_quietly(
+    metronome: MetronomeEmulator,
+) -> None:
+    """Until the run ends, a task neither route lists yet is not a failure."""
+    metronome.events_enabled = False  # polled: the log is looked at with every poll
+    metronome.script("ci.build", stdout="TREADLE_OUTPUT image=web:7\n", seconds=1.0)
+    listed_from = time.monotonic() + 0.6
+
+    def not_yet(request: Request) -> Response | None:
+        if time.monotonic() >= listed_from:
+            return None
+        if request.path == "/mesos/tasks":
+            return Response(200, {"tasks": []})
+        if request.path == "/mesos/master/state":
+            return Response(200, {"frameworks": [], "completed_frameworks": []})
+        return None
+
+    metronome.faults.append(not_yet)
+    outcome = run_job(metronome, "--job-id", "ci.build", "--cmd", "make")
+    assert outcome.code == 0, outcome
+    assert outcome.result is not None and outcome.result["outputs"] == {"image": "web:7"}
+    assert "warning" not in outcome.stderr
+    assert master_asked(metronome, "/mesos/master/state") >= 2, "looked for again"
 
 
 # -- the job definition ------------------------------------------------------------------
@@ -410,15 +536,63 @@ def test_unknown_spec_fields_are_named(metronome: MetronomeEmulator, tmp_path: P
 # -- reaching Metronome and the sandbox ----------------------------------------------------
 
 
-def test_only_a_metronome_url_runs_the_job_without_its_log(metronome: MetronomeEmulator) -> None:
+def test_only_a_metronome_url_runs_the_job_warned_before_it_starts(
+    metronome: MetronomeEmulator,
+) -> None:
+    """No route to the sandbox at all: a job nobody asked outputs of still runs (the
+    decision in treadle.providers.marathon.metronome), with the warning up front."""
     metronome.script("ci.quiet", stdout="TREADLE_OUTPUT seen=yes\n")
     outcome = treadle(
-        "run-job", "--job-id", "ci.quiet", "--cmd", "true", "--metronome-url", metronome.url
+        "run-job", "--job-id", "ci.quiet", "--cmd", "./quiet.sh", "--metronome-url", metronome.url
     )
     assert outcome.code == 0, outcome
-    assert "warning: the job's log is not streamed" in outcome.stderr
+    lines = outcome.stderr.splitlines()
+    assert lines[0] == (
+        "warning: the job's log will not be streamed, nor any TREADLE_OUTPUT lines it prints "
+        "collected: give --dcos-url (or a --metronome-url ending in /service/metronome) so "
+        "treadle can read the job's Mesos sandbox"
+    ), lines
+    assert lines[1] == "created job ci.quiet", "warned before the job is created"
+    assert sum("warning" in line for line in lines) == 1
     assert outcome.result is not None and outcome.result["outputs"] == {}
     assert not any(r.path.startswith(("/mesos", "/agent")) for r in metronome.requests)
+
+
+def test_only_a_metronome_url_refuses_a_command_that_prints_outputs(
+    metronome: MetronomeEmulator,
+) -> None:
+    outcome = treadle(
+        "run-job",
+        "--job-id",
+        "ci.version",
+        "--cmd",
+        "echo TREADLE_OUTPUT version=1.2.3",
+        "--metronome-url",
+        metronome.url,
+    )
+    assert outcome.code == 2, outcome
+    assert outcome.error_lines == [
+        "error: the job's command prints TREADLE_OUTPUT lines, which are read from its stdout in "
+        "its Mesos sandbox: give --dcos-url (or a --metronome-url ending in /service/metronome) "
+        "so treadle can read the job's Mesos sandbox"
+    ]
+    assert metronome.mutating_requests() == []
+
+
+def test_only_a_metronome_url_says_why_a_failed_jobs_exit_code_is_unknown(
+    metronome: MetronomeEmulator,
+) -> None:
+    metronome.script("ci.migrate", exit_code=3)
+    outcome = treadle(
+        "run-job", "--job-id", "ci.migrate", "--cmd", "./m.sh", "--metronome-url", metronome.url
+    )
+    assert outcome.code == 1, outcome
+    assert outcome.result is not None
+    assert outcome.result["error"]["message"] == (
+        f"job ci.migrate run {outcome.result['run_id']} failed: its exit code is unknown: give "
+        "--dcos-url (or a --metronome-url ending in /service/metronome) so treadle can read the "
+        "job's Mesos sandbox"
+    )
 
 
 def test_a_metronome_url_under_admin_router_finds_the_sandbox(metronome: MetronomeEmulator) -> None:
@@ -614,6 +788,49 @@ def test_every_definition_treadle_sends_validates_against_metronomes_schema(
     for definition in sent:
         validate(definition)
     assert sent[2]["run"]["ucr"] == {"image": {"id": "busybox:2"}}
+
+
+def finished_run(metronome: MetronomeEmulator, job_id: str) -> tuple[MarathonProvider, JobRun]:
+    provider = MarathonProvider(
+        Connection(dcos_url=metronome.dcos_url), deadline=Deadline(30), console=Console()
+    )
+    definition = provider.job_definition(
+        JobRequest(job_id, None, "./job.sh", {}, None, None, None, {})
+    )
+    run = provider.start_job(definition)
+    while not provider.job_status(run).finished:
+        time.sleep(0.02)
+    return provider, run
+
+
+def test_an_output_file_out_of_reach_names_the_routes_tried(metronome: MetronomeEmulator) -> None:
+    metronome.script("ci.version", files={"result.json": RESULT}, seconds=0.05)
+    metronome.tasks_enabled = metronome.state_enabled = False
+    provider, run = finished_run(metronome, "ci.version")
+    try:
+        with pytest.raises(StageFailed) as failed:
+            provider.job_file(run, "result.json")
+    finally:
+        provider.close()
+    assert str(failed.value).startswith(
+        "cannot read the output file result.json from the job's sandbox: cannot locate Mesos task "
+    )
+    assert str(failed.value).endswith(NEITHER_ROUTE)
+
+
+def test_the_masters_state_locates_a_task_of_a_framework_torn_down_or_unreachable(
+    metronome: MetronomeEmulator,
+) -> None:
+    provider, run = finished_run(metronome, "ci.gone")
+    provider.close()
+    state = httpx.get(metronome.url + "/mesos/master/state").json()
+    [framework] = state["frameworks"]
+    [task] = framework["completed_tasks"]
+    torn_down = {**state, "frameworks": [], "completed_frameworks": [framework]}
+    assert task_in_state(torn_down, task["id"]) == task
+    unreachable = {**framework, "completed_tasks": [], "unreachable_tasks": [task]}
+    assert task_in_state({**state, "frameworks": [unreachable]}, task["id"]) == task
+    assert task_in_state(state, "ci_gone_other.1") is None
 
 
 def test_the_provider_reads_a_whole_log_from_any_offset(metronome: MetronomeEmulator) -> None:

@@ -4,7 +4,25 @@ call), and a run followed from start to finish.
 Metronome forgets a run once it ends: `GET /v1/jobs/{id}/runs/{run}` then answers 404 and
 the outcome is only in the job's history (`?embed=history`), under
 `successfulFinishedRuns` or `failedFinishedRuns`. The run's log and files are in its Mesos
-task's sandbox (treadle.providers.marathon.sandbox).
+task's sandbox (treadle.providers.marathon.sandbox), and so is its exit code: Metronome
+and Mesos only say FAILED.
+
+Outputs never vanish. While the run is young its task may not have reached an agent, so
+a sandbox that cannot be read is tried again quietly. Once the run has ended:
+- succeeded, and its stdout cannot be read: the stage fails (exit 1) naming what it
+  could not read and why. Its TREADLE_OUTPUT lines are out of reach, and `outputs: {}`
+  would only move the failure to a later step ("matched nothing"), far from its cause;
+- an `--output-file` that cannot be read fails the same way;
+- failed, and its exit code cannot be read: it fails as any failed run, saying why the
+  exit code is missing (its log, which cannot be read either, is only warned about).
+
+Without a route to the sandbox at all (a `--metronome-url` not under Admin Router and no
+`--dcos-url`), run-job still runs jobs whose outputs nobody asked for: a migration or a
+smoke test needs only to succeed, and Metronome says whether it did. It refuses up front
+(exit 2, nothing run) what would need the sandbox: an `--output-file`, or a command that
+prints TREADLE_OUTPUT lines. Any other job runs with a warning before it starts that its
+log and any TREADLE_OUTPUT lines it prints stay out of reach, naming the flag that brings
+them; a failed run says why its exit code is unknown.
 """
 
 from __future__ import annotations
@@ -14,7 +32,7 @@ import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from treadle.console import Console
@@ -49,6 +67,12 @@ CONTAINER_SANDBOX = "/mnt/mesos/sandbox/"
 
 SUCCESS, FAILED = "SUCCESS", "FAILED"
 NO_METRONOME = "run-job on DC/OS needs Metronome: give --metronome-url or --dcos-url"
+NO_SANDBOX = (
+    "give --dcos-url (or a --metronome-url ending in /service/metronome) so treadle can read "
+    "the job's Mesos sandbox"
+)
+# The stage's marker of an output line in a job's stdout (treadle.stages.job_outputs).
+OUTPUT_MARKER = "TREADLE_OUTPUT"
 
 
 def check_job_id(job_id: object) -> str:
@@ -193,12 +217,25 @@ class MetronomeJobs:
             sandbox_path(job.output_file)
             if self.sandbox is None:
                 raise InputError(
-                    f"--output-file {job.output_file} is read from the job's Mesos sandbox: give "
-                    "--dcos-url (or a --metronome-url ending in /service/metronome)"
+                    f"--output-file {job.output_file} is read from the job's Mesos sandbox: "
+                    + NO_SANDBOX
                 )
         if job.spec and SCHEDULES in job.spec:
             self.console.warn("the spec's schedules are not sent: run-job starts one run now")
-        return build_job(job)
+        definition = build_job(job)
+        if self.sandbox is None:
+            run = definition.get("run") or {}
+            command = " ".join(map(str, [run.get("cmd") or "", *(run.get("args") or [])]))
+            if OUTPUT_MARKER in command:
+                raise InputError(
+                    f"the job's command prints {OUTPUT_MARKER} lines, which are read from its "
+                    f"stdout in its Mesos sandbox: {NO_SANDBOX}"
+                )
+            self._warn_about_log(
+                f"the job's log will not be streamed, nor any {OUTPUT_MARKER} lines it prints "
+                f"collected: {NO_SANDBOX}"
+            )
+        return definition
 
     def _job_path(self, job_id: str) -> str:
         return "/v1/jobs/" + quote(job_id, safe="")
@@ -253,13 +290,20 @@ class MetronomeJobs:
         if succeeded:
             # Metronome counts a run as successful when its task finished: exit status 0.
             return JobStatus(SUCCESS, finished=True, succeeded=True, exit_code=0)
-        if self.sandbox is None or followed.task_id is None:
+        if followed.task_id is None:  # stopped before a task was launched: no exit code
             return JobStatus(FAILED, finished=True)
+        if self.sandbox is None:
+            return JobStatus(
+                FAILED, finished=True, message=f"its exit code is unknown: {NO_SANDBOX}"
+            )
         try:
             ending = self.sandbox.ending(followed.task_id)
         except SandboxUnavailable as e:
-            self.console.warn(f"cannot tell why the job failed: {e}")
-            return JobStatus(FAILED, finished=True)
+            return JobStatus(
+                FAILED,
+                finished=True,
+                message=f"Metronome says {FAILED}; its exit code could not be read: {e}",
+            )
         return JobStatus(
             FAILED, finished=True, exit_code=ending.exit_code, message=ending.describe()
         )
@@ -271,13 +315,11 @@ class MetronomeJobs:
 
     def log(self, run: JobRun, offset: int) -> tuple[str, int]:
         followed = self._runs.get(run.run_id)
-        if followed is None or followed.task_id is None:
-            return "", offset
-        if self.sandbox is None:
-            self._warn_about_log(
-                "the job's log is not streamed, nor its TREADLE_OUTPUT lines read: they are in "
-                "its Mesos sandbox, reached through --dcos-url"
-            )
+        if self.sandbox is None or followed is None:
+            return "", offset  # warned about before the job ran
+        if followed.task_id is None:
+            if followed.state == SUCCESS:
+                self._unreadable_log(run, "Metronome names no Mesos task of the run")
             return "", offset
         if followed.log_task != followed.task_id:
             # A relaunched task writes a stdout of its own.
@@ -285,10 +327,21 @@ class MetronomeJobs:
         try:
             return self.sandbox.read(followed.task_id, "stdout", offset)
         except SandboxUnavailable as e:
-            # While the run is young its task may not have reached an agent yet.
-            if followed.state in (SUCCESS, FAILED):
+            # While the run is young its task may not have reached an agent yet; a failed
+            # run fails anyway, saying why its exit code is missing.
+            if followed.state == SUCCESS:
+                self._unreadable_log(run, str(e))
+            if followed.state == FAILED:
                 self._warn_about_log(f"cannot read the job's log: {e}")
             return "", offset
+
+    def _unreadable_log(self, run: JobRun, why: str) -> NoReturn:
+        raise StageFailed(
+            f"run {run.run_id} of job {run.job_id} succeeded, but its log (stdout in its Mesos "
+            f"sandbox) cannot be read, so neither can the {OUTPUT_MARKER} lines it may have "
+            f"printed: {why}",
+            fields={"job_status": SUCCESS, "exit_code": 0},
+        )
 
     def _warn_about_log(self, message: str) -> None:
         if not self._warned_about_log:
@@ -297,9 +350,12 @@ class MetronomeJobs:
 
     def file(self, run: JobRun, path: str) -> bytes | None:
         followed = self._runs.get(run.run_id)
-        if self.sandbox is None or followed is None or followed.task_id is None:
+        if self.sandbox is None:  # definition() refuses an --output-file first
+            raise InputError(f"cannot read the output file {path}: {NO_SANDBOX}")
+        if followed is None or followed.task_id is None:
             raise StageFailed(
-                f"cannot read {path}: run {run.run_id} of job {run.job_id} has no Mesos task known to treadle"
+                f"cannot read the output file {path}: Metronome names no Mesos task of run "
+                f"{run.run_id} of job {run.job_id}"
             )
         try:
             return self.sandbox.download(followed.task_id, sandbox_path(path))

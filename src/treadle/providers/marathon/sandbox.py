@@ -1,6 +1,17 @@
-"""A Mesos task's sandbox, read through DC/OS Admin Router: the task's agent from the master
-(`/mesos/tasks?task_id=`), its executor's directory from that agent (`/agent/<id>/state`),
-then the files in it (`/agent/<id>/files/read` and `/files/download`)."""
+"""A Mesos task's sandbox, read through DC/OS Admin Router: the task's agent from the master,
+its executor's directory from that agent (`/agent/<id>/state`), then the files in it
+(`/agent/<id>/files/read` and `/files/download`).
+
+The master says where a task runs on two routes, asked in this order:
+- `/mesos/tasks?task_id=` (the master's /tasks): one task, a small answer;
+- `/mesos/master/state`: every framework (and under completed_frameworks those torn
+  down) with its tasks, unreachable_tasks and completed_tasks. Large on a large cluster,
+  so only asked when the first route answers 404 (not served: an older DC/OS, a proxy
+  that does not route it), refuses, fails, or does not list the task (a master that
+  ignores task_id answers a page of other tasks).
+A route that answered 404 is not asked again, and where a task's sandbox is, once found,
+is kept. When neither route locates the task, the error names what each one answered.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +30,8 @@ _EXECUTOR_EXIT = re.compile(
     r"(?:Command|Container) (?:exited with status (\d+)|terminated with signal [^(\n]*)"
 )
 STDERR_TAIL_BYTES = 8192
+TASKS_ROUTE = "/mesos/tasks"
+STATE_ROUTE = "/mesos/master/state"
 # Bytes asked for per files/read: what Mesos answers at most on 4 KiB pages (16 pages).
 # A shorter answer is the end of the file, so a read that got everything stops there.
 READ_LENGTH = 16 * 4096
@@ -53,6 +66,8 @@ class Sandbox:
     def __init__(self, client: DcosClient) -> None:
         self.client = client
         self._locations: dict[str, Location] = {}
+        # Routes to the master that answered 404: not there, so not asked again.
+        self._missing: set[str] = set()
 
     def read(self, task_id: str, name: str, offset: int) -> tuple[str, int]:
         """A file's text from byte `offset` on, and the offset after it."""
@@ -89,11 +104,39 @@ class Sandbox:
         return self.read(task_id, name, max(0, size - STDERR_TAIL_BYTES))[0] if size else ""
 
     def _task(self, task_id: str) -> dict[str, Any]:
-        answer = self._call(lambda: self.client.get("/mesos/tasks", params={"task_id": task_id}))
-        for task in (answer or {}).get("tasks") or []:
-            if task.get("id") == task_id:
-                return dict(task)
-        raise SandboxUnavailable(f"Mesos does not list task {task_id}")
+        """The task as the master lists it, from the first route that lists it."""
+        tried = []
+        for route, params, find in (
+            (TASKS_ROUTE, {"task_id": task_id}, task_in_tasks),
+            (STATE_ROUTE, None, task_in_state),
+        ):
+            if route in self._missing:
+                tried.append(f"GET {route} is not served (404)")
+                continue
+            try:
+                answer = self._json(route, params)
+            except SandboxUnavailable as e:
+                tried.append(str(e))
+                continue
+            if answer is None:
+                self._missing.add(route)
+                tried.append(f"GET {route} is not served (404)")
+                continue
+            task = find(answer, task_id)
+            if task is not None:
+                return task
+            tried.append(f"GET {route} does not list it")
+        raise SandboxUnavailable(f"cannot locate Mesos task {task_id}: {'; '.join(tried)}")
+
+    def _json(self, route: str, params: Mapping[str, str] | None) -> Any:
+        """A route's JSON answer; None when it answered 404."""
+        body = self._call(lambda: self.client.download(route, params))
+        if body is None:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise SandboxUnavailable(f"GET {route} answered something not JSON") from None
 
     def _locate(self, task_id: str) -> Location:
         known = self._locations.get(task_id)
@@ -150,6 +193,30 @@ class Sandbox:
             return call()
         except (ProviderError, ProviderUnavailable) as e:
             raise SandboxUnavailable(str(e)) from None
+
+
+def task_in_tasks(answer: Any, task_id: str) -> dict[str, Any] | None:
+    """The task in a /tasks answer, {"tasks": [...]}."""
+    tasks = answer.get("tasks") if isinstance(answer, dict) else None
+    for task in tasks or []:
+        if task.get("id") == task_id:
+            return dict(task)
+    return None
+
+
+def task_in_state(answer: Any, task_id: str) -> dict[str, Any] | None:
+    """The task in the master's /state, under any framework, running or not."""
+    if not isinstance(answer, dict):
+        return None
+    for framework in [
+        *(answer.get("frameworks") or []),
+        *(answer.get("completed_frameworks") or []),
+    ]:
+        for key in ("tasks", "unreachable_tasks", "completed_tasks"):
+            found = task_in_tasks({"tasks": framework.get(key)}, task_id)
+            if found is not None:
+                return found
+    return None
 
 
 def executor_directory(
