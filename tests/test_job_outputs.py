@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from treadle.errors import StageFailed
-from treadle.stages.job_outputs import from_file, from_log, parse_properties
+from treadle.stages.job_outputs import from_file, from_log
 
 
 def test_log_lines_become_outputs_later_lines_winning() -> None:
@@ -53,7 +53,7 @@ def test_java_properties_syntax() -> None:
         "unicode=caf\\u00e9\n"
         "empty\n"
     )
-    assert parse_properties(text) == {
+    assert from_file(text.encode(), "result.properties") == {
         "a": "1",
         "b": "2",
         "c": "3",
@@ -63,3 +63,21 @@ def test_java_properties_syntax() -> None:
         "unicode": "café",
         "empty": "",
     }
+
+
+def test_java_properties_as_java_reads_them() -> None:
+    text = (
+        "message=Failed\u2028to start\n"  # only CR and LF end a line
+        "form\ffeed\n"  # a form feed separates like a space
+        "emoji=\\ud83d\\ude00\n"  # a \u escape is a UTF-16 unit: a pair is one character
+    )
+    assert from_file(text.encode(), "result.properties") == {
+        "message": "Failed\u2028to start",
+        "form": "feed",
+        "emoji": "\U0001f600",
+    }
+
+
+def test_a_malformed_unicode_escape_fails_clearly() -> None:
+    with pytest.raises(StageFailed, match=r"result.properties: invalid Java properties: .*\\u12g4"):
+        from_file(b"version=\\u12g4\n", "result.properties")

@@ -7,10 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from emulator import MarathonEmulator, Request, Response, Token
 from helpers import treadle
 
+from treadle.providers.feed import StreamRefused
 from treadle.providers.marathon.marathon_events import EVENT_TYPES, apps_named, server_sent_events
 
 from .conftest import FAST
@@ -111,9 +113,19 @@ def test_the_stream_goes_through_dcos_with_the_stages_credentials() -> None:
 # -- reading the stream ------------------------------------------------------------------
 
 
+def event_stream(
+    text: str, content_type: str = "text/event-stream;charset=utf-8"
+) -> httpx.Response:
+    return httpx.Response(200, headers={"Content-Type": content_type}, content=text.encode())
+
+
+def read(response: httpx.Response) -> list[tuple[str, str]]:
+    return [(event.event, event.data) for event in server_sent_events(response)]
+
+
 def test_server_sent_events_of_a_real_stream(shared_data: Path) -> None:
     text = (shared_data / "marathon/examples/events.txt").read_text()
-    events = list(server_sent_events(text.splitlines()))
+    events = read(event_stream(text))
     assert [name for name, _ in events] == [
         "event_stream_attached",
         "status_update_event",
@@ -132,13 +144,28 @@ def test_server_sent_events_skip_heartbeats_and_comments() -> None:
         'data: "x": 2}',
         "",
         "",
+        "event: no_data",
+        "",
         "data: plain",
         "",
     ]
-    assert list(server_sent_events(lines)) == [
+    assert read(event_stream("".join(f"{line}\r\n" for line in lines))) == [
         ("deployment_success", '{"id": "1",\n"x": 2}'),
         ("message", "plain"),
     ]
+
+
+def test_server_sent_events_split_lines_only_at_line_ends() -> None:
+    # Jackson leaves U+2028 and U+2029 unescaped in a JSON string, as JSON allows.
+    message = '{"message":"Failed\u2028to\u2029start"}'
+    assert read(event_stream(f"event: status_update_event\ndata: {message}\n\n")) == [
+        ("status_update_event", message)
+    ]
+
+
+def test_an_answer_that_is_not_an_event_stream_is_refused() -> None:
+    with pytest.raises(StreamRefused, match="text/html"):
+        read(event_stream("<html>Sign in</html>", content_type="text/html"))
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,8 @@ import json
 import re
 from typing import Any
 
+import javaproperties
+
 from treadle.errors import StageFailed
 
 _LINE = re.compile(r"^TREADLE_OUTPUT(?P<json>_JSON)?[ \t]+(?P<rest>.*?)\r?$", re.MULTILINE)
@@ -52,59 +54,7 @@ def from_file(data: bytes, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise StageFailed(f"output file {path} must hold a JSON object")
         return value
-    return parse_properties(text)
-
-
-def parse_properties(text: str) -> dict[str, str]:
-    """Java .properties: `key=value`, `key: value` or `key value`; `#`/`!` comments;
-    a trailing backslash continues a line; `\\n`, `\\t`, `\\uXXXX` escapes."""
-    props: dict[str, str] = {}
-    logical = ""
-    for raw in text.splitlines():
-        line = raw.lstrip()
-        if not logical and (not line or line[0] in "#!"):
-            continue
-        if _continues(line):
-            logical += line[:-1]
-            continue
-        logical += line
-        key, value = _split_property(logical)
-        props[_unescape(key)] = _unescape(value)
-        logical = ""
-    if logical:
-        key, value = _split_property(logical)
-        props[_unescape(key)] = _unescape(value)
-    return props
-
-
-def _continues(line: str) -> bool:
-    trailing = len(line) - len(line.rstrip("\\"))
-    return trailing % 2 == 1
-
-
-def _split_property(line: str) -> tuple[str, str]:
-    i = 0
-    while i < len(line):
-        c = line[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c in "=: \t":
-            key, rest = line[:i], line[i:].lstrip(" \t")
-            if rest[:1] in ("=", ":") and c in " \t":
-                rest = rest[1:]
-            elif c in "=:":
-                rest = rest[1:]
-            return key, rest.lstrip(" \t")
-        i += 1
-    return line, ""
-
-
-def _unescape(text: str) -> str:
-    def replace(m: re.Match[str]) -> str:
-        c = m.group(1)
-        if c.startswith("u"):
-            return chr(int(c[1:], 16))
-        return {"n": "\n", "t": "\t", "r": "\r", "f": "\f"}.get(c, c)
-
-    return re.sub(r"\\(u[0-9a-fA-F]{4}|.)", replace, text)
+    try:
+        return javaproperties.loads(text)
+    except ValueError as e:  # a \u not followed by four hex digits, which Java refuses too
+        raise StageFailed(f"output file {path}: invalid Java properties: {e}") from None

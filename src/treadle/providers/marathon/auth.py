@@ -4,10 +4,10 @@ logs in with an RS256-signed JWT and logs in again when its token expires."""
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -56,6 +56,9 @@ class BasicAuth(Auth):
 
 
 class ServiceAccountAuth(Auth):
+    """`on_token` is told each secret a login makes (the signed login JWT, then the token
+    DC/OS gives for it) before it is used, so that it is masked like the ones given."""
+
     def __init__(
         self,
         uid: str,
@@ -68,7 +71,7 @@ class ServiceAccountAuth(Auth):
         self.login_url = login_url
         self._post = post
         self._on_token = on_token
-        self._key = load_private_key(key_file)
+        self._sign = login_signer(key_file)
         self._token: str | None = None
 
     def apply(self, request: httpx.Request) -> None:
@@ -81,8 +84,10 @@ class ServiceAccountAuth(Auth):
         return True
 
     def login(self) -> str:
-        jwt = sign_rs256({"uid": self.uid, "exp": int(time.time()) + LOGIN_JWT_SECONDS}, self._key)
-        response = self._post(self.login_url, json={"uid": self.uid, "token": jwt})
+        login_jwt = self._sign({"uid": self.uid, "exp": int(time.time()) + LOGIN_JWT_SECONDS})
+        # Until it expires it logs in as the account: as secret as the token it buys.
+        self._on_token(login_jwt)
+        response = self._post(self.login_url, json={"uid": self.uid, "token": login_jwt})
         if response.status_code != 200:
             raise ProviderUnavailable(
                 f"DC/OS login as service account {self.uid!r} failed at {self.login_url} "
@@ -101,34 +106,27 @@ class ServiceAccountAuth(Auth):
         return f"service account {self.uid!r} was logged in but is not accepted"
 
 
-def load_private_key(path: str):  # type: ignore[no-untyped-def]
+def login_signer(path: str) -> Callable[[dict[str, Any]], str]:
+    """Signs login claims (an RS256 JWT) with the service account's key, read now."""
+    # Imported here: only a service account needs them, and they cost start-up time.
     try:
+        import jwt
+        from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
         from cryptography.hazmat.primitives.serialization import load_pem_private_key
     except ModuleNotFoundError:
         raise InputError(
-            "service-account login needs the 'cryptography' library: pip install 'treadle[dcos]'"
+            "service-account login needs PyJWT and cryptography: pip install 'treadle[dcos]'"
         ) from None
     try:
         data = Path(path).read_bytes()
     except OSError as e:
         raise InputError(f"--service-account-key {path}: cannot read it ({e.strerror})") from None
+    # Loaded here rather than handed to PyJWT as PEM: PyJWT would read it only at the
+    # first login, and would take a public key too.
     try:
-        return load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
-        raise InputError(
-            f"--service-account-key {path}: not an unencrypted PEM private key"
-        ) from None
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def sign_rs256(claims: dict[str, object], key) -> str:  # type: ignore[no-untyped-def]
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-
-    header = _b64(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
-    payload = _b64(json.dumps(claims).encode())
-    signature = key.sign(f"{header}.{payload}".encode(), padding.PKCS1v15(), hashes.SHA256())
-    return f"{header}.{payload}.{_b64(signature)}"
+        key = load_pem_private_key(data, password=None)
+    except (ValueError, TypeError):  # not PEM, or encrypted
+        key = None
+    if not isinstance(key, RSAPrivateKey):
+        raise InputError(f"--service-account-key {path}: not an unencrypted PEM RSA private key")
+    return lambda claims: jwt.encode(claims, key, algorithm="RS256")

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 
+from treadle.providers.feed import StreamRefused
 from treadle.providers.marathon.http_feed import HttpFeed
 
 ATTACHED = "event_stream_attached"
@@ -40,24 +42,16 @@ FAILED_TASK_STATES = frozenset(
 )
 
 
-def server_sent_events(lines: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """(event type, data) of each event of a text/event-stream, read line by line. A
-    blank line ends an event; lines starting with ':' and Jetty's empty heartbeats are
-    skipped."""
-    name = ""
-    data: list[str] = []
-    for line in lines:
-        if not line:
-            if data:
-                yield name or "message", "\n".join(data)
-            name, data = "", []
-            continue
-        field, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if field == "event":
-            name = value
-        elif field == "data":
-            data.append(value)
+def server_sent_events(response: httpx.Response) -> Iterator[ServerSentEvent]:
+    """The events of a text/event-stream answer as they arrive (Jetty's empty heartbeat
+    lines and ':' comments carry none). An answer of another type is refused: asking
+    again would only get it again."""
+    try:
+        # httpx-sse hands on an event with no data (an `event:` line alone); the SSE
+        # standard drops it, and Marathon's every event carries JSON.
+        yield from (event for event in EventSource(response).iter_sse() if event.data)
+    except SSEError as e:
+        raise StreamRefused(str(e)) from None
 
 
 def apps_named(event: Mapping[str, Any]) -> set[str] | None:
@@ -84,14 +78,14 @@ class EventStream(HttpFeed):
 
     def _read(self, response: httpx.Response) -> bool:
         attached = False
-        for name, data in server_sent_events(response.iter_lines()):
+        for event in server_sent_events(response):
             if self.closed:
                 break
-            if name == ATTACHED:
+            if event.event == ATTACHED:
                 attached = True
                 self._attached()
             else:
-                self._news(name, data)
+                self._news(event.event, event.data)
         return attached
 
     def _news(self, name: str, data: str) -> None:
