@@ -1,4 +1,6 @@
+import io
 import json
+import sys
 
 import pytest
 
@@ -74,3 +76,8 @@ def test_broken_context_files_name_the_file(tmp_path, content, fix):
 def test_missing_context_file(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         Context.load([str(tmp_path / "nope.json")])
+
+
+def test_stdin_is_read_for_a_dash(monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"image": "web:3"}')))
+    assert Context.load(["-"]).data == {"image": "web:3"}

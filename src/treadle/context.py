@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from treadle import limits
 from treadle.errors import InputError
 
 PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
@@ -21,13 +21,9 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def load_document(path: str, what: str) -> Any:
-    """A JSON or YAML file, with an input error that names the file and the line."""
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{what} {path}: no such file") from None
-    except OSError as e:
-        raise InputError(f"{what} {path}: cannot read it ({e.strerror})") from None
+    """A JSON or YAML file (`-`: stdin), with an input error that names the file and the
+    line: regular files only, at most `limits.MAX_DOCUMENT_BYTES` (8 MiB)."""
+    raw = limits.read_document(path, what)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
