@@ -4,8 +4,9 @@ import sys
 
 import pytest
 
-from treadle.context import Context
+from treadle.context import Context, load_document
 from treadle.errors import InputError
+from treadle.limits import MAX_DEPTH
 
 
 @pytest.fixture
@@ -81,3 +82,59 @@ def test_missing_context_file(tmp_path):
 def test_stdin_is_read_for_a_dash(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"image": "web:3"}')))
     assert Context.load(["-"]).data == {"image": "web:3"}
+
+
+def test_yaml_anchors_and_merge_keys_still_work(tmp_path):
+    compose = tmp_path / "compose.yaml"
+    compose.write_text(
+        "x-defaults: &defaults\n"
+        "  restart: always\n"
+        "  environment: &env {LOG: info}\n"
+        "services:\n"
+        "  web:\n"
+        "    <<: *defaults\n"
+        "    image: web:1\n"
+        "  worker:\n"
+        "    <<: *defaults\n"
+        "    environment: *env\n"
+    )
+    services = load_document(str(compose), "spec file")["services"]
+    assert services["web"] == {
+        "restart": "always",
+        "environment": {"LOG": "info"},
+        "image": "web:1",
+    }
+    assert services["worker"]["environment"] == {"LOG": "info"}
+
+
+def test_yaml_builds_only_what_json_can_say(tmp_path):
+    path = tmp_path / "ctx.yaml"
+    path.write_text("released: 2024-05-01\nat: 2024-05-01 10:00:00\n")
+    assert load_document(str(path), "context file") == {
+        "released": "2024-05-01",
+        "at": "2024-05-01 10:00:00",
+    }
+    path.write_text("key: !!binary aGVsbG8=\n")
+    with pytest.raises(InputError, match="line 1: !!binary has no JSON equivalent"):
+        load_document(str(path), "context file")
+
+
+def test_nesting_up_to_the_limit_loads_and_one_more_level_does_not(tmp_path):
+    path = tmp_path / "deep.json"
+    path.write_text("[" * MAX_DEPTH + "]" * MAX_DEPTH)
+    load_document(str(path), "spec file")
+    path.write_text("[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1))
+    with pytest.raises(InputError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        load_document(str(path), "spec file")
+
+
+def test_every_real_payload_is_within_the_limits(shared_data):
+    """Marathon and Metronome app and job definitions, group dumps (1.8 MB), schemas."""
+    paths = [
+        p
+        for p in sorted(shared_data.rglob("*"))
+        if p.suffix in (".json", ".yml", ".yaml") and p.name != "bad.json"
+    ]
+    assert paths
+    for path in paths:
+        load_document(str(path), "spec file")

@@ -1,5 +1,6 @@
 """Hostile files as context or spec: one `error:` line naming the file, exit 2, a result
-written, no traceback, and all of it fast: nothing huge or endless may hang treadle."""
+written, no traceback, and all of it fast: nothing deep, huge, self-referencing or endless
+may crash treadle or hang it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,23 @@ from treadle.limits import MAX_DOCUMENT_BYTES
 
 # Only a guard against hangs and minute-long parses: each case takes milliseconds.
 QUICK = 2.0
+
+DEEP = 100_000
+
+
+def billion_laughs() -> str:
+    lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for previous, name in zip("abcdefghi", "bcdefghij", strict=True):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def text(content: str) -> Callable[[Path], Path]:
+    def write(path: Path) -> Path:
+        path.write_text(content)
+        return path
+
+    return write
 
 
 def sparse(size: int) -> Callable[[Path], Path]:
@@ -45,11 +63,26 @@ def dev_zero(path: Path) -> Path:
 
 # Each case: how to make it (given a path to use), and what the error line says.
 HOSTILE: dict[str, tuple[Callable[[Path], Path], str]] = {
+    "100k-deep JSON array": (text("[" * DEEP + "]" * DEEP), "nested deeper than 64"),
+    "100k-deep JSON object": (text('{"a":' * DEEP + "1" + "}" * DEEP), "nested deeper than 64"),
+    "100k-deep YAML flow": (text("a: " + "[" * DEEP + "]" * DEEP), "nested deeper than 64"),
+    "deep YAML blocks": (
+        text("".join("  " * i + f"k{i}:\n" for i in range(200))),
+        "nested deeper than 64",
+    ),
+    "billion laughs": (text(billion_laughs()), "with aliases expanded"),
+    "aliases to a long string": (
+        text("s: &s " + "x" * 1_000_000 + "\nl: [" + ", ".join(["*s"] * 20) + "]\n"),
+        "expands through its aliases beyond",
+    ),
+    "cyclic alias": (text("a: &a [1, *a]\n"), "the alias *a refers to itself"),
+    "cyclic alias in a mapping": (text("a: &a {b: *a}\n"), "the alias *a refers to itself"),
     "named pipe": (fifo, "is a named pipe, not a regular file"),
     "/dev/zero": (dev_zero, "is a character device, not a regular file"),
     "directory": (directory, "is a directory, not a regular file"),
     "one byte over the size limit": (sparse(MAX_DOCUMENT_BYTES + 1), "larger than the 8 MiB"),
     "100 MB": (sparse(100 * 1024 * 1024), "larger than the 8 MiB limit"),
+    "huge integer": (text('{"n": ' + "9" * 5000 + "}"), "integer too long"),
 }
 
 

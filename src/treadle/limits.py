@@ -12,12 +12,23 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from collections.abc import Iterable
+from typing import Any
 
 from treadle.errors import InputError
 
 # A 1,000-app Marathon root group dump is 1.8 MB; real app definitions, Compose files and
 # job outputs are kilobytes. Four times the largest real document, and still read fast.
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
+# Real app definitions nest 11 levels, Marathon's own JSON Schema 14; 64 leaves room for
+# any real document and keeps every parser and walker far from Python's recursion limit.
+MAX_DEPTH = 64
+# YAML aliases may repeat a part (Compose's `<<: *defaults`) but not explode it: twice the
+# file limit, so that every document within the size limit passes without aliases.
+MAX_EXPANDED_SIZE = 2 * MAX_DOCUMENT_BYTES
+# Compose files and YAML app definitions hold a few thousand nodes; PyYAML builds about
+# 200,000 a second, so that no YAML document takes more than half a second.
+MAX_YAML_NODES = 100_000
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -82,3 +93,75 @@ def _refuse_unless_regular(mode: int, path: str, what: str) -> None:
 def _within_limit(size: int, path: str, what: str) -> None:
     if size > MAX_DOCUMENT_BYTES:
         raise InputError(f"{what} {path}: larger than the {mebibytes(MAX_DOCUMENT_BYTES)} limit")
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than `limit` levels; stops at the first that
+    does, without recursion."""
+    if not isinstance(value, (list, dict)):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, (list, dict)):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+class YamlTooLarge(Exception):
+    """A YAML document over a limit, found while reading its events."""
+
+
+def check_yaml_events(events: Iterable[Any]) -> None:
+    """Refuse, from the parser's events alone, a YAML document that nests deeper than
+    MAX_DEPTH, refers to itself through an alias, or holds more than MAX_YAML_NODES
+    nodes or MAX_EXPANDED_SIZE once its aliases are expanded (the "billion laughs").
+
+    The events come before any node is built, so nothing is expanded, and libyaml's
+    composer (which recurses on the C stack) only sees documents within the depth limit.
+    Size is nodes plus scalar characters; an alias counts what its anchor holds.
+    """
+    import yaml
+
+    nodes = size = 0
+    # One entry per open sequence or mapping: [nodes, size at its start, depth below it,
+    # anchor]; and for each anchor, the nodes, size and depth of what it names.
+    enclosing: list[list[Any]] = []
+    anchors: dict[str, tuple[int, int, int]] = {}
+    for event in events:
+        depth = 0
+        if isinstance(event, yaml.ScalarEvent):
+            count, weight = 1, 1 + len(event.value)
+            if event.anchor:
+                anchors[event.anchor] = (count, weight, 0)
+        elif isinstance(event, yaml.CollectionStartEvent):
+            if len(enclosing) >= MAX_DEPTH:
+                raise YamlTooLarge(f"nested deeper than {MAX_DEPTH} levels")
+            enclosing.append([nodes, size, 0, event.anchor])
+            count = weight = 1
+        elif isinstance(event, yaml.CollectionEndEvent):
+            start_nodes, start_size, depth, anchor = enclosing.pop()
+            depth += 1
+            if anchor:
+                anchors[anchor] = (nodes - start_nodes, size - start_size, depth)
+            count = weight = 0
+        elif isinstance(event, yaml.AliasEvent):
+            if any(entry[3] == event.anchor for entry in enclosing):
+                raise YamlTooLarge(f"the alias *{event.anchor} refers to itself")
+            count, weight, depth = anchors.get(event.anchor or "", (0, 0, 0))
+            if len(enclosing) + depth > MAX_DEPTH:
+                raise YamlTooLarge(f"nested deeper than {MAX_DEPTH} levels through aliases")
+        else:
+            continue
+        if enclosing:
+            enclosing[-1][2] = max(enclosing[-1][2], depth)
+        nodes += count
+        size += weight
+        if nodes > MAX_YAML_NODES:
+            raise YamlTooLarge(f"holds more than {MAX_YAML_NODES:,} nodes with aliases expanded")
+        if size > MAX_EXPANDED_SIZE:
+            raise YamlTooLarge(f"expands through its aliases beyond {mebibytes(MAX_EXPANDED_SIZE)}")
