@@ -1,12 +1,16 @@
 import io
 import json
 import sys
+import time
 
 import pytest
 
 from treadle.context import Context, load_document
 from treadle.errors import InputError
 from treadle.limits import MAX_DEPTH
+
+# Only a guard against hangs: each case takes milliseconds.
+QUICK = 2.0
 
 
 @pytest.fixture
@@ -138,3 +142,64 @@ def test_every_real_payload_is_within_the_limits(shared_data):
     assert paths
     for path in paths:
         load_document(str(path), "spec file")
+
+
+def expect_refusal(ctx, text, fix):
+    started = time.monotonic()
+    with pytest.raises(InputError, match=fix) as e:
+        ctx.render(text, "--image")
+    assert time.monotonic() - started < QUICK
+    message = str(e.value)
+    assert "--image" in message and "\n" not in message and len(message) < 300
+    return message
+
+
+@pytest.fixture
+def big():
+    """A context as large as a real one gets: 2,000 strings of 1 kB."""
+    return Context({"a": list(range(10)), "big": ["x" * 1000] * 2000}, ["big.json"])
+
+
+@pytest.mark.parametrize(
+    ("expression", "fix"),
+    [
+        ("a." * 600 + "b", "1201 characters long, more than the 1024 allowed"),
+        ("[" * 40 + "a" + "]" * 40, "brackets nest 40 deep, more than the 16 allowed"),
+        ("!" * 900 + "a", "too deeply nested"),
+        # Each pipe doubles a value without copying it: 2**60 copies of the context.
+        ("|".join(["[@, @]"] * 60), "builds more than 8 MiB"),
+        ("to_string(" + "|".join(["[@, @]"] * 60) + ")", "builds more than 8 MiB"),
+        # Each flatten copies the doubled list for real.
+        ("a" + "|[@, @][]" * 60, "takes more than 250,000 steps"),
+        ("a" + "|map(&[@, @], @)[]" * 40, "takes more than 250,000 steps"),
+        ("join('', big)", "renders more than 1 MiB"),
+        ("big", "renders more than 1 MiB"),
+    ],
+    ids=[
+        "long",
+        "nested",
+        "recursive",
+        "doubling",
+        "to_string of doubling",
+        "flatten doubling",
+        "map doubling",
+        "join",
+        "large selection",
+    ],
+)
+def test_a_pathological_expression_is_one_input_error_quickly(big, expression, fix):
+    message = expect_refusal(big, "{{ " + expression + " }}", fix)
+    assert expression[:20] in message
+
+
+def test_the_placeholders_of_one_value_render_at_most_the_limit_in_all(big):
+    expect_refusal(big, {"env": ["{{ big[0] }}"] * 2000}, "with the placeholders before it")
+    expect_refusal(big, ["{{ a[0] }}"] * 10_001, "holds more than 10,000 placeholders")
+
+
+def test_rendering_stays_linear(big):
+    started = time.monotonic()
+    assert big.render("{{" * 200_000) == "{{" * 200_000
+    spec = {"env": {f"K{i}": f"v{{{{ a[{i % 10}] }}}}" for i in range(5_000)}, "x": "y" * 10**6}
+    assert big.render(spec)["env"]["K4999"] == "v9"
+    assert time.monotonic() - started < QUICK

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import treadle
+from helpers import Outcome, treadle
 
 from treadle.context import load_document
 from treadle.errors import InputError
@@ -104,9 +104,9 @@ def test_a_hostile_document_is_one_input_error_quickly(hostile, what):
     assert "\n" not in message
 
 
-@pytest.mark.parametrize("flag", ["--context", "--spec"])
-def test_a_hostile_file_ends_the_stage_with_exit_2_and_a_result(hostile, flag, tmp_path):
-    path, fix = hostile
+def deploy(tmp_path: Path, *args: str) -> tuple[Outcome, str]:
+    """A deploy to a Marathon that nothing listens on: bad input must end it first.
+    Returns the outcome and its one `error:` line."""
     result = tmp_path / "result.json"
     started = time.monotonic()
     outcome = treadle(
@@ -119,8 +119,7 @@ def test_a_hostile_file_ends_the_stage_with_exit_2_and_a_result(hostile, flag, t
         "web",
         "--image",
         "x:1",
-        flag,
-        str(path),
+        *args,
         "--output",
         str(result),
         output=result,
@@ -128,11 +127,27 @@ def test_a_hostile_file_ends_the_stage_with_exit_2_and_a_result(hostile, flag, t
     assert time.monotonic() - started < QUICK, outcome
     assert outcome.code == 2, outcome
     errors = [line for line in outcome.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and str(path) in errors[0] and fix in errors[0], outcome
+    assert len(errors) == 1, outcome
     assert "Traceback" not in outcome.stderr, outcome
     assert outcome.result is not None, outcome
     assert outcome.result["error"]["type"] == "InputError"
+    return outcome, errors[0]
+
+
+@pytest.mark.parametrize("flag", ["--context", "--spec"])
+def test_a_hostile_file_ends_the_stage_with_exit_2_and_a_result(hostile, flag, tmp_path):
+    path, fix = hostile
+    outcome, error = deploy(tmp_path, flag, str(path))
+    assert str(path) in error and fix in error
     assert str(path) in outcome.result["error"]["message"]
+
+
+def test_a_hostile_expression_ends_the_stage_with_exit_2_and_a_result(tmp_path):
+    context = tmp_path / "context.json"
+    context.write_text('{"tags": ["a", "b"]}')
+    doubling = "|".join(["[@, @]"] * 60)
+    _, error = deploy(tmp_path, "--context", str(context), "--detail", "{{ " + doubling + " }}")
+    assert "in --detail builds more than 8 MiB" in error and len(error) < 300
 
 
 def test_a_socket_is_not_read(tmp_path):

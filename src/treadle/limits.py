@@ -29,6 +29,19 @@ MAX_EXPANDED_SIZE = 2 * MAX_DOCUMENT_BYTES
 # Compose files and YAML app definitions hold a few thousand nodes; PyYAML builds about
 # 200,000 a second, so that no YAML document takes more than half a second.
 MAX_YAML_NODES = 100_000
+# The longest expression in real pipelines is a filter with a join: about 100 characters.
+MAX_EXPRESSION_CHARS = 1024
+# Real expressions nest brackets 3 deep; jmespath's parser recurses per level.
+MAX_EXPRESSION_NESTING = 16
+# What the placeholders of one option or spec may render: Marathon keeps an app in one
+# ZooKeeper node, at most 1 MB, so no real spec or option comes near.
+MAX_RENDERED_SIZE = 1024 * 1024
+# What an expression may build on its way: any selection of one document fits.
+MAX_EVALUATION_SIZE = MAX_DOCUMENT_BYTES
+# A filter over 10,000 apps takes about 55,000 steps; 250,000 take a quarter of a second.
+MAX_EVALUATION_STEPS = 250_000
+# A large spec holds dozens of placeholders; 10,000 render in about 40 ms.
+MAX_PLACEHOLDERS = 10_000
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -165,3 +178,110 @@ def check_yaml_events(events: Iterable[Any]) -> None:
             raise YamlTooLarge(f"holds more than {MAX_YAML_NODES:,} nodes with aliases expanded")
         if size > MAX_EXPANDED_SIZE:
             raise YamlTooLarge(f"expands through its aliases beyond {mebibytes(MAX_EXPANDED_SIZE)}")
+
+
+class Exceeded(Exception):
+    """An expression over a limit; the message says which, as in "builds more than 8 MiB"."""
+
+
+_CONTAINERS = (list, dict)
+
+
+class Meter:
+    """What evaluating one expression has cost: steps of Python-level work (jmespath's
+    visits, and the elements that measuring walks one by one) and the size of each value
+    that is measured."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        # The size of each list and object measured so far, which stays alive here so that
+        # its id stays its own: a part shared by several values is walked once.
+        self.known: dict[int, tuple[Any, int]] = {}
+
+    def step(self, count: int = 1) -> None:
+        self.steps += count
+        if self.steps > MAX_EVALUATION_STEPS:
+            raise Exceeded(f"takes more than {MAX_EVALUATION_STEPS:,} steps to evaluate")
+
+    def size(self, value: Any, limit: int, verb: str) -> int:
+        """About how many characters `value` takes as JSON (nodes plus string characters),
+        counting a shared part each time it occurs; raises Exceeded ("{verb} more than
+        ...") past `limit` without walking further, and without recursion."""
+        if not isinstance(value, _CONTAINERS):
+            return self._within(_scalar_size(value), limit, verb)
+        stack = [value]
+        opened: set[int] = set()
+        while stack:
+            node = stack[-1]
+            if id(node) in self.known:
+                stack.pop()
+                continue
+            self.step()
+            children = list(node.values()) if isinstance(node, dict) else node
+            size = 1 + _keys_size(node) if isinstance(node, dict) else 1
+            kinds = set(map(type, children))
+            if not any(issubclass(kind, _CONTAINERS) for kind in kinds):
+                # Scalars only: summed at C speed, so no steps are counted.
+                size += len(children) + _strings_size(children, kinds)
+            else:
+                self.step(len(children))
+                pending = [
+                    c for c in children if isinstance(c, _CONTAINERS) and id(c) not in self.known
+                ]
+                if pending:
+                    if id(node) in opened:  # a list that holds itself has no end
+                        raise Exceeded(f"{verb} a value that contains itself")
+                    opened.add(id(node))
+                    stack.extend(pending)
+                    continue
+                size += sum(
+                    self.known[id(c)][1] if isinstance(c, _CONTAINERS) else _scalar_size(c)
+                    for c in children
+                )
+            self.known[id(node)] = (node, self._within(size, limit, verb))
+            stack.pop()
+        return self.known[id(value)][1]
+
+    @staticmethod
+    def _within(size: int, limit: int, verb: str) -> int:
+        if size > limit:
+            raise Exceeded(f"{verb} more than {mebibytes(limit)}")
+        return size
+
+
+def _scalar_size(value: Any) -> int:
+    return 1 + len(value) if isinstance(value, str) else 1
+
+
+def _strings_size(values: Iterable[Any], kinds: set[type]) -> int:
+    if kinds == {str}:
+        return sum(map(len, values))
+    return sum(len(v) for v in values if isinstance(v, str)) if str in kinds else 0
+
+
+def _keys_size(mapping: dict[Any, Any]) -> int:
+    return len(mapping) + _strings_size(mapping, set(map(type, mapping)))
+
+
+def bracket_nesting(expression: str) -> int:
+    """How deep brackets and parentheses nest in a JMESPath expression, outside quoted
+    names and raw strings."""
+    depth = deepest = 0
+    quote = ""
+    escaped = False
+    for char in expression:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ")]}":
+            depth -= 1
+    return deepest
