@@ -323,3 +323,59 @@ def ci_run_key(environ: Mapping[str, str] = os.environ) -> str | None:
         return None
     # Valid for check_run_key by construction.
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p))[:63]
+
+
+# --- provenance: where a deploy came from, as labels on what it creates -------------------
+
+# Label values stay short on every provider (a Marathon label, a Docker label, a Swarm
+# service label); a run URL or ref longer than this is cut.
+PROVENANCE_MAX = 200
+
+
+def provenance(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The CI system, its run's URL, the commit, the ref and the actor, read from the
+    variables each system sets, as treadle's labels (treadle.ci, treadle.run-url, ...)."""
+    from treadle.providers.base import (
+        LABEL_ACTOR,
+        LABEL_CI,
+        LABEL_COMMIT,
+        LABEL_REF,
+        LABEL_RUN_URL,
+    )
+
+    def get(*names: str) -> str:
+        return next((environ[n] for n in names if environ.get(n)), "")
+
+    if environ.get("GITHUB_ACTIONS") == "true":
+        server, repository, run = (
+            get("GITHUB_SERVER_URL"),
+            get("GITHUB_REPOSITORY"),
+            get("GITHUB_RUN_ID"),
+        )
+        attempt = get("GITHUB_RUN_ATTEMPT")
+        url = f"{server}/{repository}/actions/runs/{run}" if server and repository and run else ""
+        if url and attempt:
+            url += f"/attempts/{attempt}"
+        found = ("github", url, get("GITHUB_SHA"), get("GITHUB_REF"), get("GITHUB_ACTOR"))
+    elif environ.get("GITLAB_CI") == "true":
+        found = (
+            "gitlab",
+            get("CI_JOB_URL", "CI_PIPELINE_URL"),
+            get("CI_COMMIT_SHA"),
+            get("CI_COMMIT_REF_NAME"),
+            get("GITLAB_USER_LOGIN"),
+        )
+    elif environ.get("JENKINS_URL") or environ.get("BUILD_TAG", "").startswith("jenkins-"):
+        found = (
+            "jenkins",
+            get("BUILD_URL"),
+            get("GIT_COMMIT"),
+            get("BRANCH_NAME", "GIT_BRANCH"),
+            get("BUILD_USER_ID", "CHANGE_AUTHOR"),
+        )
+    else:
+        return {}
+    labels = dict(
+        zip((LABEL_CI, LABEL_RUN_URL, LABEL_COMMIT, LABEL_REF, LABEL_ACTOR), found, strict=True)
+    )
+    return {k: visible_controls(v)[:PROVENANCE_MAX] for k, v in labels.items() if v}

@@ -15,10 +15,9 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TypeVar
 
-from treadle.errors import Cancelled, Timeout
+from treadle.errors import Cancelled, Timeout, TreadleError
 
 T = TypeVar("T")
 
@@ -87,18 +86,29 @@ class Wakeup:
 # The wake-ups that pauses sleep on now, for a cancel to end them. Only added to and
 # removed from (single, atomic operations), so a signal handler may copy it safely.
 _sleeping: set[Wakeup] = set()
+# Called (in the signal handler) when a signal cancels the stage.
+_on_signal: list[Callable[[str], None]] = []
 
 
-def cancel(reason: str) -> None:
+def cancel(reason: str, kind: type[TreadleError] = Cancelled) -> None:
+    """End the stage at its next pause (in every thread) with `kind(reason)`: a CI cancel,
+    or the cluster lease lost to another run."""
     CANCELLED.reason = reason  # type: ignore[attr-defined]
+    CANCELLED.kind = kind  # type: ignore[attr-defined]
     CANCELLED.set()
     for wakeup in list(_sleeping):
         wakeup.wake()
 
 
+def cancelled_error() -> TreadleError:
+    kind: type[TreadleError] = getattr(CANCELLED, "kind", Cancelled)
+    reason = getattr(CANCELLED, "reason", "signal")
+    return kind(f"cancelled ({reason})" if kind is Cancelled else reason)
+
+
 def pause(seconds: float, wakeup: Wakeup | None = None) -> bool:
     """Sleep, or less when `wakeup` brings news, unless the stage is cancelled (then raise
-    Cancelled, at once); whether `wakeup` brought news."""
+    its error, at once); whether `wakeup` brought news."""
     cancellable = not getattr(_shielded, "on", False)
     woken = False
     if wakeup is not None:
@@ -112,8 +122,14 @@ def pause(seconds: float, wakeup: Wakeup | None = None) -> bool:
     else:
         time.sleep(seconds)
     if cancellable and CANCELLED.is_set():
-        raise Cancelled(f"cancelled ({getattr(CANCELLED, 'reason', 'signal')})")
+        raise cancelled_error()
     return woken
+
+
+def on_signal(callback: Callable[[str], None]) -> None:
+    """Call `callback(signal name)` when a signal cancels the stage (from the handler: it
+    must only set things in motion)."""
+    _on_signal.append(callback)
 
 
 @contextlib.contextmanager
@@ -127,12 +143,22 @@ def cancel_on_signals() -> Iterator[None]:
         yield
         return
     names = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
-    previous = {s: signal.signal(s, lambda s, _: cancel(names[signal.Signals(s)])) for s in names}
+
+    def handle(number: int, _: object) -> None:
+        name = names[signal.Signals(number)]
+        first = not CANCELLED.is_set()
+        cancel(name)
+        if first:
+            for callback in list(_on_signal):
+                callback(name)
+
+    previous = {s: signal.signal(s, handle) for s in names}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
+        _on_signal.clear()
 
 
 @contextlib.contextmanager
@@ -147,23 +173,31 @@ def shielded() -> Iterator[None]:
         _shielded.on = before
 
 
-@dataclass
+# However little time is left, a request may take this long: the last ones of a stage
+# (writing a record, releasing the lease) must still be able to get an answer.
+MIN_REQUEST_SECONDS = 1.0
+
+
 class Deadline:
-    """The moment a stage must give up, shared by its waits and its retries."""
+    """The moment a stage must give up, shared by its waits, its retries and every
+    request (a request's own timeout is capped by what is left).
 
-    seconds: float
-    started: float = 0.0
+    A cancel cuts it short (`cut`); a rollback or the release of the cluster lease runs
+    within a grace period of its own (`grace`), never beyond a cut."""
 
-    def __post_init__(self) -> None:
-        self.started = self.started or time.monotonic()
+    def __init__(self, seconds: float, started: float | None = None) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic() if started is None else started
+        self._end = self.started + seconds
+        self._cut: float | None = None
+        self._graces: list[float] = []
+        self._lock = threading.Lock()
 
     @property
     def at(self) -> float:
-        return self.started + self.seconds
-
-    def extend(self, seconds: float) -> None:
-        """Give `seconds` more from now (a rollback after the deadline has passed)."""
-        self.seconds = max(self.seconds, self.elapsed() + seconds)
+        with self._lock:
+            end = max([self._end, *self._graces])
+            return end if self._cut is None else min(end, self._cut)
 
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
@@ -174,8 +208,35 @@ class Deadline:
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
+    def shift(self, seconds: float) -> None:
+        """Move the end on: time spent waiting for the cluster lease is not the stage's."""
+        with self._lock:
+            self._end += seconds
 
-def poll_intervals(first: float = FIRST_POLL, limit: float = MAX_POLL):
+    def cut(self, seconds: float) -> None:
+        """End at most `seconds` from now, whatever grace is given later (a cancel)."""
+        with self._lock:
+            end = time.monotonic() + seconds
+            self._cut = end if self._cut is None else min(self._cut, end)
+
+    @contextlib.contextmanager
+    def grace(self, seconds: float) -> Iterator[None]:
+        """At least `seconds` from now while inside (a rollback after the timeout)."""
+        end = time.monotonic() + seconds
+        with self._lock:
+            self._graces.append(end)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._graces.remove(end)
+
+    def request_timeout(self, limit: float) -> float:
+        """How long the next request may take: `limit`, capped by what is left."""
+        return max(MIN_REQUEST_SECONDS, min(limit, self.remaining()))
+
+
+def poll_intervals(first: float = FIRST_POLL, limit: float = MAX_POLL) -> Iterator[float]:
     """0.1, 0.15, 0.225 ... up to `limit` seconds."""
     interval = first
     while True:

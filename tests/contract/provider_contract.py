@@ -7,9 +7,18 @@ import time
 import pytest
 
 from treadle import __version__
-from treadle.errors import InputError
+from treadle.errors import AlreadyExists, InputError
 from treadle.naming import Cluster, ServerGroupName
-from treadle.providers.base import NewServerGroup, Provider, ServerGroup, server_group_labels
+from treadle.providers.base import (
+    LABEL_CAPACITY,
+    LeaseKey,
+    NewServerGroup,
+    Provider,
+    ServerGroup,
+    server_group_labels,
+)
+from treadle.stages.records import capacity, disabling, enabling
+from treadle.stages.waits import hopeless
 
 CLUSTER = Cluster("contract", "test")
 
@@ -30,7 +39,7 @@ def settle(provider: Provider, group: ServerGroup, timeout: float = 30.0) -> Non
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         health = provider.health(group)
-        assert health.failure is None, health.failure
+        assert hopeless(health) is None, hopeless(health)
         if health.ok:
             return
         time.sleep(0.1)
@@ -79,13 +88,13 @@ class ProviderContract:
         self, provider, region, image
     ) -> None:
         group = self.create(provider, region, image, instances=2)
-        provider.disable(group, remember=2)
+        provider.disable(group, disabling(group))
         settle(provider, group)
         disabled = provider.server_group(region, group.name)
         assert disabled is not None
-        assert (disabled.enabled, disabled.instances, disabled.size) == (False, 0, 2)
+        assert (disabled.enabled, disabled.instances, capacity(disabled)) == (False, 0, 2)
         assert disabled.image == image
-        provider.enable(disabled)
+        provider.enable(disabled, 2, enabling(disabled))
         settle(provider, disabled)
         enabled = provider.server_group(region, group.name)
         assert enabled is not None and (enabled.enabled, enabled.instances) == (True, 2)
@@ -107,7 +116,7 @@ class ProviderContract:
         end = time.monotonic() + 2.0
         while time.monotonic() < end:
             health = provider.health(created)
-            if health.failure:
+            if hopeless(health):
                 return
             assert not health.ok, health
             time.sleep(0.1)
@@ -124,3 +133,48 @@ class ProviderContract:
         with pytest.raises(InputError):
             provider.definition(bad)
         assert provider.server_groups(region) == []
+
+    def test_a_taken_name_is_refused_never_adopted(self, provider, region, image) -> None:
+        self.create(provider, region, image)
+        again = provider.definition(new_group(region, image, instances=3))
+        with pytest.raises(AlreadyExists):
+            provider.create(region, again)
+        listed = provider.server_group(region, "contract-test-v000")
+        assert listed is not None and listed.instances == 1
+
+    def test_records_are_written_with_a_resize(self, provider, region, image) -> None:
+        group = self.create(provider, region, image, instances=2)
+        provider.resize(group, 1, {LABEL_CAPACITY: "2"})
+        settle(provider, group)
+        resized = provider.server_group(region, group.name)
+        assert resized is not None and resized.instances == 1
+        assert resized.labels[LABEL_CAPACITY] == "2"
+        assert capacity(resized) == 2
+
+    def test_a_lease_record_is_made_once_renewed_and_deleted(self, provider, region) -> None:
+        key = LeaseKey(region, "contract-test")
+        assert provider.lease(key) is None
+        held = provider.create_lease(key, {"treadle.lease.holder": "a"}, "2030-01-01T00:00:00.000Z")
+        assert held is not None
+        assert (
+            provider.create_lease(key, {"treadle.lease.holder": "b"}, "2030-01-01T00:00:00Z")
+            is None
+        )
+        read = provider.lease(key)
+        assert read is not None and read.id == held.id
+        assert read.labels["treadle.lease.holder"] == "a"
+        assert provider.renew_lease(held, "2031-01-01T00:00:00.000Z")
+        renewed = provider.lease(key)
+        assert renewed is not None and renewed.expires == "2031-01-01T00:00:00.000Z"
+        # A claim on the record is a record of its own; the cluster's groups never show them.
+        claim = LeaseKey(region, "contract-test", claim=held.id[:12])
+        assert provider.create_lease(claim, {}, "2030-01-01T00:00:00.000Z") is not None
+        assert provider.server_groups(region) == []
+        provider.delete_lease(held)
+        assert provider.lease(key) is None
+        assert not provider.renew_lease(held, "2032-01-01T00:00:00.000Z")
+        provider.delete_lease(held)  # gone already: no error
+        again = provider.create_lease(
+            key, {"treadle.lease.holder": "c"}, "2030-01-01T00:00:00.000Z"
+        )
+        assert again is not None and again.id != held.id

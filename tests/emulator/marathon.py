@@ -172,6 +172,18 @@ class MarathonEmulator(HttpEmulator):
                 )
             )
 
+    def app_changes(self) -> list[Request]:
+        """Recorded changes to apps other than treadle's cluster lease records (apps named
+        `<cluster>.lease...`, made and deleted around every stage that changes a cluster)."""
+
+        def lease(request: Request) -> bool:
+            app_id = request.path.removeprefix("/v2/apps")
+            if request.method == "POST" and isinstance(request.body, dict):
+                app_id = str(request.body.get("id", ""))
+            return ".lease" in app_id.rsplit("/", 1)[-1]
+
+        return [r for r in self.mutating_requests() if not lease(r)]
+
     # -- plumbing --------------------------------------------------------------------
 
     def is_public(self, request: Request) -> bool:

@@ -130,6 +130,9 @@ class Deployment:
     actions: list[str]  # one action per step, e.g. ["StartApplication", "ScaleApplication"]
     started_at: float
     original: dict[str, Any] | None  # the definition before, for a rollback
+    # No task to start or kill (an app of no instances made or removed): Marathon's
+    # deployment manager finishes it at once, so it does not stay listed.
+    trivial: bool = False
 
 
 class AppLocked(Exception):
@@ -224,8 +227,10 @@ class MarathonState:
         version = self.new_version(now)
         app = self.apps.get(app_id)
         original = copy.deepcopy(app.definition) if app else None
+        trivial = False
         if target is None:
             actions = ["StopApplication"] if app else []
+            trivial = app is None or not app.tasks
             if app is not None:
                 self._kill(app, list(app.tasks), now)
                 self._count_service_ports(app.definition, None)
@@ -237,12 +242,15 @@ class MarathonState:
             self._count_service_ports(None, target)
             self.apps[app_id] = app
             actions = ["StartApplication"] + (["ScaleApplication"] if target["instances"] else [])
+            trivial = not target["instances"]
         else:
             self._assign_service_ports(target, app.definition)
             actions = self._update(app, target, version, restart)
         if actions:
             self._touch_groups(app_id, version)
-        deployment = Deployment(str(uuid.uuid4()), app_id, version, actions, now, original)
+        deployment = Deployment(
+            str(uuid.uuid4()), app_id, version, actions, now, original, trivial=trivial
+        )
         self.deployments[deployment.id] = deployment
         self.events.append(events.deployment_step(self, deployment, now, "deployment_info"))
         self._wake(now + self.timings.deploy_seconds, app_id)
@@ -368,7 +376,9 @@ class MarathonState:
         for deployment in [d for d in self.deployments.values() if d.app_id == app_id]:
             if not self._goal_reached(app, t):
                 continue
-            ends = deployment.started_at + self.timings.deploy_seconds
+            ends = deployment.started_at + (
+                0 if deployment.trivial else self.timings.deploy_seconds
+            )
             if t >= ends:
                 del self.deployments[deployment.id]
                 self.finished_deployments.append(t)

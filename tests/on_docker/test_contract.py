@@ -11,7 +11,6 @@ from contract import ProviderContract, StageContract
 from dockerish import EngineJobs, OnEngine
 
 from treadle.console import Console
-from treadle.providers import Connection
 from treadle.providers.docker import DockerProvider
 from treadle.waiting import Deadline
 
@@ -25,6 +24,6 @@ class TestDocker(OnEngine, EngineJobs, ProviderContract, StageContract):
 
     @pytest.fixture
     def provider(self, engine: Any) -> Iterator[DockerProvider]:
-        provider = DockerProvider(Connection(), deadline=Deadline(60), console=Console())
+        provider = DockerProvider(deadline=Deadline(60), console=Console())
         yield provider
         provider.close()

@@ -11,16 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from dockerish import IMAGE, SERVED, deploy_on, remove_region, treadle_on_engine, unavailable
+from dockerish import SERVED, deploy_on, remove_region, treadle_on_engine, unavailable
 from helpers import Outcome, treadle
-
-from treadle.console import Console
-from treadle.errors import Conflict
-from treadle.naming import Cluster, ServerGroupName
-from treadle.providers import Connection
-from treadle.providers.base import NewServerGroup, server_group_labels
-from treadle.providers.docker import DockerProvider
-from treadle.waiting import Deadline
 
 pytestmark = pytest.mark.docker
 
@@ -216,39 +208,6 @@ def test_a_bad_spec_is_exit_2_and_creates_nothing(
     ]
     assert message in deployed.result["error"]["message"]  # type: ignore[index]
     assert containers(engine, region) == {}
-
-
-def test_a_retried_create_adopts_the_group_it_made(engine: Any, region: str) -> None:
-    provider = DockerProvider(Connection(), deadline=Deadline(60), console=Console())
-    name = ServerGroupName(Cluster("web", "prod"), 0)
-    definition = provider.definition(
-        NewServerGroup(
-            name,
-            region,
-            IMAGE,
-            2,
-            None,
-            server_group_labels(name, "test", "2026-01-01T00:00:00.000Z"),
-        )
-    )
-    try:
-        first = provider.create(region, definition)
-        again = provider.create(region, definition)
-        assert again == first and again.instances == 2
-        other = provider.definition(
-            NewServerGroup(
-                name,
-                region,
-                IMAGE,
-                2,
-                None,
-                server_group_labels(name, "test", "2026-01-02T00:00:00.000Z"),
-            )
-        )
-        with pytest.raises(Conflict, match="already in use"):
-            provider.create(region, other)
-    finally:
-        provider.close()
 
 
 def free_port() -> int:

@@ -13,7 +13,6 @@ from dockerish import IMAGE, remove_labelled
 
 from treadle.console import Console
 from treadle.naming import Cluster, ServerGroupName
-from treadle.providers import Connection
 from treadle.providers.base import JobRequest, NewServerGroup, ServerGroup, server_group_labels
 from treadle.providers.docker import DockerProvider
 from treadle.providers.engine.jobs import LABEL_JOB
@@ -27,7 +26,7 @@ QUIET = 3.0
 
 @pytest.fixture
 def provider(engine: Any) -> Iterator[DockerProvider]:
-    provider = DockerProvider(Connection(), deadline=Deadline(60), console=Console())
+    provider = DockerProvider(deadline=Deadline(60), console=Console())
     yield provider
     provider.close()
 

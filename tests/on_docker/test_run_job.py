@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from treadle.console import Console
-from treadle.providers import Connection
 from treadle.providers.base import JobRun, JobStatus
 from treadle.providers.docker import DockerProvider
 from treadle.waiting import Deadline
@@ -22,7 +21,7 @@ NO_SHIM = 'failed to create shim task: exec: "migrate": executable file not foun
 
 @pytest.fixture
 def provider(engine: Any) -> Iterator[DockerProvider]:
-    provider = DockerProvider(Connection(), deadline=Deadline(60), console=Console())
+    provider = DockerProvider(deadline=Deadline(60), console=Console())
     yield provider
     provider.close()
 

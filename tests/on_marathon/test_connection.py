@@ -202,7 +202,7 @@ def test_gateway_errors_and_leader_elections_are_retried(
     outcome = treadle("deploy", "--app", "web", "--image", "web:1", "--marathon-url", marathon.url)
     assert outcome.code == 0, outcome
     assert marathon.app("/web-v000")["tasksRunning"] == 1
-    assert len([r for r in marathon.requests if r.method == "POST"]) == 1
+    assert len([r for r in marathon.app_changes() if r.method == "POST"]) == 1
 
 
 def test_a_marathon_that_stays_unavailable_fails_at_the_timeout(marathon: MarathonEmulator) -> None:

@@ -9,8 +9,8 @@ from contract import ProviderContract, StageContract
 from emulator import MarathonEmulator
 
 from treadle.console import Console
-from treadle.providers import Connection
 from treadle.providers.marathon import MarathonProvider
+from treadle.providers.marathon.settings import MarathonSettings
 from treadle.waiting import Deadline
 
 FAILING = "registry.example/web:crashes"
@@ -24,7 +24,7 @@ class TestMarathon(ProviderContract, StageContract):
     @pytest.fixture
     def provider(self, marathon: MarathonEmulator) -> Iterator[MarathonProvider]:
         provider = MarathonProvider(
-            Connection(marathon_url=marathon.url), deadline=Deadline(60), console=Console()
+            MarathonSettings(marathon_url=marathon.url), deadline=Deadline(60), console=Console()
         )
         yield provider
         provider.close()

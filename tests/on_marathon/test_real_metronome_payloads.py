@@ -16,10 +16,10 @@ from helpers import treadle
 from treadle import __version__
 from treadle.console import Console
 from treadle.errors import InputError
-from treadle.providers import Connection
 from treadle.providers.base import JobRequest, JobRun
 from treadle.providers.marathon import MarathonProvider
 from treadle.providers.marathon.metronome import build_job, finished_run
+from treadle.providers.marathon.settings import MarathonSettings
 from treadle.waiting import Deadline
 
 from .schemas import job_definition_validator
@@ -111,7 +111,7 @@ def test_every_real_run_answer_is_read(shared_data: Path) -> None:
     assert len(runs) >= 5
     with MetronomeEmulator() as emu:
         provider = MarathonProvider(
-            Connection(dcos_url=emu.dcos_url), deadline=Deadline(10), console=Console()
+            MarathonSettings(dcos_url=emu.dcos_url), deadline=Deadline(10), console=Console()
         )
         try:
             for run in runs:

@@ -16,11 +16,11 @@ from helpers import treadle
 
 from treadle.console import Console
 from treadle.errors import StageFailed
-from treadle.providers import Connection
 from treadle.providers.base import JobRequest, JobRun
 from treadle.providers.marathon import MarathonProvider
 from treadle.providers.marathon.dcos import Urls
 from treadle.providers.marathon.sandbox import task_in_state
+from treadle.providers.marathon.settings import MarathonSettings
 from treadle.waiting import Deadline
 
 from .conftest import FAST_JOBS
@@ -653,25 +653,27 @@ def test_run_job_needs_a_metronome_url(marathon: MarathonEmulator) -> None:
     ("connection", "marathon", "metronome", "root"),
     [
         (
-            Connection(dcos_url="https://dcos.example/"),
+            MarathonSettings(dcos_url="https://dcos.example/"),
             "https://dcos.example/service/marathon",
             "https://dcos.example/service/metronome",
             "https://dcos.example",
         ),
         (
-            Connection(metronome_url="https://dcos.example/service/metronome"),
+            MarathonSettings(metronome_url="https://dcos.example/service/metronome"),
             None,
             "https://dcos.example/service/metronome",
             "https://dcos.example",
         ),
         (
-            Connection(metronome_url="http://metronome.example:9000"),
+            MarathonSettings(metronome_url="http://metronome.example:9000"),
             None,
             "http://metronome.example:9000",
             None,
         ),
         (
-            Connection(marathon_url="https://m.example:8443", dcos_url="https://dcos.example"),
+            MarathonSettings(
+                marathon_url="https://m.example:8443", dcos_url="https://dcos.example"
+            ),
             "https://m.example:8443",
             "https://dcos.example/service/metronome",
             "https://dcos.example",
@@ -679,7 +681,7 @@ def test_run_job_needs_a_metronome_url(marathon: MarathonEmulator) -> None:
     ],
 )
 def test_where_the_services_are(
-    connection: Connection, marathon: str | None, metronome: str | None, root: str | None
+    connection: MarathonSettings, marathon: str | None, metronome: str | None, root: str | None
 ) -> None:
     assert Urls.of(connection) == Urls(marathon, metronome, root)
 
@@ -792,7 +794,7 @@ def test_every_definition_treadle_sends_validates_against_metronomes_schema(
 
 def finished_run(metronome: MetronomeEmulator, job_id: str) -> tuple[MarathonProvider, JobRun]:
     provider = MarathonProvider(
-        Connection(dcos_url=metronome.dcos_url), deadline=Deadline(30), console=Console()
+        MarathonSettings(dcos_url=metronome.dcos_url), deadline=Deadline(30), console=Console()
     )
     definition = provider.job_definition(
         JobRequest(job_id, None, "./job.sh", {}, None, None, None, {})
@@ -837,7 +839,7 @@ def test_the_provider_reads_a_whole_log_from_any_offset(metronome: MetronomeEmul
     text = "ünïcödé line\n" * 10000
     metronome.script("ci.log", stdout=text, seconds=0.05)
     provider = MarathonProvider(
-        Connection(dcos_url=metronome.dcos_url), deadline=Deadline(30), console=Console()
+        MarathonSettings(dcos_url=metronome.dcos_url), deadline=Deadline(30), console=Console()
     )
     try:
         definition = provider.job_definition(

@@ -102,7 +102,7 @@ def test_a_fetched_app_used_as_spec_is_stripped_of_read_only_fields(
         marathon.url,
     )
     assert outcome.code == 0, outcome
-    post = next(r for r in marathon.requests if r.method == "POST" and r.path == "/v2/apps")
+    post = next(r for r in marathon.app_changes() if r.method == "POST" and r.path == "/v2/apps")
     assert not {"version", "versionInfo", "tasks", "tasksRunning", "deployments"} & set(post.body)
     assert post.body["id"] == "/web-prod-v001"
 
@@ -152,7 +152,7 @@ def test_failing_tasks_fail_fast_with_marathons_reason(marathon: MarathonEmulato
     )
     assert outcome.code == 1, outcome
     assert time.monotonic() - started < 20, "failing tasks must not wait for the whole --timeout"
-    assert "tasks failed" in outcome.result["error"]["message"]
+    assert "instances failed" in outcome.result["error"]["message"]
 
 
 def test_several_regions_deploy_concurrently() -> None:

@@ -11,7 +11,6 @@ from contract import ProviderContract, StageContract
 from dockerish import EngineJobs, OnEngine
 
 from treadle.console import Console
-from treadle.providers import Connection
 from treadle.providers.swarm import SwarmProvider
 from treadle.waiting import Deadline
 
@@ -25,6 +24,6 @@ class TestSwarm(OnEngine, EngineJobs, ProviderContract, StageContract):
 
     @pytest.fixture
     def provider(self, swarm: Any) -> Iterator[SwarmProvider]:
-        provider = SwarmProvider(Connection(), deadline=Deadline(60), console=Console())
+        provider = SwarmProvider(deadline=Deadline(60), console=Console())
         yield provider
         provider.close()

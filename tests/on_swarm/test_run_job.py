@@ -11,7 +11,6 @@ import pytest
 
 from treadle.console import Console
 from treadle.errors import StageFailed
-from treadle.providers import Connection
 from treadle.providers.base import JobRun, JobStatus
 from treadle.providers.swarm import SwarmProvider
 from treadle.waiting import Deadline
@@ -23,7 +22,7 @@ RUN = JobRun("ci.migrate", "0a1b2c3d")
 
 @pytest.fixture
 def provider(swarm: Any) -> Iterator[SwarmProvider]:
-    provider = SwarmProvider(Connection(), deadline=Deadline(60), console=Console())
+    provider = SwarmProvider(deadline=Deadline(60), console=Console())
     yield provider
     provider.close()
 

@@ -112,6 +112,6 @@ def test_failing_tasks_fail_the_deploy_before_its_timeout(
     assert deployed.code == 1, deployed
     assert time.monotonic() - started < 30, "Swarm restarts a failed task after 5s"
     assert (
-        "web-prod-v000 cannot become healthy: 3 tasks failed, the last one failed: "
+        "web-prod-v000 cannot become healthy: 3 instances failed, the last one: failed: "
         "task: non-zero exit (3)"
     ) in deployed.stderr

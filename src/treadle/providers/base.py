@@ -1,9 +1,12 @@
 """The one seam between provider-neutral stages and the providers (Marathon, Docker, Swarm).
 
-A provider answers what server groups a region holds, builds a native definition from an
-image and a spec, and carries out single changes: create, resize, disable, enable,
-destroy. It reports health as plain counts. Everything else (naming, sequences,
-selection, strategies, guards, waiting, rollback) lives once, above this seam.
+A provider reads what server groups a region holds, builds a native definition from an
+image and a spec, and carries out single changes (create, resize, disable, enable,
+destroy), writing the records a stage hands it as labels. It reports health as plain
+counts, and keeps the cluster lease's records. Everything that decides (naming,
+sequences, selection, adoption, remembered sizes, strategies, failure thresholds,
+guards, waiting, rollback, the lease's rules) lives once, above this seam, in
+treadle.stages.
 """
 
 from __future__ import annotations
@@ -11,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from treadle.naming import Cluster, ServerGroupName, try_parse_server_group
 
@@ -27,10 +31,36 @@ LABEL_CLUSTER = "treadle.cluster"
 LABEL_SEQUENCE = "treadle.sequence"
 LABEL_VERSION = "treadle.version"
 LABEL_CREATED_AT = "treadle.created-at"
-# The deploy that created it, across CI retries (see deploy's --run-key).
+# The deploy that created it, across CI retries (see deploy's --run-key), and what it was
+# created from: a rerun carries on only with a group of its own run, image and spec.
 LABEL_RUN_KEY = "treadle.run-key"
-# The size a disabled server group had, so that enable brings it back.
+LABEL_SPEC_DIGEST = "treadle.spec-digest"
+# The records a stage keeps on a server group (treadle.stages.records): the size it
+# serves at when enabled and whole, the size a disabled group remembers (its presence
+# marks the group disabled), the deploy that disabled it, and the group it took over from.
+LABEL_CAPACITY = "treadle.capacity"
 LABEL_DISABLED_INSTANCES = "treadle.disabled-instances"
+LABEL_DISABLED_BY = "treadle.disabled-by"
+LABEL_PREVIOUS = "treadle.previous-server-group"
+# Where it was deployed from: the CI system, its run, and what that run built (treadle.ci).
+LABEL_CI = "treadle.ci"
+LABEL_RUN_URL = "treadle.run-url"
+LABEL_COMMIT = "treadle.commit"
+LABEL_REF = "treadle.ref"
+LABEL_ACTOR = "treadle.actor"
+
+# A cluster lease record's own identity and expiry (the holder's labels are the stage's).
+LABEL_LEASE_ID = "treadle.lease.id"
+LABEL_LEASE_EXPIRES = "treadle.lease.expires"
+
+# Labels a stage writes on an existing group: a value of None removes the label.
+Records = Mapping[str, str | None]
+NO_RECORDS: Records = MappingProxyType({})
+
+# What a provider can do beyond the seam's core, declared rather than probed.
+JOBS = "jobs"  # one-off jobs: it is a JobProvider
+EVENTS = "events"  # it hears of changes as they happen: watch() brings news
+JOB_EVENTS = "job-events"  # the same for job runs: watch_job() brings news
 
 
 @dataclass(frozen=True)
@@ -40,10 +70,12 @@ class ServerGroup:
     name: str
     region: str
     image: str | None
+    # How many instances it is set to run now. A disabled group still stopping counts
+    # those that still run, so that a stage can finish what an interrupted one began.
     instances: int
+    # Not marked disabled (LABEL_DISABLED_INSTANCES absent).
     enabled: bool = True
     created_at: str | None = None
-    disabled_instances: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
     # The provider's own handle (a Marathon app id, a Swarm service id).
     id: str = ""
@@ -69,13 +101,6 @@ class ServerGroup:
     def serving(self) -> bool:
         return self.enabled and self.instances > 0
 
-    @property
-    def size(self) -> int:
-        """The size it serves at when enabled."""
-        if self.enabled:
-            return self.instances
-        return self.disabled_instances or 0
-
 
 @dataclass(frozen=True)
 class Health:
@@ -87,13 +112,18 @@ class Health:
     # The provider has finished acting: no rollout left, every instance runs the group's
     # own current definition.
     settled: bool = True
-    # Set when the group cannot become healthy (tasks keep failing); waiting stops at once.
-    failure: str | None = None
+    # Instances of its current definition that failed since the provider first looked
+    # (the provider would keep replacing them: a stage decides when to give up).
+    failed: int = 0
+    last_failure: str | None = None
+    # Why it cannot get anywhere without a change (cannot start at all, an update
+    # paused): waiting stops at once.
+    stuck: str | None = None
 
     @property
     def ok(self) -> bool:
         return (
-            self.failure is None
+            self.stuck is None
             and self.settled
             and self.running == self.desired
             and self.healthy == self.desired
@@ -126,9 +156,32 @@ class NewServerGroup:
     labels: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class LeaseKey:
+    """The cluster lease of one cluster in one region, or (`claim`) the claim of one run
+    on taking over the lease record whose id it names."""
+
+    region: str
+    cluster: str
+    claim: str | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease record as the provider keeps it."""
+
+    key: LeaseKey
+    # The record's own identity: a record made again under the same key has another.
+    id: str
+    # Who holds it (treadle.stages.lease writes them), and until when (UTC, ISO 8601).
+    labels: Mapping[str, str]
+    expires: str
+
+
 class Provider(Protocol):
     name: str
     default_region: str
+    capabilities: frozenset[str]
 
     def check_region(self, region: str) -> str:
         """The region in canonical form; InputError when the provider would reject it."""
@@ -144,32 +197,46 @@ class Provider(Protocol):
         """The native definition to create, built without any call; InputError for a spec
         the provider would reject. Dry runs print it."""
 
-    def create(self, region: str, definition: dict[str, Any]) -> ServerGroup: ...
+    def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
+        """AlreadyExists when something of that name exists: never taken for ours."""
 
-    def resize(self, group: ServerGroup, instances: int) -> None: ...
+    def resize(self, group: ServerGroup, instances: int, records: Records = NO_RECORDS) -> None:
+        """Run `instances` instances (starting any that should run and do not), writing
+        `records` with the change where the provider can."""
 
-    def disable(self, group: ServerGroup, remember: int) -> None:
-        """Run no instances, keep the definition, and remember `remember` as its size."""
+    def disable(self, group: ServerGroup, records: Records) -> None:
+        """Run no instances, keep the definition, and write `records` (which mark it
+        disabled) first, so that an interrupted disable is seen as one."""
 
-    def enable(self, group: ServerGroup) -> None:
-        """Bring a disabled group back to the size it remembers."""
+    def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
+        """Bring a disabled group back at `instances`, writing `records`."""
 
-    def destroy(self, group: ServerGroup) -> None: ...
+    def destroy(self, group: ServerGroup) -> None:
+        """Remove it; one already gone is not an error."""
 
     def health(self, group: ServerGroup) -> Health:
-        """Its state now, read afresh (desired is its current size, not `group`'s)."""
+        """Its state now, read afresh (desired is its current size, not `group`'s);
+        ServerGroupGone when it no longer exists."""
+
+    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup | None]:
+        """While inside, news of `group` (None where the provider hears none: EVENTS)."""
+
+    # --- the cluster lease's records (the rules are treadle.stages.lease's) ------------
+
+    def lease(self, key: LeaseKey) -> Lease | None:
+        """The record under `key`, None when there is none."""
+
+    def create_lease(self, key: LeaseKey, labels: Mapping[str, str], expires: str) -> Lease | None:
+        """Make the record under `key`, atomically: None when one exists already."""
+
+    def renew_lease(self, lease: Lease, expires: str) -> bool:
+        """Move its expiry on; False when that record is gone (replaced or deleted)."""
+
+    def delete_lease(self, lease: Lease) -> None:
+        """Delete the record; one already gone is not an error. Providers whose records
+        have an identity of their own delete only that record."""
 
     def close(self) -> None: ...
-
-
-@runtime_checkable
-class Watching(Protocol):
-    """A provider that hears of changes as they happen (an event stream), so that a wait
-    checks again as soon as something happens instead of at its next poll. Optional: a
-    provider without it is polled."""
-
-    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup]:
-        """While inside, the wakeup brings news of `group`."""
 
 
 def server_group_labels(name: ServerGroupName, version: str, created_at: str) -> dict[str, str]:
@@ -183,6 +250,17 @@ def server_group_labels(name: ServerGroupName, version: str, created_at: str) ->
         LABEL_VERSION: version,
         LABEL_CREATED_AT: created_at,
     }
+
+
+def merged(labels: Mapping[str, str], records: Records) -> dict[str, str]:
+    """Labels with records written over them (None removes)."""
+    result = dict(labels)
+    for key, value in records.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
 
 
 @dataclass(frozen=True)
@@ -220,7 +298,7 @@ class JobStatus:
 
 
 class JobProvider(Protocol):
-    """The part of a provider that runs one-off jobs to completion (run-job)."""
+    """The part of a provider that runs one-off jobs to completion (run-job): JOBS."""
 
     def job_definition(self, job: JobRequest) -> dict[str, Any]:
         """The native job definition, built without any call; InputError when the provider
@@ -243,12 +321,5 @@ class JobProvider(Protocol):
     def finish_job(self, run: JobRun) -> None:
         """Release what the run left behind once its outputs are read."""
 
-
-@runtime_checkable
-class WatchingJobs(Protocol):
-    """A job provider that hears of a run's changes as they happen, so that run-job reads
-    the run's state when something happened instead of polling it. Optional: a provider
-    without it is polled."""
-
     def watch_job(self, run: JobRun) -> AbstractContextManager[Wakeup | None]:
-        """While inside, the wakeup (None: no news to be had) brings news of `run`."""
+        """While inside, news of `run` (None where there is none: JOB_EVENTS)."""

@@ -1,45 +1,58 @@
 """deploy: create the next server group of a cluster, wait until it is healthy, then apply
 a strategy to the older ones.
 
-A strategy is a plan of single steps (resize, disable, destroy) computed from the
-cluster as it is before anything changes. A dry run prints the plan; a real run carries
-it out step by step, waiting after each; a rollback undoes the steps it has done.
+Under the cluster lease of each region (treadle.stages.lease), it reads the cluster,
+decides the new group's name and size from records (treadle.stages.records), and plans
+the strategy (treadle.stages.strategies) before anything changes. A dry run prints the
+plan; a real run carries it out step by step, waiting after each. A rerun of the same
+run (same run key, image and spec) carries on with the group its first attempt made,
+when that is still the cluster's newest; a name someone else took moves on to the next
+sequence. A rollback restores every older group the deploy touched to what its records
+say it was, including the step in progress, then takes the new group out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import math
+import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from treadle import __version__
-from treadle.errors import Cancelled, InputError, Refused, StageFailed, TreadleError
+from treadle.errors import (
+    AlreadyExists,
+    Cancelled,
+    InputError,
+    LeaseLost,
+    Refused,
+    ServerGroupGone,
+    StageFailed,
+    TreadleError,
+)
 from treadle.naming import Cluster, ServerGroupName, next_sequence
 from treadle.providers.base import (
+    LABEL_CAPACITY,
+    LABEL_PREVIOUS,
     LABEL_RUN_KEY,
+    LABEL_SPEC_DIGEST,
     NewServerGroup,
     ServerGroup,
     server_group_labels,
 )
-from treadle.stages.common import (
-    Runtime,
-    age_key,
-    cluster_groups,
-    endpoint_fields,
-    refetch,
-    wait_gone,
-    wait_healthy,
-)
+from treadle.stages.records import capacity, disabled_by, disabling, enabling, sized
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import cluster_groups
+from treadle.stages.strategies import DEFAULT_STEPS, STRATEGIES, Step, strategy_steps, touched
+from treadle.stages.waits import endpoint_fields, refetch, wait_gone, wait_healthy
 from treadle.waiting import shielded
 
-STRATEGIES = ("none", "highlander", "red-black", "rolling-red-black")
-DEFAULT_STEPS = (25, 50, 100)
-# Time a rollback may take after the stage's own deadline has passed.
-ROLLBACK_GRACE = 60.0
+# Time a rollback may take, from its start, whether or not --timeout has passed.
+ROLLBACK_SECONDS = 120.0
+# Names taken by something else in a row before giving up.
+CREATE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -54,9 +67,6 @@ class Request:
     steps: tuple[int, ...] = DEFAULT_STEPS
     rollback_on_failure: bool = False
     destroy_failed: bool = False
-    # Names this deploy across CI retries: a rerun with the same key and image adopts the
-    # server group the first attempt created instead of creating another.
-    run_key: str | None = None
 
     def check(self, rt: Runtime) -> Request:
         if self.strategy not in STRATEGIES:
@@ -91,37 +101,43 @@ class Request:
         regions = [
             rt.provider.check_region(r) for r in self.regions or [rt.provider.default_region]
         ]
+        # A spec the provider would refuse is refused before anything is asked of it.
+        rt.provider.definition(
+            NewServerGroup(
+                ServerGroupName(self.cluster, 0), regions[0], self.image, 1, self.spec, {}
+            )
+        )
         return replace(self, regions=tuple(dict.fromkeys(regions)))
 
-
-@dataclass(frozen=True)
-class Step:
-    verb: str  # resize | disable | destroy
-    group: str
-    # resize: the size to reach; disable: the size to remember.
-    instances: int = 0
-
-    def describe(self) -> str:
-        if self.verb == "resize":
-            return f"resize {self.group} to {self.instances}"
-        return f"{self.verb} {self.group}"
+    @property
+    def digest(self) -> str:
+        """What the new group is made from: a rerun carries on only with the same."""
+        made_of = json.dumps({"image": self.image, "spec": self.spec}, sort_keys=True, default=str)
+        return hashlib.sha256(made_of.encode()).hexdigest()[:16]
 
 
 @dataclass
 class RegionPlan:
     region: str
     name: ServerGroupName
+    # The size the new group serves at (recorded on it as its capacity).
     instances: int
     definition: dict[str, Any]
-    previous: ServerGroup | None
+    previous: str | None
+    # The cluster's other groups, all older than the new one, newest first.
     others: list[ServerGroup]
     steps: list[Step] = field(default_factory=list)
-    # The server group an earlier attempt with the same run key created, carried on.
+    # The group an earlier attempt of this run made, carried on.
     adopted: ServerGroup | None = None
+    # Older groups this deploy changes, and whether each served before it began.
+    before: dict[str, bool] = field(default_factory=dict)
 
 
-def run(rt: Runtime, request: Request) -> dict[str, object]:
+def deploy(rt: Runtime, request: Request) -> dict[str, object]:
     request = request.check(rt)
+    # Leases in one order, so that two multi-region deploys cannot each wait for the other.
+    for region in sorted(request.regions):
+        rt.hold(region, request.cluster.name)
     # Every region is planned (reads only) before any is changed, so that bad input in one
     # region leaves all of them untouched.
     plans = [plan_region(rt, request, region) for region in request.regions]
@@ -137,22 +153,35 @@ def run(rt: Runtime, request: Request) -> dict[str, object]:
         return combine([plan_fields(request, plan) for plan in plans])
     if len(plans) == 1:
         return deploy_region(rt, request, plans[0])
-    with ThreadPoolExecutor(max_workers=len(plans)) as pool:
-        futures = [
-            pool.submit(deploy_region, rt.for_region(plan.region), request, plan) for plan in plans
-        ]
-    outcomes: list[dict[str, object]] = []
-    failures: list[TreadleError] = []
-    for future in futures:
+    return combine(concurrently(rt, request, plans))
+
+
+def concurrently(rt: Runtime, request: Request, plans: list[RegionPlan]) -> list[dict[str, object]]:
+    """Each region in a thread of its own. Daemon threads: a stage that must end at once
+    (a cancel) never waits for a region stuck in a request."""
+    outcomes: list[dict[str, object]] = [{} for _ in plans]
+    failures: list[TreadleError | None] = [None] * len(plans)
+
+    def one(i: int) -> None:
         try:
-            outcomes.append(future.result())
+            outcomes[i] = deploy_region(rt.for_region(plans[i].region), request, plans[i])
         except TreadleError as e:
-            outcomes.append({**e.fields, "status": "failed", "error": str(e)})
-            failures.append(e)
+            outcomes[i] = {**e.fields, "status": "failed", "error": str(e)}
+            failures[i] = e
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(plans))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     result = combine(outcomes)
-    if failures:
-        raise type(failures[0])("; ".join(map(str, failures)), fields=result)
-    return result
+    failed = [e for e in failures if e is not None]
+    if failed:
+        error = failed[0]
+        error.args = ("; ".join(map(str, failed)),)
+        error.fields = result
+        raise error
+    return outcomes
 
 
 def combine(per_region: list[dict[str, object]]) -> dict[str, object]:
@@ -165,39 +194,78 @@ def combine(per_region: list[dict[str, object]]) -> dict[str, object]:
 
 def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
     existing = cluster_groups(rt, region, request.cluster)
-    adopted = next((g for g in existing if is_earlier_attempt(g, request)), None)
+    newest = existing[0] if existing else None
+    adopted = newest if newest is not None and is_earlier_attempt(rt, newest, request) else None
+    others = existing[1:] if adopted is not None else existing
     if adopted is not None:
         rt.console.info(
-            f"{adopted.name} in {region} was created by an earlier attempt of this run "
-            f"(run key {request.run_key}): carrying on with it"
+            f"{adopted.name} in {region} was made by an earlier attempt of this run "
+            f"(run key {rt.run_key}): carrying on with it"
         )
-        existing = [g for g in existing if g is not adopted]
-    name = ServerGroupName(request.cluster, next_sequence(g.sequence for g in existing))
-    if adopted is not None:
+        previous = adopted.labels.get(LABEL_PREVIOUS) or None
         name = adopted.parsed
-    previous = next((g for g in existing if g.enabled), None)
+    else:
+        previous = next((g.name for g in others if g.enabled), None)
+        name = ServerGroupName(request.cluster, next_sequence(g.sequence for g in existing))
     instances = request.instances
     if instances is None:
-        instances = previous.instances if previous else 1
-    created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    rolling = request.strategy == "rolling-red-black"
-    definition = rt.provider.definition(
-        NewServerGroup(
-            name=name,
-            region=region,
-            image=request.image,
-            instances=0 if rolling else instances,
-            spec=request.spec,
-            labels={
-                **server_group_labels(name, __version__, created_at),
-                **({LABEL_RUN_KEY: request.run_key} if request.run_key else {}),
-            },
-        )
+        source = adopted or next((g for g in others if g.name == previous), None)
+        instances = capacity(source) if source is not None else 1
+    plan = RegionPlan(region, name, instances, {}, previous, others, adopted=adopted)
+    plan.definition = definition(rt, request, plan)
+    grown = adopted.instances if adopted is not None else 0
+    plan.steps = strategy_steps(
+        request.strategy,
+        name.name,
+        instances,
+        others,
+        grown=grown,
+        steps=request.steps,
+        max_remaining=request.max_remaining,
     )
-    plan = RegionPlan(region, name, instances, definition, previous, existing, adopted=adopted)
-    plan.steps = strategy_steps(request, plan)
+    plan.before = {
+        g.name: g.serving or disabled_by(g) == name.name
+        for g in touched(plan.steps, name.name, others)
+    }
     guard_clean_up(plan)
     return plan
+
+
+def is_earlier_attempt(rt: Runtime, group: ServerGroup, request: Request) -> bool:
+    """Made by this run (run key), from the same image and spec, and not rolled back (a
+    rerun after a rollback deploys afresh)."""
+    return (
+        bool(rt.run_key)
+        and group.labels.get(LABEL_RUN_KEY) == rt.run_key
+        and group.image == request.image
+        and group.labels.get(LABEL_SPEC_DIGEST) == request.digest
+        and group.enabled
+    )
+
+
+def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any]:
+    created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    rolling = request.strategy == "rolling-red-black"
+    labels = {
+        **rt.provenance,
+        **server_group_labels(plan.name, __version__, created_at),
+        LABEL_SPEC_DIGEST: request.digest,
+        LABEL_CAPACITY: str(plan.instances),
+    }
+    if rt.run_key:
+        labels[LABEL_RUN_KEY] = rt.run_key
+    if plan.previous:
+        labels[LABEL_PREVIOUS] = plan.previous
+    return rt.provider.definition(
+        NewServerGroup(
+            name=plan.name,
+            region=plan.region,
+            image=request.image,
+            instances=0 if rolling else plan.instances,
+            spec=request.spec,
+            labels=labels,
+        )
+    )
 
 
 def guard_clean_up(plan: RegionPlan) -> None:
@@ -212,60 +280,6 @@ def guard_clean_up(plan: RegionPlan) -> None:
         )
 
 
-def is_earlier_attempt(group: ServerGroup, request: Request) -> bool:
-    """Created by this deploy's run key for the same image, and still enabled (a group an
-    earlier attempt rolled back is not carried on: the rerun deploys afresh)."""
-    return (
-        bool(request.run_key)
-        and group.labels.get(LABEL_RUN_KEY) == request.run_key
-        and group.image == request.image
-        and group.enabled
-    )
-
-
-def strategy_steps(request: Request, plan: RegionPlan) -> list[Step]:
-    others, new = plan.others, plan.name.name
-    if request.strategy == "highlander":
-        return [Step("destroy", g.name) for g in sorted(others, key=age_key)]
-    steps: list[Step] = []
-    if request.strategy == "rolling-red-black":
-        serving = [g for g in others if g.serving]
-        grown = plan.adopted.instances if plan.adopted else 0
-        for pct in request.steps:
-            size = math.ceil(plan.instances * pct / 100)
-            if size > grown:
-                steps.append(Step("resize", new, size))
-                grown = size
-            for g in serving:
-                if pct == 100:
-                    steps.append(Step("disable", g.name, g.instances))
-                else:
-                    steps.append(Step("resize", g.name, g.instances - g.instances * pct // 100))
-    if request.strategy in ("red-black", "rolling-red-black"):
-        disabled = {s.group for s in steps if s.verb == "disable"}
-        steps += [
-            Step("disable", g.name, g.instances)
-            for g in others
-            if g.enabled and g.name not in disabled
-        ]
-        if request.max_remaining is not None:
-            extra = others[request.max_remaining :]
-            steps += [Step("destroy", g.name) for g in sorted(extra, key=age_key)]
-    return dedupe_resizes(steps)
-
-
-def dedupe_resizes(steps: list[Step]) -> list[Step]:
-    """Drop resizes that would not change a size (small groups in rolling steps)."""
-    sizes: dict[str, int] = {}
-    kept = []
-    for step in steps:
-        if step.verb == "resize" and sizes.get(step.group) == step.instances:
-            continue
-        sizes[step.group] = step.instances
-        kept.append(step)
-    return kept
-
-
 def plan_fields(request: Request, plan: RegionPlan) -> dict[str, object]:
     return {
         "server_group": plan.name.name,
@@ -273,103 +287,142 @@ def plan_fields(request: Request, plan: RegionPlan) -> dict[str, object]:
         "region": plan.region,
         "image": request.image,
         "instances": plan.instances,
-        "previous_server_group": plan.previous.name if plan.previous else None,
+        "previous_server_group": plan.previous,
         "strategy": request.strategy,
-        "disabled_server_groups": [s.group for s in plan.steps if s.verb == "disable"],
+        "disabled_server_groups": sorted(
+            {g.name for g in plan.others if disabled_by(g) == plan.name.name}
+            | {s.group for s in plan.steps if s.verb == "disable"}
+        ),
         "destroyed_server_groups": [s.group for s in plan.steps if s.verb == "destroy"],
     }
 
 
 def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, object]:
     fields = plan_fields(request, plan)
-    disabled: list[str] = []
+    # What is true so far: only what this run has done.
+    disabled = sorted(g.name for g in plan.others if disabled_by(g) == plan.name.name)
     destroyed: list[str] = []
     fields["disabled_server_groups"], fields["destroyed_server_groups"] = disabled, destroyed
-    done: list[tuple[Step, ServerGroup]] = []
+    # Named once this run has made (or carried on with) it: never another run's.
+    fields["server_group"] = None
     created: ServerGroup | None = None
     try:
         if plan.adopted is not None:
-            created = refetch(rt, plan.adopted)
+            created = carry_on(rt, plan, rolling=request.strategy == "rolling-red-black")
         else:
-            rt.console.info(f"creating {plan.name} in {plan.region} from {request.image}")
-            created = rt.provider.create(plan.region, plan.definition)
+            created = create(rt, request, plan)
+        fields["server_group"] = created.name
+        rt.note(**fields)
         wait_healthy(rt, created)
         for step in plan.steps:
-            before = refetch(rt, current(plan, step, created))
+            group = refetch(rt, created if step.group == created.name else other(plan, step.group))
             rt.console.info(f"{step.describe()} ({request.strategy})")
-            carry_out(rt, step, before)
-            done.append((step, before))
-            if step.verb != "resize":
-                (disabled if step.verb == "disable" else destroyed).append(step.group)
+            carry_out(rt, step, group, created.name)
+            if step.verb == "disable" and step.group not in disabled:
+                disabled.append(step.group)
+            elif step.verb == "destroy":
+                destroyed.append(step.group)
         fields.update(endpoint_fields(refetch(rt, created)))
     except TreadleError as e:
-        if created is None or not request.rollback_on_failure:
+        if created is None or not request.rollback_on_failure or isinstance(e, LeaseLost):
             e.fields = {**fields, **e.fields}
             raise
-        # A cancelled stage must end within seconds: roll back without waiting.
-        undo_rt = replace(rt, wait=False) if isinstance(e, Cancelled) else rt
         kind = Cancelled if isinstance(e, Cancelled) else StageFailed
         try:
             with shielded():
-                rolled = roll_back(undo_rt, request, created, done)
+                rolled = roll_back(rt, request, plan, created)
         except TreadleError as failure:
             raise kind(
-                f"{e}; the rollback failed too: {failure}", fields={**fields, "rolled_back": False}
+                f"{e}; the rollback did not finish: {failure}",
+                fields={**fields, "rolled_back": False},
             ) from failure
         raise kind(f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": True}) from e
     return fields
 
 
-def current(plan: RegionPlan, step: Step, created: ServerGroup) -> ServerGroup:
-    if step.group == created.name:
-        return created
-    return next(g for g in plan.others if g.name == step.group)
+def other(plan: RegionPlan, name: str) -> ServerGroup:
+    return next(g for g in plan.others if g.name == name)
 
 
-def carry_out(rt: Runtime, step: Step, group: ServerGroup) -> None:
+def create(rt: Runtime, request: Request, plan: RegionPlan) -> ServerGroup:
+    """Make the new group; a name that something else took (another run without a lease,
+    or anything not of this run) moves on to the next sequence, never adopted."""
+    taken: set[int] = set()
+    for _ in range(CREATE_ATTEMPTS):
+        rt.console.info(f"creating {plan.name} in {plan.region} from {request.image}")
+        try:
+            return rt.provider.create(plan.region, plan.definition)
+        except AlreadyExists:
+            taken.add(plan.name.sequence)
+            existing = cluster_groups(rt, plan.region, request.cluster)
+            used = taken | {g.sequence for g in existing}
+            rt.console.info(f"{plan.name} exists already and is not this run's: moving on")
+            plan.name = ServerGroupName(request.cluster, next_sequence(used))
+            plan.definition = definition(rt, request, plan)
+    raise StageFailed(
+        f"{CREATE_ATTEMPTS} names of {request.cluster} in {plan.region} in a row were taken "
+        "while treadle created the next server group"
+    )
+
+
+def carry_on(rt: Runtime, plan: RegionPlan, *, rolling: bool) -> ServerGroup:
+    """The earlier attempt's group, brought to where that attempt meant it to be: its
+    recorded size (a rolling deploy: the step it reached), with every instance started."""
+    assert plan.adopted is not None
+    group = refetch(rt, plan.adopted)
+    size = group.instances if rolling else plan.instances
+    rt.provider.resize(group, size, sized(plan.instances))
+    return refetch(rt, group)
+
+
+def carry_out(rt: Runtime, step: Step, group: ServerGroup, new: str) -> None:
     if step.verb == "resize":
-        rt.provider.resize(group, step.instances)
+        # An older group shrinking keeps its full size on record, for a rerun or rollback.
+        rt.provider.resize(group, step.instances, sized(capacity(group)))
         wait_healthy(rt, group)
     elif step.verb == "disable":
-        rt.provider.disable(group, remember=step.instances)
+        rt.provider.disable(group, disabling(group, by=new))
         wait_healthy(rt, group)
     elif step.verb == "destroy":
         rt.provider.destroy(group)
         wait_gone(rt, group)
 
 
-def roll_back(
-    rt: Runtime, request: Request, created: ServerGroup, done: list[tuple[Step, ServerGroup]]
-) -> str:
-    """Undo the steps done, newest first, then take the new server group out of service.
-    Returns what it did, for the error message."""
-    rt.deadline.extend(ROLLBACK_GRACE)
-    undone: list[str] = []
-    for step, before in reversed(done):
-        if step.verb == "destroy":
-            undone.append(f"{step.group} stays destroyed")
-        elif step.group != created.name:
-            restore(rt, before)
-            undone.append(f"restored {before.name} to {before.instances}")
-    if request.destroy_failed:
-        rt.provider.destroy(created)
-        wait_gone(rt, created)
-        undone.append(f"destroyed {created.name}")
-    else:
-        now = refetch(rt, created)
-        if now.enabled:
-            rt.provider.disable(now, remember=now.instances)
-            wait_healthy(rt, now)
-        undone.append(f"disabled {created.name}")
-    rt.console.info(f"rolled back: {', '.join(undone)}")
-    return ", ".join(undone)
-
-
-def restore(rt: Runtime, before: ServerGroup) -> None:
-    now = refetch(rt, before)
-    if not now.enabled:
-        rt.provider.enable(now)
-        now = refetch(rt, before)
-    if now.instances != before.instances:
-        rt.provider.resize(now, before.instances)
-    wait_healthy(rt, now)
+def roll_back(rt: Runtime, request: Request, plan: RegionPlan, created: ServerGroup) -> str:
+    """Restore every older group this deploy touched that served before it to its
+    recorded size (the step in progress included), wait until they are healthy, then take
+    the new group out. Returns what it did, for the error message."""
+    done: list[str] = []
+    with rt.deadline.grace(ROLLBACK_SECONDS):
+        restored = []
+        for name, served in plan.before.items():
+            if not served:
+                continue
+            try:
+                group = refetch(rt, other(plan, name))
+            except ServerGroupGone:
+                done.append(f"{name} stays destroyed")
+                continue
+            size = capacity(group)
+            if not group.enabled:
+                rt.provider.enable(group, size, enabling(group))
+            elif group.instances != size:
+                rt.provider.resize(group, size, sized(size))
+            else:
+                continue
+            restored.append(group)
+            done.append(f"restored {name} to {size}")
+        for group in restored:
+            wait_healthy(rt, group)
+        if request.destroy_failed:
+            rt.provider.destroy(created)
+            wait_gone(rt, created)
+            done.append(f"destroyed {created.name}")
+        else:
+            now = refetch(rt, created)
+            if now.enabled or now.instances:
+                rt.provider.disable(now, disabling(now))
+                wait_healthy(rt, now)
+            done.append(f"disabled {created.name}")
+    rt.console.info(f"rolled back: {', '.join(done)}")
+    return ", ".join(done)

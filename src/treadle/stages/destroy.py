@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from treadle.stages.common import Runtime, Selector, guard_capacity, wait_gone
+from treadle.stages.guard import guard_capacity
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import Selector
+from treadle.stages.waits import wait_gone
 
 
-def run(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str, object]:
+def destroy(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str, object]:
     selector = selector.checked(rt.provider)
+    rt.hold(selector.region, selector.cluster_name)
     group, siblings = selector.find(rt)
     if group is None:
         rt.console.info(f"nothing to destroy: {selector.describe()} does not exist")

@@ -1,45 +1,46 @@
-"""enable and disable: take a server group out of service keeping its definition and size,
-and bring it back."""
+"""enable and disable: take a server group out of service keeping its definition and
+recorded size, and bring it back at that size."""
 
 from __future__ import annotations
 
-from treadle.stages.common import (
-    Runtime,
-    Selector,
-    group_fields,
-    guard_capacity,
-    refetch,
-    wait_healthy,
-)
+from treadle.stages.guard import guard_capacity
+from treadle.stages.records import capacity, disabling, enabling
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import Selector
+from treadle.stages.waits import group_fields, refetch, wait_healthy
 
 
 def disable(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str, object]:
     selector = selector.checked(rt.provider)
+    rt.hold(selector.region, selector.cluster_name)
     group, siblings = selector.require(rt)
-    if not group.enabled:
+    # Marked disabled with instances still running: an interrupted disable to finish.
+    if not group.enabled and not group.instances:
         rt.console.info(f"{group.name} is already disabled")
         return {**group_fields(group), "changed": False}
     guard_capacity(group, siblings, "disable", force=force)
     if rt.dry_run:
-        rt.plan(f"disable {group.name} in {group.region} (remembering {group.instances} instances)")
+        rt.plan(f"disable {group.name} in {group.region} (remembering {capacity(group)} instances)")
         return {**group_fields(group), "changed": False}
     rt.console.info(f"disabling {group.name} in {group.region}")
-    rt.provider.disable(group, remember=group.instances)
+    rt.provider.disable(group, disabling(group))
     wait_healthy(rt, refetch(rt, group))
     return {**group_fields(refetch(rt, group)), "changed": True}
 
 
 def enable(rt: Runtime, selector: Selector) -> dict[str, object]:
     selector = selector.checked(rt.provider)
+    rt.hold(selector.region, selector.cluster_name)
     group, _ = selector.require(rt)
-    if group.enabled:
+    size = capacity(group)
+    if group.enabled and group.instances == size:
         rt.console.info(f"{group.name} is already enabled")
         return {**group_fields(group), "changed": False}
     if rt.dry_run:
-        rt.plan(f"enable {group.name} in {group.region} at {group.size} instances")
+        rt.plan(f"enable {group.name} in {group.region} at {size} instances")
         return {**group_fields(group), "changed": False}
-    rt.console.info(f"enabling {group.name} in {group.region} at {group.size} instances")
-    rt.provider.enable(group)
+    rt.console.info(f"enabling {group.name} in {group.region} at {size} instances")
+    rt.provider.enable(group, size, enabling(group))
     enabled = refetch(rt, group)
     wait_healthy(rt, enabled)
     return {**group_fields(enabled), "changed": True}

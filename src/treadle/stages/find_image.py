@@ -9,7 +9,10 @@ from treadle.errors import InputError, NotFound, Refused
 from treadle.images import ImageRef
 from treadle.naming import parse_cluster
 from treadle.providers.base import ServerGroup
-from treadle.stages.common import Runtime, age_key, cluster_groups, endpoint_fields
+from treadle.stages.records import capacity
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import age_key, cluster_groups
+from treadle.stages.waits import endpoint_fields
 
 SELECTIONS = ("newest", "oldest", "largest", "fail")
 
@@ -23,7 +26,7 @@ class Query:
     image_pattern: str | None = None
 
 
-def run(rt: Runtime, query: Query) -> dict[str, object]:
+def find_image(rt: Runtime, query: Query) -> dict[str, object]:
     cluster = parse_cluster(query.cluster)
     if query.selection not in SELECTIONS:
         raise InputError(
@@ -54,7 +57,7 @@ def run(rt: Runtime, query: Query) -> dict[str, object]:
         raise Refused(
             f"--selection fail: {len(candidates)} server groups of {cluster} match: {names}"
         )
-    chosen = choose(candidates, query.selection)
+    chosen = select(candidates, query.selection)
     ref = ImageRef.parse(chosen.image or "")
     rt.console.info(f"{chosen.name} in {chosen.region} runs {chosen.image}")
     return {
@@ -66,7 +69,7 @@ def run(rt: Runtime, query: Query) -> dict[str, object]:
         "repository": ref.repository,
         "tag": ref.tag,
         "digest": ref.digest,
-        "instances": chosen.size,
+        "instances": capacity(chosen),
         "enabled": chosen.enabled,
         "created_at": chosen.created_at,
         "candidates": len(candidates),
@@ -74,9 +77,9 @@ def run(rt: Runtime, query: Query) -> dict[str, object]:
     }
 
 
-def choose(candidates: list[ServerGroup], selection: str) -> ServerGroup:
+def select(candidates: list[ServerGroup], selection: str) -> ServerGroup:
     if selection == "oldest":
         return min(candidates, key=age_key)
     if selection == "largest":
-        return max(candidates, key=lambda g: (g.size, age_key(g)))
+        return max(candidates, key=lambda g: (capacity(g), age_key(g)))
     return max(candidates, key=age_key)

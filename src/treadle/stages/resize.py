@@ -1,4 +1,5 @@
-"""resize: set a server group's size, then wait until it is reached and healthy."""
+"""resize: set a server group's size, record it, then wait until it is reached and
+healthy."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ import math
 from dataclasses import dataclass
 
 from treadle.errors import InputError
-from treadle.stages.common import Runtime, Selector, guard_capacity, refetch, wait_healthy
+from treadle.stages.guard import guard_capacity
+from treadle.stages.records import sized
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import Selector
+from treadle.stages.waits import refetch, wait_healthy
 
 
 @dataclass(frozen=True)
@@ -46,9 +51,12 @@ class Size:
         return max(0, current + (math.ceil(change) if change > 0 else math.floor(change)))
 
 
-def run(rt: Runtime, selector: Selector, size: Size, *, force: bool = False) -> dict[str, object]:
+def resize(
+    rt: Runtime, selector: Selector, size: Size, *, force: bool = False
+) -> dict[str, object]:
     size = size.check()
     selector = selector.checked(rt.provider)
+    rt.hold(selector.region, selector.cluster_name)
     group, siblings = selector.require(rt)
     if not group.enabled:
         raise InputError(f"{group.name} is disabled: enable it before resizing it")
@@ -65,7 +73,6 @@ def run(rt: Runtime, selector: Selector, size: Size, *, force: bool = False) -> 
         rt.plan(f"resize {group.name} in {group.region} from {group.instances} to {target}")
         return {**fields, "instances": group.instances}
     rt.console.info(f"resizing {group.name} in {group.region} from {group.instances} to {target}")
-    if target != group.instances:
-        rt.provider.resize(group, target)
+    rt.provider.resize(group, target, sized(target))
     wait_healthy(rt, refetch(rt, group))
     return {**fields, "instances": target}

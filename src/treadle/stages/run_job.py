@@ -14,15 +14,16 @@ from typing import Any, NoReturn, cast
 from treadle import __version__
 from treadle.errors import Cancelled, InputError, StageFailed, Timeout, TreadleError
 from treadle.providers.base import (
+    JOB_EVENTS,
+    JOBS,
     LABEL_VERSION,
     JobProvider,
     JobRequest,
     JobRun,
     JobStatus,
-    WatchingJobs,
 )
 from treadle.stages import job_outputs
-from treadle.stages.common import Runtime
+from treadle.stages.runtime import Runtime
 from treadle.waiting import SAFETY_NET_POLL, Wakeup, pause, poll_intervals, shielded
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -73,12 +74,12 @@ class Request:
 
 
 def jobs_of(rt: Runtime) -> JobProvider:
-    if not hasattr(rt.provider, "start_job"):
+    if JOBS not in rt.provider.capabilities:
         raise InputError(f"the {rt.provider.name} provider cannot run jobs")
     return cast(JobProvider, rt.provider)
 
 
-def run(rt: Runtime, request: Request) -> dict[str, object]:
+def run_job(rt: Runtime, request: Request) -> dict[str, object]:
     provider = jobs_of(rt)
     definition = provider.job_definition(request.job())
     if rt.dry_run:
@@ -164,7 +165,7 @@ def watching_job(
     rt: Runtime, provider: JobProvider, run: JobRun
 ) -> contextlib.AbstractContextManager[Wakeup | None]:
     """The provider's news of `run` while run-job follows it, where it has any."""
-    if rt.events and isinstance(provider, WatchingJobs):
+    if rt.events and JOB_EVENTS in rt.provider.capabilities:
         return provider.watch_job(run)
     return contextlib.nullcontext()
 
@@ -196,9 +197,8 @@ class LogFollower:
         self.text += chunk
         lines = (self._partial + chunk).split("\n")
         self._partial = "" if final else lines.pop()
-        for line in lines:
-            if line or not final:
-                self.rt.console.info(f"| {line}")
+        # The job's own words: they must not drive the CI system's log (treadle.ci).
+        self.rt.console.untrusted([f"| {line}" for line in lines if line or not final])
 
     def tail(self) -> str:
         lines = self.text.rstrip("\n").splitlines()[-LOG_TAIL_LINES:]

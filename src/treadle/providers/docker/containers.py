@@ -8,16 +8,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from treadle.providers.base import LABEL_DISABLED_INSTANCES
+from treadle.providers.base import LABEL_DISABLED_BY, LABEL_DISABLED_INSTANCES
 from treadle.providers.engine import spec
 
 LABEL_INSTANCE = "treadle.instance"
 RESTART_POLICY = {"Name": "unless-stopped"}
 # A job runs once: its exit is its outcome.
 JOB_RESTART_POLICY = {"Name": "no"}
-# Restarts of one instance since treadle started it (or first saw it) before giving up:
-# the engine itself would restart a crashing container forever.
-FAILURES_BEFORE_GIVING_UP = 3
 # The parts of a container's create body that a definition sets. Copied from an existing
 # container they make an identical one: what the engine filled in from the image (Env,
 # Cmd, Labels, Healthcheck) is what it would fill in again.
@@ -74,7 +71,11 @@ def copy_config(inspected: dict[str, Any], labels: dict[str, str]) -> dict[str, 
 def definition_labels(labels: dict[str, str]) -> dict[str, str]:
     """A container's labels without those that say which instance it is or that the
     group is disabled."""
-    return {k: v for k, v in labels.items() if k not in (LABEL_INSTANCE, LABEL_DISABLED_INSTANCES)}
+    return {
+        k: v
+        for k, v in labels.items()
+        if k not in (LABEL_INSTANCE, LABEL_DISABLED_INSTANCES, LABEL_DISABLED_BY)
+    }
 
 
 def number(container: dict[str, Any]) -> int:

@@ -1,8 +1,7 @@
-"""The local Docker engine: a server group is a set of containers; a job run is one
-container, run once and removed when its outputs are read (treadle.providers.engine.jobs).
+"""The local Docker engine: a server group is a set of containers.
 
     web-prod-v003       the definition container: created and never started. It holds
-                        the group's definition and state (LABEL_DISABLED_INSTANCES once
+                        the group's definition and records (LABEL_DISABLED_INSTANCES once
                         disabled), so that a group of 0 instances or a disabled one exists
     web-prod-v003-1     its instances, numbered in the order they were made: copies of
     web-prod-v003-2     the definition container, started
@@ -10,7 +9,9 @@ container, run once and removed when its outputs are read (treadle.providers.eng
 Outside the default region every name starts with `<region>_`. treadle finds containers
 by their labels (treadle.region, treadle.server-group and the LABEL_* of base.py), never
 by name; names only keep regions apart. Instances restart unless stopped; disabling a
-group stops them and keeps them, enabling starts them again.
+group stops them and keeps them, enabling starts them again. Container labels cannot
+change: new records replace the definition container. Jobs: treadle.providers.docker.jobs;
+the cluster lease: treadle.providers.docker.leases.
 """
 
 from __future__ import annotations
@@ -22,22 +23,22 @@ from typing import Any
 import docker.errors
 
 from treadle.console import Console
-from treadle.errors import ProviderError, StageFailed
+from treadle.errors import AlreadyExists, ProviderError, ServerGroupGone, StageFailed
 from treadle.naming import Cluster
-from treadle.providers import Connection
 from treadle.providers.base import (
-    LABEL_CREATED_AT,
+    EVENTS,
+    JOB_EVENTS,
+    JOBS,
     LABEL_DISABLED_INSTANCES,
+    NO_RECORDS,
     Health,
-    JobRequest,
     JobRun,
-    JobStatus,
     NewServerGroup,
+    Records,
     ServerGroup,
+    merged,
 )
 from treadle.providers.docker.containers import (
-    FAILURES_BEFORE_GIVING_UP,
-    JOB_RESTART_POLICY,
     LABEL_INSTANCE,
     Containers,
     container_config,
@@ -45,20 +46,32 @@ from treadle.providers.docker.containers import (
     definition_labels,
     number,
 )
-from treadle.providers.engine import jobs, spec
+from treadle.providers.docker.jobs import ContainerJobs
+from treadle.providers.docker.leases import ContainerLeases
+from treadle.providers.engine import spec
 from treadle.providers.engine.connection import connect, stable, translated
 from treadle.providers.engine.events import EngineEvents, group_key
 from treadle.waiting import Deadline, Wakeup
 
 __all__ = ["DockerProvider"]
 
+ACTIVE = ("running", "restarting")
 
-class DockerProvider:
+
+class DockerProvider(ContainerJobs, ContainerLeases):
     name = "docker"
     default_region = spec.DEFAULT_REGION
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS})
 
-    def __init__(self, connection: Connection, *, deadline: Deadline, console: Console) -> None:
-        self.api = connect()
+    def __init__(
+        self,
+        settings: object = None,
+        *,
+        deadline: Deadline,
+        console: Console,
+        request_timeout: float = 60.0,
+    ) -> None:
+        self.api = connect(deadline, request_timeout)
         self.console = console
         # Restart count of each instance when treadle last started it or first saw it.
         self._restarts: dict[str, int] = {}
@@ -73,7 +86,7 @@ class DockerProvider:
         """The engine's events, followed from the first wait on."""
         return EngineEvents(self.console)
 
-    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup]:
+    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup | None]:
         return self.events.watching(group_key(group.region, group.name))
 
     def watch_job(self, run: JobRun) -> AbstractContextManager[Wakeup | None]:
@@ -92,9 +105,9 @@ class DockerProvider:
         )
         by_group: dict[str, list[dict[str, Any]]] = {}
         for container in listed:
-            by_group.setdefault(container["Labels"].get(spec.LABEL_SERVER_GROUP, ""), []).append(
-                container
-            )
+            name = container["Labels"].get(spec.LABEL_SERVER_GROUP)
+            if name:  # not a lease's record
+                by_group.setdefault(name, []).append(container)
         return {name: Containers.of(region, name, found) for name, found in by_group.items()}
 
     def _find(self, group: ServerGroup) -> Containers | None:
@@ -103,7 +116,7 @@ class DockerProvider:
     def _require(self, group: ServerGroup) -> Containers:
         found = self._find(group)
         if found is None:
-            raise StageFailed(f"{group.name} no longer exists in {group.region}")
+            raise ServerGroupGone(group.name, group.region)
         return found
 
     def _inspect(self, found: Containers) -> dict[str, Any]:
@@ -111,10 +124,18 @@ class DockerProvider:
         return inspected
 
     def _to_server_group(self, found: Containers) -> ServerGroup | None:
+        labels = found.source["Labels"]
+        enabled = LABEL_DISABLED_INSTANCES not in labels
+        # A disabled group counts the instances an interrupted disable left running.
+        instances = (
+            len(found.instances)
+            if enabled
+            else sum(1 for c in found.instances if c["State"] in ACTIVE)
+        )
         return spec.to_server_group(
-            found.source["Labels"],
+            labels,
             image=self._inspect(found)["Config"]["Image"],
-            instances=len(found.instances),
+            instances=instances,
             id=found.name,
             endpoints=found.endpoints(),
         )
@@ -141,11 +162,14 @@ class DockerProvider:
             for s in running
             if (s["State"].get("Health") or {}).get("Status", "healthy") == "healthy"
         ]
+        failed, last, stuck = self._failures(states) if enabled else (0, None, None)
         return Health(
             desired=len(states) if enabled else 0,
             running=len(running),
             healthy=len(healthy),
-            failure=self._failure(states) if enabled else None,
+            failed=failed,
+            last_failure=last,
+            stuck=stuck,
         )
 
     def _restarted(self, inspected: dict[str, Any]) -> int:
@@ -161,15 +185,19 @@ class DockerProvider:
         # caught between two crashes is not taken for a running instance.
         return not self._restarted(inspected) or stable(state["StartedAt"])
 
-    def _failure(self, states: list[dict[str, Any]]) -> str | None:
+    def _failures(self, states: list[dict[str, Any]]) -> tuple[int, str | None, str | None]:
+        """(exits of the instance that exited most since treadle first saw it, how its last
+        exit went, why one cannot start at all)."""
+        failed, last = 0, None
         for s in states:
             name, state = s["Name"].lstrip("/"), s["State"]
             if not state["Running"] and state.get("Error"):
-                return f"{name} cannot start: {state['Error']}"
+                return failed, last, f"{name} cannot start: {state['Error']}"
             restarts = self._restarted(s)
-            if restarts >= FAILURES_BEFORE_GIVING_UP:
-                return f"{name} exited {restarts} times, the last time with exit code {state['ExitCode']}"
-        return None
+            if restarts > failed:
+                failed = restarts
+                last = f"{name} exited {restarts} times, the last time with exit code {state['ExitCode']}"
+        return failed, last, None
 
     # --- writing ------------------------------------------------------------------------
 
@@ -188,9 +216,9 @@ class DockerProvider:
             try:
                 self._create(definition["name"], config)
             except docker.errors.APIError as e:
-                # A stage run again after a CI retry finds the group it made: adopt it.
-                if e.status_code != 409 or not self._made_by(region, name, config):
-                    raise
+                if e.status_code == 409:
+                    raise AlreadyExists(f"a container named {definition['name']} exists") from e
+                raise
             found = self._list(region, name)[name]
             self._scale(found, config, definition["instances"])
         created = self.server_group(region, name)
@@ -198,31 +226,28 @@ class DockerProvider:
             raise StageFailed(f"the engine made {name} but does not list it")
         return created
 
-    def _made_by(self, region: str, name: str, config: dict[str, Any]) -> bool:
-        found = self._list(region, name).get(name)
-        ours = config["Labels"][LABEL_CREATED_AT]
-        return found is not None and found.source["Labels"].get(LABEL_CREATED_AT) == ours
-
-    def resize(self, group: ServerGroup, instances: int) -> None:
+    def resize(self, group: ServerGroup, instances: int, records: Records = NO_RECORDS) -> None:
         with translated(f"resizing {group.name}"):
             found = self._require(group)
-            self._scale(found, self._instance_config(found), instances)
+            if records:
+                config = self._replace_definition(found, records)
+            else:
+                inspected = self._inspect(found)
+                config = copy_config(inspected, inspected["Config"]["Labels"])
+            self._scale(found, config, instances)
 
-    def disable(self, group: ServerGroup, remember: int) -> None:
+    def disable(self, group: ServerGroup, records: Records) -> None:
         with translated(f"disabling {group.name}"):
             found = self._require(group)
-            self._replace_definition(found, disabled=remember)
+            self._replace_definition(found, records)
             for container in found.instances:
-                self.api.stop(container["Id"])
+                if container["State"] in ACTIVE:
+                    self.api.stop(container["Id"])
 
-    def enable(self, group: ServerGroup) -> None:
+    def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         with translated(f"enabling {group.name}"):
             found = self._require(group)
-            remembered = found.source["Labels"].get(LABEL_DISABLED_INSTANCES, "")
-            config = self._replace_definition(found, disabled=None)
-            self._scale(
-                found, config, int(remembered) if remembered.isdigit() else len(found.instances)
-            )
+            self._scale(found, self._replace_definition(found, records), instances)
 
     def destroy(self, group: ServerGroup) -> None:
         with translated(f"destroying {group.name}"):
@@ -261,22 +286,19 @@ class DockerProvider:
         self._restarts[container_id] = 0
 
     def _remove(self, container: dict[str, Any]) -> None:
-        if container["State"] in ("running", "restarting"):
+        if container["State"] in ACTIVE:
             self.api.stop(container["Id"])
         self.api.remove_container(container["Id"], force=True)
 
-    def _instance_config(self, found: Containers) -> dict[str, Any]:
-        inspected = self._inspect(found)
-        return copy_config(inspected, inspected["Config"]["Labels"])
-
     def _scale(self, found: Containers, config: dict[str, Any], size: int) -> None:
-        """Run exactly `size` instances: remove the newest beyond it, start stopped ones,
-        add new ones numbered after the highest."""
+        """Run exactly `size` instances: remove the newest beyond it, start any of the
+        others not running (an interrupted start, a disabled group), add new ones numbered
+        after the highest."""
         keep, extra = found.instances[:size], found.instances[size:]
         for container in reversed(extra):
             self._remove(container)
         for container in keep:
-            if container["State"] not in ("running", "restarting"):
+            if container["State"] not in ACTIVE:
                 self._start(container["Id"], container["Names"][0].lstrip("/"))
         first = max((number(c) for c in keep), default=0) + 1
         labels = definition_labels(config["Labels"])
@@ -285,90 +307,13 @@ class DockerProvider:
             instance = {**config, "Labels": {**labels, LABEL_INSTANCE: str(n)}}
             self._start(self._create(name, instance), name)
 
-    def _replace_definition(self, found: Containers, *, disabled: int | None) -> dict[str, Any]:
+    def _replace_definition(self, found: Containers, records: Records) -> dict[str, Any]:
         """Container labels cannot change: a new definition container takes the old one's
-        place with the disabled size added or dropped. Returns its create body."""
+        place with the records written. Returns its create body."""
         inspected = self._inspect(found)
-        labels = definition_labels(inspected["Config"]["Labels"])
-        if disabled is not None:
-            labels[LABEL_DISABLED_INSTANCES] = str(disabled)
-        config = copy_config(inspected, labels)
+        current = {k: v for k, v in inspected["Config"]["Labels"].items() if k != LABEL_INSTANCE}
+        config = copy_config(inspected, merged(current, records))
         if found.definition:
             self.api.remove_container(found.definition["Id"], force=True)
         self._create(found.name, config)
         return config
-
-    # --- one-off jobs (run-job) ---------------------------------------------------------
-
-    def job_definition(self, job: JobRequest) -> dict[str, Any]:
-        run = jobs.plan(job)
-        return {
-            "name": run.name,
-            "container": container_config(run.workload, run.labels, JOB_RESTART_POLICY),
-        }
-
-    def start_job(self, definition: dict[str, Any]) -> JobRun:
-        labels = definition["container"]["Labels"]
-        run = JobRun(labels[jobs.LABEL_JOB], labels[jobs.LABEL_JOB_RUN])
-        with translated(f"starting run {run.run_id} of job {run.job_id}"):
-            container_id = self._create(definition["name"], definition["container"])
-            try:
-                self.api.start(container_id)
-            except docker.errors.APIError:
-                # The container keeps why (State.Error): job_status reports the run failed.
-                pass
-        return run
-
-    def _job_container(self, run: JobRun) -> dict[str, Any]:
-        try:
-            inspected: dict[str, Any] = self.api.inspect_container(
-                jobs.resource_name(run.job_id, run.run_id)
-            )
-        except docker.errors.NotFound:
-            raise StageFailed(
-                f"the container of run {run.run_id} of job {run.job_id} was removed while it ran"
-            ) from None
-        return inspected
-
-    def job_status(self, run: JobRun) -> JobStatus:
-        with translated(f"reading run {run.run_id} of job {run.job_id}"):
-            state = self._job_container(run)["State"]
-        status, code, error = state["Status"], state["ExitCode"], state.get("Error")
-        # A container that could not start stays "created", with why in Error.
-        if status == "created" and error:
-            return JobStatus(
-                status, finished=True, exit_code=code, message=f"cannot start: {error}"
-            )
-        if status not in ("exited", "dead"):
-            return JobStatus(status, finished=False)
-        if state.get("OOMKilled"):
-            message = "killed for using more memory than its limit (--mem, mem_limit)"
-        elif code != 0 or error:
-            message = error or "its container exited"
-        else:
-            return JobStatus(status, finished=True, succeeded=True, exit_code=code)
-        return JobStatus(status, finished=True, exit_code=code, message=message)
-
-    def job_log(self, run: JobRun, offset: int) -> tuple[str, int]:
-        with translated(f"reading the log of run {run.run_id} of job {run.job_id}"):
-            data: bytes = self.api.logs(
-                jobs.resource_name(run.job_id, run.run_id), stdout=True, stderr=False
-            )
-        return jobs.decoded_from(data, offset)
-
-    def job_file(self, run: JobRun, path: str) -> bytes | None:
-        with translated(f"copying {path} out of run {run.run_id} of job {run.job_id}"):
-            return jobs.read_file(self.api, self._job_container(run)["Id"], path)
-
-    def stop_job(self, run: JobRun) -> None:
-        with translated(f"stopping run {run.run_id} of job {run.job_id}"):
-            container = self._job_container(run)
-            # Its own grace, passed on so that the SDK waits that long for the answer.
-            self.api.stop(container["Id"], timeout=container["Config"].get("StopTimeout"))
-
-    def finish_job(self, run: JobRun) -> None:
-        with translated(f"removing run {run.run_id} of job {run.job_id}"):
-            try:
-                self.api.remove_container(jobs.resource_name(run.job_id, run.run_id), force=True)
-            except docker.errors.NotFound:
-                pass

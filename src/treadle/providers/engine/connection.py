@@ -1,25 +1,29 @@
 """Reaching a Docker engine the way the docker CLI does (DOCKER_HOST, DOCKER_TLS_VERIFY,
-DOCKER_CERT_PATH, else the local socket), and turning its errors into treadle's. Shared
-by the Docker and Swarm providers."""
+DOCKER_CERT_PATH, else the local socket), every call bounded by the stage's deadline, and
+turning its errors into treadle's. Shared by the Docker and Swarm providers."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 
 from treadle.errors import Conflict, ProviderError, ProviderUnavailable
 
+if TYPE_CHECKING:
+    from treadle.waiting import Deadline
+
 DEFAULT_HOST = "unix:///var/run/docker.sock"
-# Connecting asks the engine for its API version: an engine that does not answer within
-# this is reported at once instead of holding the stage.
-CONNECT_TIMEOUT = 10.0
-# Each later call (a container stop waits for the container's grace period on top).
+# One call, unless --request-timeout says otherwise (a container stop waits for the
+# container's grace period on top).
 CALL_TIMEOUT = 60.0
 # How long an instance must have been up to count as running when it may be crashing:
 # the engine reports a container or task running between two crashes too.
@@ -33,7 +37,7 @@ _REASONS = (
     ("No such file or directory", "no Docker socket there"),
     ("Connection refused", "connection refused"),
     ("Permission denied", "permission denied: is this user in the docker group?"),
-    ("timed out", f"no answer within {CONNECT_TIMEOUT:g}s"),
+    ("timed out", "no answer in time"),
 )
 
 
@@ -47,17 +51,40 @@ def where() -> str:
     return os.environ.get("DOCKER_HOST") or DEFAULT_HOST
 
 
-def connect() -> docker.APIClient:
+class Engine(docker.APIClient):
+    """The Docker SDK's client, each call's timeout capped by what is left of the stage's
+    deadline (the SDK reads `timeout` for every call, and adds a stop's grace to it)."""
+
+    def __init__(self, deadline: Deadline | None, limit: float, **kwargs: Any) -> None:
+        self._deadline, self._limit = deadline, limit
+        # Asks the engine for its API version, within the limit (set again below: the
+        # SDK takes whole seconds here).
+        super().__init__(timeout=math.ceil(limit), **kwargs)
+        self._limit = limit
+
+    # requests, which the SDK hands it to, takes any number of seconds.
+    @property  # type: ignore[override]
+    def timeout(self) -> float:
+        if self._deadline is None:
+            return self._limit
+        return self._deadline.request_timeout(self._limit)
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self._limit = value
+
+
+def connect(deadline: Deadline | None = None, request_timeout: float = CALL_TIMEOUT) -> Engine:
+    """A client of the engine, which it asks for its API version at once: an engine that
+    does not answer is reported now, not in the middle of a stage."""
     try:
-        api = docker.APIClient(timeout=CONNECT_TIMEOUT, **docker.utils.kwargs_from_env())
+        return Engine(deadline, request_timeout, **docker.utils.kwargs_from_env())
     except docker.errors.DockerException as e:
         text = str(e)
         reason = next((r for pattern, r in _REASONS if pattern in text), text)
         raise ProviderUnavailable(
             f"cannot reach a Docker engine at {where()} ({reason}): {HOW_TO_POINT}"
         ) from None
-    api.timeout = CALL_TIMEOUT
-    return api
 
 
 @contextlib.contextmanager

@@ -137,19 +137,17 @@ def to_server_group(
     endpoints: tuple[str, ...] = (),
 ) -> ServerGroup | None:
     """The server group that carries these labels (None for what treadle did not name).
-    A disabled one runs nothing and remembers its size in LABEL_DISABLED_INSTANCES."""
+    A disabled one is marked by LABEL_DISABLED_INSTANCES."""
     name = labels.get(LABEL_SERVER_GROUP, "")
     if try_parse_server_group(name) is None:
         return None
-    remembered = labels.get(LABEL_DISABLED_INSTANCES)
     return ServerGroup(
         name=name,
         region=labels.get(LABEL_REGION, DEFAULT_REGION),
         image=image,
-        instances=0 if remembered is not None else instances,
-        enabled=remembered is None,
+        instances=instances,
+        enabled=LABEL_DISABLED_INSTANCES not in labels,
         created_at=labels.get(LABEL_CREATED_AT),
-        disabled_instances=int(remembered) if remembered and remembered.isdigit() else None,
         labels=dict(labels),
         id=id,
         endpoints=endpoints,

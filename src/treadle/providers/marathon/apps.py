@@ -82,18 +82,16 @@ def to_server_group(app: Mapping[str, Any]) -> ServerGroup | None:
     if try_parse_server_group(name) is None:
         return None
     labels = {str(k): str(v) for k, v in (app.get("labels") or {}).items()}
-    remembered = labels.get(LABEL_DISABLED_INSTANCES)
     version_info = app.get("versionInfo") or {}
     return ServerGroup(
         name=name,
         region=parent_of(app_path),
         image=image_of(app),
         instances=int(app.get("instances") or 0),
-        enabled=remembered is None,
+        enabled=labels.get(LABEL_DISABLED_INSTANCES) is None,
         created_at=labels.get(LABEL_CREATED_AT)
         or version_info.get("lastConfigChangeAt")
         or app.get("version"),
-        disabled_instances=int(remembered) if remembered and remembered.isdigit() else None,
         labels=labels,
         id=app_path,
     )

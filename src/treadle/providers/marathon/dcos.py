@@ -12,7 +12,6 @@ import httpx
 
 from treadle.console import Console
 from treadle.errors import InputError
-from treadle.providers import Connection
 from treadle.providers.marathon.auth import (
     LOGIN_PATH,
     Auth,
@@ -21,6 +20,7 @@ from treadle.providers.marathon.auth import (
     TokenAuth,
 )
 from treadle.providers.marathon.http import DcosClient, check_url
+from treadle.providers.marathon.settings import MarathonSettings
 from treadle.waiting import Deadline
 
 MARATHON_UNDER_DCOS = "/service/marathon"
@@ -35,7 +35,7 @@ class Urls:
     root: str | None
 
     @classmethod
-    def of(cls, connection: Connection) -> Urls:
+    def of(cls, connection: MarathonSettings) -> Urls:
         dcos = check_url(connection.dcos_url, "--dcos-url") if connection.dcos_url else None
         marathon = _service(connection.marathon_url, "--marathon-url", dcos, MARATHON_UNDER_DCOS)
         metronome = _service(
@@ -59,7 +59,14 @@ def _below(url: str | None, suffix: str) -> str | None:
 
 
 class Session:
-    def __init__(self, connection: Connection, *, deadline: Deadline, console: Console) -> None:
+    def __init__(
+        self,
+        connection: MarathonSettings,
+        *,
+        deadline: Deadline,
+        console: Console,
+        request_timeout: float,
+    ) -> None:
         self.urls = Urls.of(connection)
         if not (self.urls.marathon or self.urls.metronome):
             raise InputError(
@@ -67,12 +74,8 @@ class Session:
             )
         self.deadline = deadline
         self.console = console
-        self.http = httpx.Client(
-            verify=tls_verification(connection),
-            timeout=httpx.Timeout(
-                connection.request_timeout, connect=min(5.0, connection.request_timeout)
-            ),
-        )
+        self.request_timeout = request_timeout
+        self.http = httpx.Client(verify=tls_verification(connection))
         # Without a cluster URL, a lone service is its own login host (a Marathon behind
         # its own IAM proxy).
         login_host = self.urls.root or self.urls.marathon or self.urls.metronome
@@ -87,13 +90,14 @@ class Session:
             console=self.console,
             what=what,
             http=self.http,
+            request_timeout=self.request_timeout,
         )
 
     def close(self) -> None:
         self.http.close()
 
 
-def tls_verification(connection: Connection) -> bool | ssl.SSLContext:
+def tls_verification(connection: MarathonSettings) -> bool | ssl.SSLContext:
     if connection.insecure:
         return False
     if not connection.ca_cert:
@@ -107,7 +111,7 @@ def tls_verification(connection: Connection) -> bool | ssl.SSLContext:
 
 
 def choose_auth(
-    connection: Connection, login_url: str, http: httpx.Client, secret: Callable[[str], None]
+    connection: MarathonSettings, login_url: str, http: httpx.Client, secret: Callable[[str], None]
 ) -> Auth:
     """`secret` is told every credential obtained on the way (a login's token), so that
     it is masked like the ones given."""

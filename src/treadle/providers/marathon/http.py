@@ -24,6 +24,7 @@ from treadle.errors import (
     InputError,
     ProviderError,
     ProviderUnavailable,
+    Rejected,
     StageFailed,
 )
 from treadle.providers.marathon.auth import Auth
@@ -31,7 +32,8 @@ from treadle.waiting import Deadline, pause
 
 RETRY_STATUS = {502, 503, 504}
 FIRST_CONTACT_ATTEMPTS = 3
-REQUEST_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# A connection that is not made within this is not going to be.
+CONNECT_SECONDS = 5.0
 # Marathon's event stream sends a heartbeat every 10 s (Jetty's EventSource), the Mesos
 # master's every 15 s: a minute of silence means the connection is gone.
 STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=60.0)
@@ -80,13 +82,17 @@ class DcosClient:
         what: str = "Marathon",
         verify: bool | ssl.SSLContext = True,
         http: httpx.Client | None = None,
+        request_timeout: float = 30.0,
     ) -> None:
         self.base_url = base_url
         self.auth = auth
         self.deadline = deadline
         self.console = console
         self.what = what
-        self.http = http or httpx.Client(verify=verify, timeout=REQUEST_TIMEOUT)
+        self.http = http or httpx.Client(verify=verify)
+        # How long one request may take before it counts as a transient fault (capped by
+        # what is left of the stage's deadline).
+        self.request_timeout = request_timeout
         self.reached = False
         self.requests = 0
 
@@ -174,17 +180,25 @@ class DcosClient:
             return response
         raise AssertionError("unreachable")
 
+    def timeout(self) -> httpx.Timeout:
+        seconds = self.deadline.request_timeout(self.request_timeout)
+        return httpx.Timeout(seconds, connect=min(CONNECT_SECONDS, seconds))
+
     def _send(
         self, method: str, url: str, params: Any, json: Any, attempt: int
     ) -> httpx.Response | None:
-        request = self.http.build_request(method, url, params=params, json=json)
+        request = self.http.build_request(
+            method, url, params=params, json=json, timeout=self.timeout()
+        )
         try:
             self.auth.apply(request)
             self.requests += 1
             response = self.http.send(request)
         except httpx.TransportError as e:
             reason = str(e) or type(e).__name__
-            if not self.reached and attempt + 1 >= FIRST_CONTACT_ATTEMPTS:
+            if not self.reached and (
+                attempt + 1 >= FIRST_CONTACT_ATTEMPTS or self.deadline.expired()
+            ):
                 raise ProviderUnavailable(
                     f"cannot reach {self.what} at {self.base_url}: {reason} "
                     "(check the URL and that the cluster is up)"
@@ -237,7 +251,7 @@ class DcosClient:
                 return None
             raise ProviderError(f"{self.what}: {method} {path}: {message}")
         if status in (400, 422):
-            raise InputError(f"{self.what} rejected {method} {path}: {message}")
+            raise Rejected(f"{self.what} rejected {method} {path}: {message}")
         if status == 409:
             raise Conflict(f"{self.what}: {method} {path}: {message}")
         raise ProviderError(f"{self.what}: {method} {path} failed ({status}): {message}")

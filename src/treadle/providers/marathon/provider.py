@@ -5,24 +5,33 @@ cluster's Metronome (treadle.providers.marathon.metronome)."""
 from __future__ import annotations
 
 import functools
+import secrets
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 from treadle.console import Console
-from treadle.errors import Conflict, InputError, StageFailed
+from treadle.errors import AlreadyExists, Conflict, InputError, ServerGroupGone, StageFailed
 from treadle.naming import Cluster
-from treadle.providers import Connection
 from treadle.providers.base import (
-    LABEL_CREATED_AT,
-    LABEL_DISABLED_INSTANCES,
+    EVENTS,
+    JOB_EVENTS,
+    JOBS,
+    LABEL_LEASE_EXPIRES,
+    LABEL_LEASE_ID,
+    NO_RECORDS,
     Health,
     JobRequest,
     JobRun,
     JobStatus,
+    Lease,
+    LeaseKey,
     NewServerGroup,
+    Records,
     ServerGroup,
+    merged,
 )
 from treadle.providers.marathon import apps
 from treadle.providers.marathon.dcos import Session
@@ -30,14 +39,14 @@ from treadle.providers.marathon.http import DcosClient
 from treadle.providers.marathon.marathon_events import EventStream
 from treadle.providers.marathon.metronome import MetronomeJobs
 from treadle.providers.marathon.sandbox import Sandbox
+from treadle.providers.marathon.settings import MarathonSettings
 from treadle.waiting import Deadline, Wakeup
 
-# Tasks of the current version that failed since the stage began before it gives up
-# (Marathon itself would keep relaunching them with backoff).
-FAILURES_BEFORE_GIVING_UP = 3
 HEALTH_EMBEDS = [
     ("embed", e) for e in ("app.tasks", "app.counts", "app.deployments", "app.lastTaskFailure")
 ]
+# A lease is an app of no instances: never launched, it only has to be a valid app.
+LEASE_APP = {"cmd": "sleep 3600", "instances": 0, "cpus": 0.01, "mem": 32, "disk": 0}
 
 __all__ = ["MarathonProvider"]
 
@@ -45,9 +54,19 @@ __all__ = ["MarathonProvider"]
 class MarathonProvider:
     name = "marathon"
     default_region = "/"
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS})
 
-    def __init__(self, connection: Connection, *, deadline: Deadline, console: Console) -> None:
-        self.session = Session(connection, deadline=deadline, console=console)
+    def __init__(
+        self,
+        settings: MarathonSettings,
+        *,
+        deadline: Deadline,
+        console: Console,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.session = Session(
+            settings, deadline=deadline, console=console, request_timeout=request_timeout
+        )
         urls = self.session.urls
         self.jobs = MetronomeJobs(
             self.session.client(urls.metronome, "Metronome") if urls.metronome else None,
@@ -57,7 +76,7 @@ class MarathonProvider:
         self.started_at = (
             datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         )
-        # Failed task ids of each app seen since the stage began.
+        # Failed task ids of each app's configuration seen since the stage began.
         self._failures: dict[str, set[str]] = {}
         # Apps this stage created: a deployment left on one of them is this stage's own
         # (a rollout that failed) and may be overridden; anyone else's lock is waited out.
@@ -81,14 +100,17 @@ class MarathonProvider:
         self.jobs.close()
         self.session.close()
 
-    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup]:
-        return self.events.watching(group.id or apps.app_id(group.region, group.name))
+    def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup | None]:
+        return self.events.watching(self._id(group))
 
     def check_region(self, region: str) -> str:
         return apps.check_region(region)
 
     def _path(self, app_id: str) -> str:
         return "/v2/apps" + quote(app_id)
+
+    def _id(self, group: ServerGroup) -> str:
+        return group.id or apps.app_id(group.region, group.name)
 
     def server_groups(self, region: str, cluster: Cluster | None = None) -> list[ServerGroup]:
         path = "/v2/groups" if region == "/" else "/v2/groups" + quote(region)
@@ -108,58 +130,42 @@ class MarathonProvider:
     def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
         try:
             self.client.request("POST", "/v2/apps", json=definition)
-        except Conflict:
-            # A retried POST whose first attempt got through finds its own app: adopt it.
-            existing = self.client.get(self._path(definition["id"]), missing_ok=True)
-            ours = definition["labels"][LABEL_CREATED_AT]
-            if not existing or existing["app"].get("labels", {}).get(LABEL_CREATED_AT) != ours:
-                raise
+        except Conflict as e:
+            # Not locked (that is retried): an app of that id exists.
+            raise AlreadyExists(str(e)) from None
         self._created.add(definition["id"])
         created = self.server_group(region, definition["id"].rsplit("/", 1)[-1])
         if created is None:
             raise StageFailed(f"Marathon accepted {definition['id']} but does not list it")
         return created
 
-    def _app(self, group: ServerGroup) -> dict[str, Any]:
-        answer = self.client.get(
-            self._path(group.id or apps.app_id(group.region, group.name)), missing_ok=True
-        )
-        if not answer:
-            raise StageFailed(f"{group.name} no longer exists in {group.region}")
-        app: dict[str, Any] = answer["app"]
-        return app
-
     def _update(self, group: ServerGroup, body: dict[str, Any]) -> None:
-        app_id = group.id or apps.app_id(group.region, group.name)
+        app_id = self._id(group)
         force = {"force": "true"} if app_id in self._created else None
         self.client.request("PUT", self._path(app_id), params=force, json=body)
 
-    def resize(self, group: ServerGroup, instances: int) -> None:
-        self._update(group, {"instances": instances})
+    def _body(self, group: ServerGroup, records: Records, **fields: Any) -> dict[str, Any]:
+        """A partial update: only the fields sent change; labels are sent whole."""
+        if records:
+            fields["labels"] = merged(group.labels, records)
+        return fields
 
-    def disable(self, group: ServerGroup, remember: int) -> None:
-        labels = {**self._app(group).get("labels", {}), LABEL_DISABLED_INSTANCES: str(remember)}
-        # Marathon's PUT is a partial update: only the fields sent change.
-        self._update(group, {"instances": 0, "labels": labels})
+    def resize(self, group: ServerGroup, instances: int, records: Records = NO_RECORDS) -> None:
+        self._update(group, self._body(group, records, instances=instances))
 
-    def enable(self, group: ServerGroup) -> None:
-        labels = dict(self._app(group).get("labels") or {})
-        remembered = labels.pop(LABEL_DISABLED_INSTANCES, None)
-        body: dict[str, Any] = {"labels": labels}
-        if remembered and remembered.isdigit():
-            body["instances"] = int(remembered)
-        self._update(group, body)
+    def disable(self, group: ServerGroup, records: Records) -> None:
+        self._update(group, self._body(group, records, instances=0))
+
+    def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
+        self._update(group, self._body(group, records, instances=instances))
 
     def destroy(self, group: ServerGroup) -> None:
-        self.client.request(
-            "DELETE", self._path(group.id or apps.app_id(group.region, group.name)), missing_ok=True
-        )
+        self.client.request("DELETE", self._path(self._id(group)), missing_ok=True)
 
     def health(self, group: ServerGroup) -> Health:
-        path = self._path(group.id or apps.app_id(group.region, group.name))
-        answer = self.client.get(path, params=HEALTH_EMBEDS, missing_ok=True)
+        answer = self.client.get(self._path(self._id(group)), params=HEALTH_EMBEDS, missing_ok=True)
         if not answer:
-            raise StageFailed(f"{group.name} no longer exists in {group.region}")
+            raise ServerGroupGone(group.name, group.region)
         app = answer["app"]
         desired = int(app.get("instances") or 0)
         config = (
@@ -177,27 +183,64 @@ class MarathonProvider:
             )
         else:
             healthy = len(running)
+        failed, last = self._failures_of(app, config)
         return Health(
             desired=desired,
             running=len(running),
             healthy=healthy,
             settled=not app.get("deployments") and len(tasks) == len(current),
-            failure=self._failure(app, config),
+            failed=failed,
+            last_failure=last,
         )
 
-    def _failure(self, app: dict[str, Any], config: str) -> str | None:
-        """Marathon relaunches failing tasks forever; give up once several tasks of the
-        current version have failed since this stage began."""
+    def _failures_of(self, app: dict[str, Any], config: str) -> tuple[int, str | None]:
+        """Tasks of the current version that failed since this stage began: Marathon keeps
+        only the last one, so the others seen are remembered."""
         failure = app.get("lastTaskFailure") or {}
+        seen = self._failures.setdefault(f"{app['id']} {config}", set())
         if not failure or str(failure.get("timestamp") or "") < self.started_at:
-            return None
+            return 0, None
         if str(failure.get("version") or "") < config:
-            return None
-        seen = self._failures.setdefault(app["id"], set())
+            return 0, None
         seen.add(str(failure.get("taskId")))
-        if len(seen) < FAILURES_BEFORE_GIVING_UP:
+        return len(seen), f"{failure.get('state')}: {failure.get('message')}"
+
+    # -- the cluster lease: an app of no instances beside the cluster's ------------------
+
+    def _lease_path(self, key: LeaseKey) -> str:
+        name = f"{key.cluster}.lease" + (f".{key.claim}" if key.claim else "")
+        return self._path(apps.app_id(key.region, name))
+
+    def lease(self, key: LeaseKey) -> Lease | None:
+        answer = self.client.get(self._lease_path(key), missing_ok=True)
+        if not answer:
             return None
-        return f"{len(seen)} tasks failed, the last with {failure.get('state')}: {failure.get('message')}"
+        labels = {str(k): str(v) for k, v in (answer["app"].get("labels") or {}).items()}
+        return Lease(
+            key, labels.get(LABEL_LEASE_ID, ""), labels, labels.get(LABEL_LEASE_EXPIRES, "")
+        )
+
+    def create_lease(self, key: LeaseKey, labels: Mapping[str, str], expires: str) -> Lease | None:
+        record = {**labels, LABEL_LEASE_ID: secrets.token_hex(8), LABEL_LEASE_EXPIRES: expires}
+        app = {"id": self._lease_path(key).removeprefix("/v2/apps"), **LEASE_APP, "labels": record}
+        try:
+            self.client.request("POST", "/v2/apps", json=app)
+        except Conflict:
+            return None
+        return Lease(key, record[LABEL_LEASE_ID], record, expires)
+
+    def renew_lease(self, lease: Lease, expires: str) -> bool:
+        current = self.lease(lease.key)
+        if current is None or current.id != lease.id:
+            return False
+        labels = {**current.labels, LABEL_LEASE_EXPIRES: expires}
+        self.client.request(
+            "PUT", self._lease_path(lease.key), params={"force": "true"}, json={"labels": labels}
+        )
+        return True
+
+    def delete_lease(self, lease: Lease) -> None:
+        self.client.request("DELETE", self._lease_path(lease.key), missing_ok=True)
 
     # -- one-off jobs, on Metronome ----------------------------------------------------
 

@@ -1,0 +1,107 @@
+"""treadle deploy"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from treadle.cli.options import Common, Lease, flag, option, stage_command
+from treadle.cli.runner import run_stage
+from treadle.cli.spec import load_spec
+from treadle.cli.values import percentages, whole
+from treadle.errors import InputError
+
+if TYPE_CHECKING:
+    from treadle.context import Context
+    from treadle.stages.runtime import Runtime
+
+
+@stage_command("deploy", "common", "lease")
+def deploy_command(
+    image: Annotated[str, option("--image", help="The image to deploy, e.g. registry/web:1.4.2.")],
+    app_: Annotated[
+        str | None, option("--app", help="Application: the first part of the cluster name.")
+    ] = None,
+    stack: Annotated[str | None, option("--stack", help="Stack, e.g. prod.")] = None,
+    detail: Annotated[str | None, option("--detail", help="Detail, e.g. canary.")] = None,
+    cluster: Annotated[
+        str | None, option("--cluster", help="Or the whole cluster name, e.g. web-prod-canary.")
+    ] = None,
+    region: Annotated[
+        list[str] | None,
+        option("--region", help="Region; repeat it to deploy to several at once."),
+    ] = None,
+    spec: Annotated[
+        str | None,
+        option(
+            "--spec",
+            help="Provider spec file, JSON or YAML: a Marathon app definition, or a Docker/Swarm service spec.",
+        ),
+    ] = None,
+    instances: Annotated[
+        str | None,
+        option("--instances", help="Size (default: the newest enabled server group's, else 1)."),
+    ] = None,
+    strategy: Annotated[
+        str, option("--strategy", help="none, highlander, red-black or rolling-red-black.")
+    ] = "none",
+    max_remaining: Annotated[
+        str | None,
+        option("--max-remaining", help="red-black: keep at most N older server groups."),
+    ] = None,
+    steps: Annotated[
+        str | None, option("--steps", help="rolling-red-black: percentages, e.g. 25,50,100.")
+    ] = None,
+    rollback_on_failure: Annotated[
+        bool,
+        flag(
+            "--rollback-on-failure",
+            help="When the new server group fails, take it out and restore what the strategy touched.",
+        ),
+    ] = False,
+    destroy_failed: Annotated[
+        bool,
+        flag(
+            "--destroy-failed",
+            help="With --rollback-on-failure: destroy the failed server group instead of disabling it.",
+        ),
+    ] = False,
+    *,
+    common: Common,
+    lease: Lease,
+) -> None:
+    """Create the next server group of a cluster, wait until healthy, apply a strategy."""
+    from treadle import naming
+    from treadle.stages.deploy import Request, deploy
+    from treadle.stages.strategies import DEFAULT_STEPS
+
+    def body(rt: Runtime, context: Context) -> dict[str, object]:
+        def r(value: Any, flag: str) -> Any:
+            return context.render(value, flag)
+
+        named = r(cluster, "--cluster")
+        if named and (app_ or stack or detail):
+            raise InputError("give --cluster or --app/--stack/--detail, not both")
+        if named:
+            target = naming.parse_cluster(named)
+        elif app_:
+            target = naming.cluster(r(app_, "--app"), r(stack, "--stack"), r(detail, "--detail"))
+        else:
+            raise InputError("name the cluster: --app (with --stack, --detail) or --cluster")
+        step_text = r(steps, "--steps")
+        return deploy(
+            rt,
+            Request(
+                cluster=target,
+                image=str(r(image, "--image")),
+                regions=tuple(r(region or [], "--region")),
+                instances=whole(r(instances, "--instances"), "--instances"),
+                spec=load_spec(r(spec, "--spec"), context),
+                strategy=r(strategy, "--strategy"),
+                max_remaining=whole(r(max_remaining, "--max-remaining"), "--max-remaining"),
+                steps=percentages(step_text, "--steps") if step_text else DEFAULT_STEPS,
+                rollback_on_failure=rollback_on_failure,
+                destroy_failed=destroy_failed,
+            ),
+        )
+
+    run_stage("deploy", common, body, lease)

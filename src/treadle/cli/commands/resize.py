@@ -1,0 +1,49 @@
+"""treadle resize"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from treadle.cli.options import Common, Lease, Target, flag, option, stage_command
+from treadle.cli.runner import run_stage
+from treadle.cli.values import number, whole
+
+if TYPE_CHECKING:
+    from treadle.context import Context
+    from treadle.stages.runtime import Runtime
+
+
+@stage_command("resize", "common", "lease", "target")
+def resize_command(
+    instances: Annotated[str | None, option("--instances", help="Set the size to N.")] = None,
+    scale_up: Annotated[str | None, option("--scale-up", help="Add N instances.")] = None,
+    scale_down: Annotated[str | None, option("--scale-down", help="Remove N instances.")] = None,
+    scale_pct: Annotated[
+        str | None,
+        option(
+            "--scale-pct",
+            help="Change the size by P percent (50 grows by half, -25 shrinks by a quarter).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, flag("--force", help="Resize to 0 even the last enabled server group.")
+    ] = False,
+    *,
+    common: Common,
+    lease: Lease,
+    target: Target,
+) -> None:
+    """Set a server group's size and wait until it is reached and healthy."""
+    from treadle.cli.selection import selector
+    from treadle.stages.resize import Size, resize
+
+    def body(rt: Runtime, context: Context) -> dict[str, object]:
+        size = Size(
+            instances=whole(context.render(instances, "--instances"), "--instances"),
+            scale_up=whole(context.render(scale_up, "--scale-up"), "--scale-up"),
+            scale_down=whole(context.render(scale_down, "--scale-down"), "--scale-down"),
+            scale_pct=number(context.render(scale_pct, "--scale-pct"), "--scale-pct"),
+        )
+        return resize(rt, selector(target, context), size, force=force)
+
+    run_stage("resize", common, body, lease)

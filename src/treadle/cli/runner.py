@@ -1,0 +1,216 @@
+"""Running one stage, top to bottom: check where the result goes, load the context, open
+the provider, run the stage, release the cluster leases, then write the result and exit
+with its code. Every TreadleError becomes one line on stderr and an `error` in the
+result; once the stage has changed anything, the exit code says so (never 2, 3 or 4).
+
+A CI cancel (SIGTERM, SIGINT) cuts the stage's deadline to CANCEL_SECONDS: its pauses
+end at once, a rollback gets what is left, and however the stage is stuck (a request to
+a cluster that stopped answering) the result is written and the process exits within
+STOP_SECONDS of the signal.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+from treadle.errors import Cancelled, TreadleError
+
+if TYPE_CHECKING:
+    from treadle.cli.options import Common, Lease
+    from treadle.console import Console
+    from treadle.context import Context
+    from treadle.stages.runtime import Runtime
+
+Body = Callable[["Runtime", "Context"], dict[str, object]]
+
+# After a cancel: what is left for requests and a rollback, and when the process ends
+# whatever it is doing (CI systems kill a cancelled step's process some seconds later).
+CANCEL_SECONDS = 2.0
+STOP_SECONDS = 2.8
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Outcome:
+    """The result, written once: by the stage as it ends, or by the watchdog when a
+    cancelled stage cannot end in time."""
+
+    def __init__(self, stage: str, common: Common, console: Console) -> None:
+        self.stage, self.common, self.console = stage, common, console
+        self.started = now()
+        self.provider = common.provider or ""
+        self.rt: Runtime | None = None
+        self._lock = threading.Lock()
+        self._written = False
+
+    def envelope(self, fields: dict[str, object], error: TreadleError | None) -> dict[str, Any]:
+        rt = self.rt
+        result: dict[str, Any] = {
+            "stage": self.stage,
+            "status": error.status if error else "succeeded",
+            "provider": self.provider,
+            "started_at": self.started,
+            "finished_at": now(),
+            **({"dry_run": True, "planned": rt.planned} if rt and rt.dry_run else {}),
+            **fields,
+        }
+        if error is not None:
+            result["error"] = {"type": error.type, "message": str(error)}
+        redacted: dict[str, Any] = self.console.redact_tree(result)
+        return redacted
+
+    def finish(self, fields: dict[str, object], error: TreadleError | None) -> int:
+        """Write the result (once); the exit code."""
+        from treadle.results import publish
+
+        with self._lock:
+            if self._written:
+                return 1
+            self._written = True
+            if error is not None:
+                self.console.error(str(error))
+            code = error.exit_code if error else 0
+            try:
+                publish(
+                    self.envelope(fields, error),
+                    output=self.common.output,
+                    dotenv_file=self.common.dotenv,
+                    warn=self.console.warn,
+                )
+            except OSError as e:
+                self.console.error(f"cannot write the result: {e}")
+                # Checked before acting: if it fails now, the stage may have changed things.
+                code = 1 if code == 0 and self.rt is not None and self.rt.changed else code or 2
+            return code
+
+    def overrun(self, signal: str) -> None:
+        """The stage did not end within STOP_SECONDS of a cancel: write what it is known
+        to have done and end the process."""
+        rt = self.rt
+        fields = dict(rt.progress.fields) if rt else {}
+        error: TreadleError = Cancelled(
+            f"cancelled ({signal}) and stopped before the stage could finish cleanly "
+            f"(within {STOP_SECONDS:g}s of the signal)"
+        )
+        if rt is not None and rt.changed:
+            error.after_change()
+        code = self.finish(fields, error)
+        os._exit(code)
+
+
+def run_stage(stage: str, common: Common, body: Body, lease: Lease | None = None) -> NoReturn:
+    from treadle.ci import ci_run_key, log_format, provenance
+    from treadle.console import Console
+    from treadle.context import Context
+    from treadle.providers.registry import choose, open_provider, settings_for
+    from treadle.results import check_destination
+    from treadle.stages.runtime import Runtime
+    from treadle.waiting import Deadline, on_signal, shielded
+
+    console = Console(quiet=common.quiet, log=log_format())
+    outcome = Outcome(stage, common, console)
+    fields: dict[str, object] = {}
+    error: TreadleError | None = None
+    provider = None
+    try:
+        for path, flag in ((common.output, "--output"), (common.dotenv, "--dotenv")):
+            if path:
+                check_destination(path, flag)
+        context = Context.load(common.context)
+        values = {
+            name: context.render(value, f"--{name.replace('_', '-')}")
+            for name, value in common.connection.items()
+        }
+        mask_options(values, console)
+        deadline = Deadline(duration(context, common.timeout, "--timeout"))
+        request_timeout = duration(context, common.request_timeout, "--request-timeout")
+        lock_timeout = deadline.seconds
+        outcome.provider = choose(context.render(common.provider, "--provider"), values)
+        settings = settings_for(outcome.provider, values)
+        run_key = None
+        if lease is not None:
+            if lease.lock_timeout:
+                lock_timeout = duration(context, lease.lock_timeout, "--lock-timeout")
+            run_key = check_run_key(context.render(lease.run_key, "--run-key") or ci_run_key())
+
+        def cancelled(signal: str) -> None:
+            deadline.cut(CANCEL_SECONDS)
+            timer = threading.Timer(STOP_SECONDS, outcome.overrun, args=(signal,))
+            timer.daemon = True
+            timer.start()
+
+        on_signal(cancelled)
+        provider = open_provider(
+            outcome.provider,
+            settings,
+            deadline=deadline,
+            console=console,
+            request_timeout=request_timeout,
+        )
+        outcome.rt = Runtime.tracking(
+            provider,
+            console=console,
+            deadline=deadline,
+            wait=not common.no_wait,
+            dry_run=common.dry_run,
+            events=not common.no_events,
+            lock_timeout=lock_timeout,
+            run_key=run_key,
+            provenance=provenance(os.environ),
+            stage=stage,
+        )
+        fields = body(outcome.rt, context)
+    except TreadleError as e:
+        error, fields = e, e.fields
+    except KeyboardInterrupt:
+        error = Cancelled("cancelled")
+    finally:
+        rt = outcome.rt
+        if rt is not None:
+            with shielded():
+                rt.exits.close()
+        if provider is not None:
+            provider.close()
+    if error is not None and outcome.rt is not None and outcome.rt.changed:
+        error.after_change()
+    raise typer.Exit(outcome.finish(fields, error))
+
+
+def duration(context: Context, value: Any, flag: str) -> float:
+    from treadle.cli.values import duration as parse
+
+    return parse(context.render(value, flag), flag)
+
+
+def check_run_key(key: Any) -> str | None:
+    if key is None or key == "":
+        return None
+    from treadle.ci import check_run_key as check
+
+    return check(str(key))
+
+
+def mask_options(values: dict[str, Any], console: Console) -> None:
+    """Every secret among the providers' options, and the password of any URL, masked
+    before anything is printed (a placeholder may have rendered them out of the context);
+    HTTP basic auth also in the forms a server echoes it back in."""
+    from treadle.providers.registry import all_options
+
+    for name, option in all_options().items():
+        value = values.get(name)
+        if not value or not isinstance(value, str):
+            continue
+        if option.url:
+            console.mask_url(value)
+        elif option.secret:
+            console.mask(value)
+    if values.get("username") and values.get("password"):
+        console.mask_basic(str(values["username"]), str(values["password"]))

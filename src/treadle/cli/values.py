@@ -1,0 +1,51 @@
+"""Option values as a stage takes them: durations, whole numbers, numbers, lists. Each
+error is one line naming the option."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from treadle.errors import InputError
+
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
+
+
+def duration(text: Any, flag: str) -> float:
+    """Seconds, from `600`, `90s`, `10m`, `1h30m`."""
+    m = _DURATION.fullmatch(str(text).strip())
+    if not m or not any(m.groups()):
+        raise InputError(
+            f"invalid {flag} {text!r}: expected seconds or a duration like 90s, 10m, 1h"
+        )
+    h, mins, s = (float(g) if g else 0.0 for g in m.groups())
+    seconds = h * 3600 + mins * 60 + s
+    if seconds <= 0:
+        raise InputError(f"invalid {flag} {text!r}: must be more than 0")
+    return seconds
+
+
+def whole(value: Any, flag: str) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InputError(f"invalid {flag} {value!r}: expected a whole number")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise InputError(f"invalid {flag} {value!r}: expected a whole number") from None
+
+
+def number(value: Any, flag: str) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise InputError(f"invalid {flag} {value!r}: expected a number") from None
+
+
+def percentages(text: Any, flag: str) -> tuple[int, ...]:
+    """`25,50,100`, or a list from a placeholder."""
+    parts = text if isinstance(text, list) else str(text).split(",")
+    return tuple(whole(p, flag) or 0 for p in parts)

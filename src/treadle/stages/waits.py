@@ -1,0 +1,95 @@
+"""Waiting for a server group to settle (healthy at its size, or gone), and giving up on
+one whose instances keep failing."""
+
+from __future__ import annotations
+
+import contextlib
+
+from treadle.errors import ServerGroupGone, StageFailed
+from treadle.providers.base import EVENTS, Health, ServerGroup
+from treadle.stages.runtime import Runtime
+from treadle.waiting import Wakeup, wait_for
+
+# Instances of a group's current definition that failed since the stage began before it
+# gives up on the group (every provider would keep replacing them).
+FAILURES_BEFORE_GIVING_UP = 3
+
+
+def refetch(rt: Runtime, group: ServerGroup) -> ServerGroup:
+    current = rt.provider.server_group(group.region, group.name)
+    if current is None:
+        raise ServerGroupGone(group.name, group.region)
+    return current
+
+
+def watching(rt: Runtime, group: ServerGroup) -> contextlib.AbstractContextManager[Wakeup | None]:
+    """The provider's news of `group` while a wait runs, where it has any."""
+    if rt.events and EVENTS in rt.provider.capabilities:
+        return rt.provider.watch(group)
+    return contextlib.nullcontext()
+
+
+def hopeless(health: Health) -> str | None:
+    """Why a group cannot become healthy, if it cannot."""
+    if health.stuck:
+        return health.stuck
+    if health.desired and health.failed >= FAILURES_BEFORE_GIVING_UP:
+        return f"{health.failed} instances failed, the last one: {health.last_failure}"
+    return None
+
+
+def wait_healthy(rt: Runtime, group: ServerGroup, label: str | None = None) -> Health:
+    """Wait until every instance runs the group's definition and passes its checks."""
+    if not rt.wait:
+        return rt.provider.health(group)
+    name = label or group.name
+
+    def check() -> Health:
+        health = rt.provider.health(group)
+        why = hopeless(health)
+        if why:
+            raise StageFailed(f"{name} cannot become healthy: {why}")
+        return health
+
+    with rt.console.section(f"waiting for {name}"), watching(rt, group) as wakeup:
+        return wait_for(
+            check,
+            lambda h: h.ok,
+            deadline=rt.deadline,
+            describe=lambda h: h.describe(),
+            what=name,
+            log=rt.console.info,
+            wakeup=wakeup,
+        )
+
+
+def wait_gone(rt: Runtime, group: ServerGroup) -> None:
+    if not rt.wait:
+        return
+    with rt.console.section(f"waiting until {group.name} is gone"), watching(rt, group) as wakeup:
+        wait_for(
+            lambda: rt.provider.server_group(group.region, group.name),
+            lambda g: g is None,
+            deadline=rt.deadline,
+            describe=lambda g: "gone" if g is None else "being removed",
+            what=group.name,
+            log=rt.console.info,
+            wakeup=wakeup,
+        )
+
+
+def group_fields(group: ServerGroup) -> dict[str, object]:
+    return {
+        "server_group": group.name,
+        "cluster": group.cluster.name,
+        "region": group.region,
+        "image": group.image,
+        "instances": group.instances,
+        "enabled": group.enabled,
+        **endpoint_fields(group),
+    }
+
+
+def endpoint_fields(group: ServerGroup) -> dict[str, object]:
+    """`endpoints`, only where the provider publishes some."""
+    return {"endpoints": list(group.endpoints)} if group.endpoints else {}
