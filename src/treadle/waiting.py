@@ -176,6 +176,9 @@ def shielded() -> Iterator[None]:
 # However little time is left, a request may take this long: the last ones of a stage
 # (writing a record, releasing the lease) must still be able to get an answer.
 MIN_REQUEST_SECONDS = 1.0
+# Within a grace period (a rollback, releasing the lease), a request may take this long,
+# and one that gets no answer is not tried again: the cluster is taken for hung.
+GRACE_REQUEST_SECONDS = 10.0
 
 
 class Deadline:
@@ -192,6 +195,8 @@ class Deadline:
         self._cut: float | None = None
         self._graces: list[float] = []
         self._lock = threading.Lock()
+        # Which threads run within a grace period.
+        self._local = threading.local()
 
     @property
     def at(self) -> float:
@@ -225,14 +230,24 @@ class Deadline:
         end = time.monotonic() + seconds
         with self._lock:
             self._graces.append(end)
+        depth = getattr(self._local, "graces", 0)
+        self._local.graces = depth + 1
         try:
             yield
         finally:
+            self._local.graces = depth
             with self._lock:
                 self._graces.remove(end)
 
+    @property
+    def in_grace(self) -> bool:
+        """This thread runs within a grace period: a request without an answer ends it."""
+        return bool(getattr(self._local, "graces", 0))
+
     def request_timeout(self, limit: float) -> float:
         """How long the next request may take: `limit`, capped by what is left."""
+        if self.in_grace:
+            limit = min(limit, GRACE_REQUEST_SECONDS)
         return max(MIN_REQUEST_SECONDS, min(limit, self.remaining()))
 
 

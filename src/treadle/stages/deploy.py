@@ -49,8 +49,9 @@ from treadle.stages.strategies import DEFAULT_STEPS, STRATEGIES, Step, strategy_
 from treadle.stages.waits import endpoint_fields, refetch, wait_gone, wait_healthy
 from treadle.waiting import shielded
 
-# Time a rollback may take, from its start, whether or not --timeout has passed.
-ROLLBACK_SECONDS = 120.0
+# Time a rollback may take, from its start, whether or not --timeout has passed (a
+# request in it that gets no answer within 10 s ends it: treadle.waiting).
+ROLLBACK_SECONDS = 60.0
 # Names taken by something else in a row before giving up.
 CREATE_ATTEMPTS = 5
 
@@ -131,6 +132,8 @@ class RegionPlan:
     adopted: ServerGroup | None = None
     # Older groups this deploy changes, and whether each served before it began.
     before: dict[str, bool] = field(default_factory=dict)
+    # The new group's name once this run began to make it (or carries it on).
+    making: str | None = None
 
 
 def deploy(rt: Runtime, request: Request) -> dict[str, object]:
@@ -212,6 +215,7 @@ def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
         source = adopted or next((g for g in others if g.name == previous), None)
         instances = capacity(source) if source is not None else 1
     plan = RegionPlan(region, name, instances, {}, previous, others, adopted=adopted)
+    plan.making = adopted.name if adopted is not None else None
     plan.definition = definition(rt, request, plan)
     grown = adopted.instances if adopted is not None else 0
     plan.steps = strategy_steps(
@@ -305,6 +309,7 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
     fields["disabled_server_groups"], fields["destroyed_server_groups"] = disabled, destroyed
     # Named once this run has made (or carried on with) it: never another run's.
     fields["server_group"] = None
+    rt.note(**fields)
     created: ServerGroup | None = None
     try:
         if plan.adopted is not None:
@@ -325,7 +330,7 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
         fields.update(endpoint_fields(refetch(rt, created)))
     except TreadleError as e:
         if created is None or not request.rollback_on_failure or isinstance(e, LeaseLost):
-            e.fields = {**fields, **e.fields}
+            e.fields = {**fields, "server_group": plan.making, **e.fields}
             raise
         kind = Cancelled if isinstance(e, Cancelled) else StageFailed
         try:
@@ -350,6 +355,11 @@ def create(rt: Runtime, request: Request, plan: RegionPlan) -> ServerGroup:
     taken: set[int] = set()
     for _ in range(CREATE_ATTEMPTS):
         rt.console.info(f"creating {plan.name} in {plan.region} from {request.image}")
+        # Under the cluster lease a group of this name can only be this run's: if the
+        # create is cut short (a cancel, a cluster that stops answering), the result names
+        # it, for a later step to clean up.
+        plan.making = plan.name.name
+        rt.note(server_group=plan.making)
         try:
             return rt.provider.create(plan.region, plan.definition)
         except AlreadyExists:
@@ -359,6 +369,8 @@ def create(rt: Runtime, request: Request, plan: RegionPlan) -> ServerGroup:
             rt.console.info(f"{plan.name} exists already and is not this run's: moving on")
             plan.name = ServerGroupName(request.cluster, next_sequence(used))
             plan.definition = definition(rt, request, plan)
+    plan.making = None
+    rt.note(server_group=None)
     raise StageFailed(
         f"{CREATE_ATTEMPTS} names of {request.cluster} in {plan.region} in a row were taken "
         "while treadle created the next server group"

@@ -41,8 +41,9 @@ CLAIM_TTL = 15.0
 # Waiting for another run's lease: how often to look, and to say so.
 LOOK_FIRST, LOOK_MAX = 0.5, 2.0
 PROGRESS_EVERY = 10.0
-# Releasing may take this long after the stage's own deadline has passed.
-RELEASE_SECONDS = 5.0
+# Releasing may take this long after the stage's own deadline has passed (a lease left
+# behind by a cluster that stopped answering expires on its own).
+RELEASE_SECONDS = 2.0
 
 LABEL_LEASE = "treadle.lease"
 LABEL_HOLDER = "treadle.lease.holder"

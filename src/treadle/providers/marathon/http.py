@@ -196,6 +196,11 @@ class DcosClient:
             response = self.http.send(request)
         except httpx.TransportError as e:
             reason = str(e) or type(e).__name__
+            if isinstance(e, httpx.TimeoutException) and self.deadline.in_grace:
+                raise ProviderError(
+                    f"{self.what} at {self.base_url} did not answer {request.method} "
+                    f"{request.url.path} in time ({reason}): taken for hung"
+                ) from None
             if not self.reached and (
                 attempt + 1 >= FIRST_CONTACT_ATTEMPTS or self.deadline.expired()
             ):

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from treadle.console import Console
-from treadle.errors import AlreadyExists, Conflict, InputError, ServerGroupGone, StageFailed
+from treadle.errors import AlreadyExists, Conflict, InputError, ServerGroupGone
 from treadle.naming import Cluster
 from treadle.providers.base import (
     EVENTS,
@@ -134,9 +134,9 @@ class MarathonProvider:
             # Not locked (that is retried): an app of that id exists.
             raise AlreadyExists(str(e)) from None
         self._created.add(definition["id"])
-        created = self.server_group(region, definition["id"].rsplit("/", 1)[-1])
-        if created is None:
-            raise StageFailed(f"Marathon accepted {definition['id']} but does not list it")
+        # What Marathon took is what was sent: no need to read it back.
+        created = apps.to_server_group(definition)
+        assert created is not None
         return created
 
     def _update(self, group: ServerGroup, body: dict[str, Any]) -> None:
