@@ -23,7 +23,7 @@ from treadle.errors import StageFailed
 from treadle.providers.base import JobRequest, JobRun, JobStatus
 from treadle.providers.engine import jobs
 from treadle.providers.engine.connection import translated, where
-from treadle.providers.swarm.services import job_spec
+from treadle.providers.swarm.services import job_spec, update
 from treadle.waiting import pause, poll_intervals
 
 if TYPE_CHECKING:
@@ -126,14 +126,7 @@ class ServiceJobs:
             except docker.errors.NotFound:
                 return
             current = service["Spec"]
-            self.api.update_service(
-                service["ID"],
-                service["Version"]["Index"],
-                task_template=current["TaskTemplate"],
-                name=current["Name"],
-                labels=current["Labels"],
-                mode=JOB_STOPPED,
-            )
+            update(self.api, service, labels=current["Labels"], mode=JOB_STOPPED)
             grace = current["TaskTemplate"]["ContainerSpec"].get("StopGracePeriod") or 0
             end = time.monotonic() + grace / 10**9 + JOB_STOP_MARGIN
             for interval in poll_intervals():

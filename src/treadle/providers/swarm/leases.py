@@ -16,6 +16,7 @@ from treadle.naming import MAX_NAME
 from treadle.providers.base import LABEL_LEASE_EXPIRES, Lease, LeaseKey
 from treadle.providers.engine import spec
 from treadle.providers.engine.connection import translated
+from treadle.providers.swarm.services import update
 
 if TYPE_CHECKING:
     from treadle.providers.engine.connection import Engine
@@ -82,11 +83,9 @@ class ServiceLeases:
                 return False
             current = service["Spec"]
             try:
-                self.api.update_service(
-                    service["ID"],
-                    service["Version"]["Index"],
-                    task_template=current["TaskTemplate"],
-                    name=current["Name"],
+                update(
+                    self.api,
+                    service,
                     labels={**current.get("Labels", {}), LABEL_LEASE_EXPIRES: expires},
                     mode=current["Mode"],
                 )

@@ -33,7 +33,7 @@ from treadle.providers.engine import spec
 from treadle.providers.engine.connection import connect, stable, translated, where
 from treadle.providers.swarm.jobs import ServiceJobs
 from treadle.providers.swarm.leases import ServiceLeases
-from treadle.providers.swarm.services import labels_of, replicas, service_spec
+from treadle.providers.swarm.services import labels_of, replicas, service_spec, update
 from treadle.waiting import Deadline, Wakeup
 
 __all__ = ["SwarmProvider"]
@@ -166,7 +166,7 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
         leaving = [
             t for t in tasks if t["DesiredState"] != "running" and t["Status"]["State"] in STARTED
         ]
-        update = service.get("UpdateStatus") or {}
+        rollout = service.get("UpdateStatus") or {}
         failed = self._failed(service, tasks)
         last = failed[-1] if failed else None
         return Health(
@@ -178,13 +178,13 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
                 for t in meant
                 if t["Status"]["State"] == "running" and stable(t["Status"]["Timestamp"])
             ),
-            settled=not leaving and update.get("State") not in UPDATING,
+            settled=not leaving and rollout.get("State") not in UPDATING,
             failed=len(failed),
             last_failure=f"{last['State']}: {last.get('Err') or last.get('Message')}"
             if last
             else None,
-            stuck=f"its update is paused: {update.get('Message') or update['State']}"
-            if update.get("State") in ("paused", "rollback_paused")
+            stuck=f"its update is paused: {rollout.get('Message') or rollout['State']}"
+            if rollout.get("State") in ("paused", "rollback_paused")
             else None,
         )
 
@@ -232,18 +232,12 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
         this one (its version moved on): read it again."""
         for attempt in range(UPDATE_ATTEMPTS):
             service = self._inspect(group)
-            current = service["Spec"]
             try:
-                self.api.update_service(
-                    service["ID"],
-                    service["Version"]["Index"],
-                    task_template=current["TaskTemplate"],
-                    name=current["Name"],
-                    labels=merged(labels_of(current), records),
+                update(
+                    self.api,
+                    service,
+                    labels=merged(labels_of(service["Spec"]), records),
                     mode={"Replicated": {"Replicas": replicas}},
-                    update_config=current.get("UpdateConfig"),
-                    rollback_config=current.get("RollbackConfig"),
-                    endpoint_spec=current.get("EndpointSpec"),
                 )
                 return
             except docker.errors.APIError as e:

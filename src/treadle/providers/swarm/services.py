@@ -3,10 +3,13 @@ replicated-job service, and reading them back."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from treadle.errors import InputError
 from treadle.providers.engine import jobs, spec
+
+if TYPE_CHECKING:
+    from treadle.providers.engine.connection import Engine
 
 
 def task_template(workload: spec.Workload, labels: dict[str, str]) -> dict[str, Any]:
@@ -86,3 +89,23 @@ def replicas(service: dict[str, Any]) -> int:
 def labels_of(service: dict[str, Any]) -> dict[str, str]:
     """The labels of a ServiceSpec."""
     return dict(service.get("Labels") or {})
+
+
+def update(
+    api: Engine, service: dict[str, Any], *, labels: dict[str, str], mode: dict[str, Any]
+) -> None:
+    """Change a service's labels and mode and nothing else, so that no task is replaced,
+    at the version read: the engine refuses it ("update out of sequence") if the service
+    changed meanwhile."""
+    current = service["Spec"]
+    api.update_service(
+        service["ID"],
+        service["Version"]["Index"],
+        task_template=current["TaskTemplate"],
+        name=current["Name"],
+        labels=labels,
+        mode=mode,
+        update_config=current.get("UpdateConfig"),
+        rollback_config=current.get("RollbackConfig"),
+        endpoint_spec=current.get("EndpointSpec"),
+    )
