@@ -116,7 +116,7 @@ def treadle_python(given: str | None) -> tuple[str, str]:
     """The interpreter to run treadle with, and how to say which it is. By default a
     virtualenv holding treadle (installed editable, from this tree, with its providers'
     extras) and its own dependencies only, made on first use: what `pip install
-    'treadle[dcos,docker]'` gives, without whatever else the machine's Python has (on
+    'treadle[dcos]'` gives, without whatever else the machine's Python has (on
     some machines httpx then loads trio, click, pygments: 0.1-0.2 s more per start)."""
     if given:
         return given, given
@@ -125,7 +125,7 @@ def treadle_python(given: str | None) -> tuple[str, str]:
     if not ready:
         progress(f"making {VENV.relative_to(ROOT)} (once): treadle and its dependencies only")
         made = subprocess.run(
-            f"{sys.executable} -m venv {VENV} && {python} -m pip install -q -e '{ROOT}[dcos,docker]'",
+            f"{sys.executable} -m venv {VENV} && {python} -m pip install -q -e '{ROOT}[dcos]'",
             shell=True,
             capture_output=True,
             text=True,

@@ -25,8 +25,6 @@ DEFAULT = "docker"
 class Entry:
     provider: str  # module:Class
     settings: str  # module:Class, a light module: the CLI reads it to offer its options
-    # The pip extra that brings the provider's library, for the message when it is missing.
-    extra: str | None = None
 
 
 REGISTRY: dict[str, Entry] = {
@@ -105,15 +103,7 @@ def settings_for(name: str, given: Mapping[str, Any]) -> Any:
 def open_provider(
     name: str, settings: Any, *, deadline: Deadline, console: Console, request_timeout: float
 ) -> Provider:
-    entry = REGISTRY[name]
-    try:
-        cls = _load(entry.provider)
-    except ModuleNotFoundError as e:
-        if entry.extra is None or (e.name or "").startswith("treadle"):
-            raise
-        raise InputError(
-            f"the {name} provider needs the {e.name!r} library: pip install 'treadle[{entry.extra}]'"
-        ) from None
+    cls = _load(REGISTRY[name].provider)
     provider: Provider = cls(
         settings, deadline=deadline, console=console, request_timeout=request_timeout
     )
