@@ -13,11 +13,30 @@ from dataclasses import dataclass, fields
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from treadle.providers.registry import all_options
 
+class GroupedCommand(TyperCommand):
+    """A stage's help with its options in groups (its own first, then the connection,
+    context and results, ...), plain text: rich's panels would cost a tenth of a second at
+    every start."""
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                panel = getattr(param, "rich_help_panel", None) or "Options"
+                groups.setdefault(panel, []).append(record)
+        for panel, records in groups.items():
+            with formatter.section(panel):
+                formatter.write_dl(records)
+
+
 app = typer.Typer(
     name="treadle",
+    rich_markup_mode=None,
     help="Spinnaker-style deployment stages as plain CI steps. Each stage writes a JSON "
     "result (stdout, or --output FILE); logs go to stderr.\n\nExit codes: 0 succeeded, "
     "1 failed, 2 bad input, 3 refused by a safeguard, 4 provider unreachable or "
@@ -286,7 +305,7 @@ def stage_command(name: str, *names: str) -> Callable[[Callable[..., None]], Cal
         params = own + shared
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
-        app.command(name, help=fn.__doc__)(command)
+        app.command(name, help=fn.__doc__, cls=GroupedCommand)(command)
         return fn
 
     return register
