@@ -8,6 +8,9 @@ Every number comes from this run, against the emulators in tests/emulator served
 fresh process per stage.
 
 - start-up: `treadle --version` and `treadle deploy --help` against `python -c pass`.
+- CPU: a deploy's own CPU time (whole process) against a plain httpx script sending the
+  same Marathon requests (benchmarks/plain_deploy.py), from the same interpreter.
+- the cluster lease: its requests and time where nobody else holds it, on each provider.
 - stage overhead: deploy, resize and run-job, from the moment the emulator's deployment
   (or job run) finished to the moment treadle exited, with the requests each stage sent
   (the looks at the state while waiting in brackets) and what looking every second over
@@ -160,8 +163,128 @@ def start_up(runs: int) -> None:
             f"{version / python:.1f}x",
             f"< 0.15 s: {'met' if version < 0.15 else 'MISSED'}",
         ),
-        ("treadle deploy --help", seconds(help_), f"{help_ / python:.1f}x", ""),
+        (
+            "treadle deploy --help",
+            seconds(help_),
+            f"{help_ / python:.1f}x",
+            f"< 0.15 s: {'met' if help_ < 0.15 else 'MISSED'}",
+        ),
     ]
+
+
+# -- CPU: treadle against a plain script making the same requests ----------------------
+
+
+def cpu_seconds(command: list[str]) -> float:
+    """User and system CPU of one run of `command` (waiting costs none)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    run(command)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu(runs: int) -> None:
+    """A deploy's own CPU time, whole process, against benchmarks/plain_deploy.py sending
+    the same Marathon requests with httpx from the same interpreter, alternately."""
+    table = section(
+        f"CPU of one deploy, whole process (median of {runs} runs, alternating)",
+        "CPU",
+        "vs the plain script",
+        "target",
+    )
+    mine, plain = [], []
+    with MarathonEmulator(**FAST) as emu:
+        for n in range(runs):
+            mine.append(
+                cpu_seconds(
+                    [*TREADLE, "deploy", "--app", "web", "--image", "web:1", "--instances", "3"]
+                    + ["--no-events", "--marathon-url", emu.url]
+                )
+            )
+            script = str(ROOT / "benchmarks" / "plain_deploy.py")
+            plain.append(cpu_seconds([PYTHON, script, emu.url, str(500 + n)]))
+    ours, base = statistics.median(mine), statistics.median(plain)
+    table.rows += [
+        ("plain httpx script", seconds(base), "1.00x", ""),
+        (
+            "treadle deploy --no-events",
+            seconds(ours),
+            f"{ours / base:.2f}x",
+            f"<= 1.2x: {'met' if ours <= 1.2 * base else 'MISSED'}",
+        ),
+    ]
+
+
+# -- the cluster lease on a cluster nobody else is changing ----------------------------
+
+
+def lease_cost(runs: int) -> None:
+    """Taking and releasing the cluster lease where nobody else holds it, in-process
+    through each provider: its requests and its time (median)."""
+    from treadle.console import Console
+    from treadle.providers.registry import open_provider, settings_for
+    from treadle.stages.lease import leases_of
+    from treadle.stages.runtime import Runtime
+    from treadle.waiting import Deadline
+
+    table = section(
+        f"the cluster lease, uncontended (median of {runs} takes and releases)",
+        "requests",
+        "time",
+        "target",
+    )
+
+    def measure(name: str, settings: dict[str, Any], region: str, count: Callable[[], int]) -> None:
+        provider = open_provider(
+            name,
+            settings_for(name, settings),
+            deadline=Deadline(60),
+            console=Console(quiet=True),
+            request_timeout=30,
+        )
+        times, requests = [], []
+        try:
+            for _ in range(runs):
+                rt = Runtime.tracking(provider, console=Console(quiet=True), deadline=Deadline(60))
+                before, started = count(), time.perf_counter()
+                leases_of(rt).take(region, "bench")
+                rt.exits.close()
+                times.append(time.perf_counter() - started)
+                requests.append(count() - before)
+        finally:
+            provider.close()
+        took, sent = statistics.median(times), statistics.median(requests)
+        ok = sent <= 2 and took <= 0.05
+        table.rows.append(
+            (name, f"{sent:g}", seconds(took), f"<= 2 and 50 ms: {'met' if ok else 'MISSED'}")
+        )
+
+    with MarathonEmulator(**FAST) as emu:
+        measure("marathon", {"marathon_url": emu.url}, "/", lambda: len(emu.requests))
+    try:
+        api = dockerish.connect()
+    except Exception as e:  # noqa: BLE001 (no engine: say so in the table)
+        table.rows.append(("docker, swarm", "-", "-", f"no Docker engine ({e})"))
+        return
+    sent = {"n": 0}
+    original = type(api).send
+
+    def counting(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent["n"] += 1
+        return original(self, *args, **kwargs)
+
+    type(api).send = counting  # every call of every client of the engine
+    try:
+        region = "bench"
+        measure("docker", {}, region, lambda: sent["n"])
+        if (api.info().get("Swarm") or {}).get("LocalNodeState") == "active":
+            measure("swarm", {}, region, lambda: sent["n"])
+    finally:
+        type(api).send = original
+        dockerish.remove_region(api, region)
+        api.close()
 
 
 # -- stage overhead ---------------------------------------------------------------------
@@ -655,7 +778,17 @@ def print_table() -> None:
             print("  " + "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip())
 
 
-SECTIONS = ("start-up", "overhead", "longer", "docker", "scale", "regions", "image")
+SECTIONS = (
+    "start-up",
+    "cpu",
+    "lease",
+    "overhead",
+    "longer",
+    "docker",
+    "scale",
+    "regions",
+    "image",
+)
 
 
 def main() -> None:
@@ -687,6 +820,10 @@ def main() -> None:
         os.chdir(folder)
         if "start-up" in only:
             start_up(runs)
+        if "cpu" in only:
+            cpu(runs + 5)
+        if "lease" in only:
+            lease_cost(runs * 2)
         overhead_runs = max(3, runs // 2)
         if "overhead" in only:
             stage_overhead(

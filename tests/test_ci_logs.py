@@ -262,7 +262,7 @@ def test_the_stop_token_never_occurs_in_the_batch_whatever_its_case(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tokens = iter(["ab" * 16, "cd" * 16])
-    monkeypatch.setattr("treadle.ci.secrets.token_hex", lambda _: next(tokens))
+    monkeypatch.setattr("secrets.token_hex", lambda _: next(tokens))
     marked = GitHubLog().untrusted([f"::TREADLE-{'AB' * 16}::"])
     assert marked[0] == f"::stop-commands::treadle-{'cd' * 16}"
 

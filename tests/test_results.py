@@ -395,7 +395,7 @@ def test_the_heredoc_delimiter_is_never_text_the_value_holds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tokens = iter(["0" * 32, "1" * 32])
-    monkeypatch.setattr("treadle.ci.secrets.token_hex", lambda _: next(tokens))
+    monkeypatch.setattr("secrets.token_hex", lambda _: next(tokens))
     value = f"a job that guessed\ntreadle_{'0' * 32}\nstatus=succeeded"
     path = tmp_path / "github_output"
     github_outputs({"status": "failed", "outputs": {"log": value}}, path)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import time
 from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
@@ -40,6 +39,8 @@ def dotenv_name(name: str) -> str:
 def heredoc_delimiter(value: str) -> str:
     """A delimiter for a multi-line value, random and checked not to occur in it, so that
     no line of the value can end it early."""
+    import secrets  # imported when needed: most stages write no multi-line value
+
     while True:
         delimiter = f"treadle_{secrets.token_hex(16)}"
         if delimiter not in value:
@@ -252,6 +253,8 @@ class GitHubLog(PlainLog):
         can neither guess it nor end the pause early. The lines keep their colours."""
         if not lines:
             return []
+        import secrets
+
         text = "\n".join(lines).lower()
         while (token := f"treadle-{secrets.token_hex(16)}") in text:
             pass

@@ -1,5 +1,25 @@
-"""The `treadle` command line."""
+"""The `treadle` command line. `app` here is the whole of it, every stage registered;
+`main` registers only the stage it is asked to run."""
 
-from treadle.cli.app import app, main
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from treadle.cli.entry import main
+
+if TYPE_CHECKING:
+    import typer
+
+    app: typer.Typer
 
 __all__ = ["app", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from treadle.cli.commands import register
+        from treadle.cli.options import app
+
+        register()
+        return app
+    raise AttributeError(name)

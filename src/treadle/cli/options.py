@@ -17,6 +17,7 @@ from typer.core import TyperCommand
 
 from treadle.providers.registry import all_options
 
+
 class GroupedCommand(TyperCommand):
     """A stage's help with its options in groups (its own first, then the connection,
     context and results, ...), plain text: rich's panels would cost a tenth of a second at

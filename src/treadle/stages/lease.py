@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import secrets
 import socket
 import threading
 from dataclasses import dataclass, field, replace
@@ -86,7 +85,7 @@ class Leases:
 
     provider: Provider
     rt: Runtime
-    holder: str = field(default_factory=lambda: secrets.token_hex(8))
+    holder: str = field(default_factory=lambda: os.urandom(8).hex())
     held: list[Lease] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -5,11 +5,11 @@ cluster's Metronome (treadle.providers.marathon.metronome)."""
 from __future__ import annotations
 
 import functools
-import secrets
+import os
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from treadle.console import Console
@@ -36,11 +36,12 @@ from treadle.providers.base import (
 from treadle.providers.marathon import apps
 from treadle.providers.marathon.dcos import Session
 from treadle.providers.marathon.http import DcosClient
-from treadle.providers.marathon.marathon_events import EventStream
-from treadle.providers.marathon.metronome import MetronomeJobs
-from treadle.providers.marathon.sandbox import Sandbox
 from treadle.providers.marathon.settings import MarathonSettings
 from treadle.waiting import Deadline, Wakeup
+
+if TYPE_CHECKING:
+    from treadle.providers.marathon.marathon_events import EventStream
+    from treadle.providers.marathon.metronome import MetronomeJobs
 
 HEALTH_EMBEDS = [
     ("embed", e) for e in ("app.tasks", "app.counts", "app.deployments", "app.lastTaskFailure")
@@ -67,12 +68,6 @@ class MarathonProvider:
         self.session = Session(
             settings, deadline=deadline, console=console, request_timeout=request_timeout
         )
-        urls = self.session.urls
-        self.jobs = MetronomeJobs(
-            self.session.client(urls.metronome, "Metronome") if urls.metronome else None,
-            Sandbox(self.session.client(urls.root, "DC/OS")) if urls.root else None,
-            console,
-        )
         self.started_at = (
             datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         )
@@ -90,14 +85,29 @@ class MarathonProvider:
         return self.session.client(self.session.urls.marathon, "Marathon")
 
     @functools.cached_property
+    def jobs(self) -> MetronomeJobs:
+        """Metronome, and the Mesos sandbox of its runs: asked for by run-job only."""
+        from treadle.providers.marathon.metronome import MetronomeJobs
+        from treadle.providers.marathon.sandbox import Sandbox
+
+        urls = self.session.urls
+        return MetronomeJobs(
+            self.session.client(urls.metronome, "Metronome") if urls.metronome else None,
+            Sandbox(self.session.client(urls.root, "DC/OS")) if urls.root else None,
+            self.session.console,
+        )
+
+    @functools.cached_property
     def events(self) -> EventStream:
         """Marathon's event stream, followed from the first wait on."""
+        from treadle.providers.marathon.marathon_events import EventStream
+
         return EventStream(self.client, self.session.console)
 
     def close(self) -> None:
-        if "events" in self.__dict__:
-            self.events.close()
-        self.jobs.close()
+        for stream in ("events", "jobs"):
+            if stream in self.__dict__:
+                getattr(self, stream).close()
         self.session.close()
 
     def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup | None]:
@@ -221,7 +231,7 @@ class MarathonProvider:
         )
 
     def create_lease(self, key: LeaseKey, labels: Mapping[str, str], expires: str) -> Lease | None:
-        record = {**labels, LABEL_LEASE_ID: secrets.token_hex(8), LABEL_LEASE_EXPIRES: expires}
+        record = {**labels, LABEL_LEASE_ID: os.urandom(8).hex(), LABEL_LEASE_EXPIRES: expires}
         app = {"id": self._lease_path(key).removeprefix("/v2/apps"), **LEASE_APP, "labels": record}
         try:
             self.client.request("POST", "/v2/apps", json=app)

@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - older typer
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from treadle import __version__
-from treadle.cli import commands  # noqa: F401  (registers every stage)
+from treadle.cli.commands import register
 from treadle.cli.options import app
 
 __all__ = ["app", "main"]
@@ -48,6 +48,7 @@ def main() -> None:
     from treadle.waiting import cancel_on_signals
 
     forget_result_variables(os.environ)
+    register(sys.argv[1:])
     try:
         with cancel_on_signals():
             code = app(standalone_mode=False, prog_name="treadle")
