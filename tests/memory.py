@@ -9,7 +9,8 @@ stages run against it in milliseconds.
 
 It behaves as Marathon does (treadle.providers.marathon.provider): `instances` is the
 size a group is set to, a disabled group is one carrying LABEL_DISABLED_INSTANCES, a
-write is one atomic change of size and labels. Instances move towards the set size one
+write is one atomic change of size and labels; and as Docker does, a disabled group
+still stopping counts the instances that still run. Instances move towards the set size one
 health read at a time (a health read is the provider "acting"): missing ones start, extra
 ones stop, and a started instance of a healthy image passes its checks after
 `healthy_after` reads. An image can be scripted never to become healthy, or to crash
@@ -168,12 +169,14 @@ class Store:
 
 
 def _server_group(found: _Group) -> ServerGroup:
+    enabled = LABEL_DISABLED_INSTANCES not in found.labels
     return ServerGroup(
         name=found.name,
         region=found.region,
         image=found.image,
-        instances=found.size,
-        enabled=LABEL_DISABLED_INSTANCES not in found.labels,
+        # A disabled group still stopping counts those that still run (as on Docker).
+        instances=found.size if enabled else max(found.size, len(found.ages)),
+        enabled=enabled,
         created_at=found.labels.get(LABEL_CREATED_AT),
         labels=dict(found.labels),
         id=found.id,

@@ -11,7 +11,12 @@ from memory import Killed, MemoryProvider, MemorySettings, Store
 from treadle import __version__
 from treadle.errors import ProviderError, ServerGroupGone
 from treadle.naming import Cluster, ServerGroupName
-from treadle.providers.base import LeaseKey, NewServerGroup, server_group_labels
+from treadle.providers.base import (
+    LABEL_DISABLED_INSTANCES,
+    LeaseKey,
+    NewServerGroup,
+    server_group_labels,
+)
 
 REGION = "local"
 IMAGE = "web:1"
@@ -57,6 +62,16 @@ def test_instances_move_to_the_size_one_read_at_a_time(provider) -> None:
     assert provider.store.instances_running(REGION, group.name) == 2
     assert provider.health(group).ok
     assert provider.store.instances_running(REGION, group.name) == 1
+
+
+def test_a_disabled_group_counts_the_instances_still_stopping(provider) -> None:
+    group = make(provider, instances=2)
+    provider.health(group)
+    provider.disable(group, {LABEL_DISABLED_INSTANCES: "2"})
+    stopping = provider.server_group(REGION, group.name)
+    assert (stopping.enabled, stopping.instances) == (False, 2)
+    assert provider.health(group).ok
+    assert provider.server_group(REGION, group.name).instances == 0
 
 
 @pytest.mark.parametrize("after", [False, True], ids=["before-acting", "after-acting"])
