@@ -25,27 +25,36 @@ renewer), never returns.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from treadle import __version__
+from treadle.console import Console
 from treadle.errors import AlreadyExists, InputError, ServerGroupGone
-from treadle.naming import Cluster, try_parse_server_group
+from treadle.naming import Cluster, parse_server_group, try_parse_server_group
 from treadle.providers.base import (
+    LABEL_CAPACITY,
     LABEL_CREATED_AT,
+    LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
     NO_RECORDS,
     Health,
     Lease,
     LeaseKey,
     NewServerGroup,
+    Provider,
     Records,
     ServerGroup,
     merged,
+    server_group_labels,
 )
+from treadle.stages.runtime import Runtime
+from treadle.waiting import Deadline, shielded
 
 __all__ = ["Call", "Fault", "Killed", "MemoryProvider", "MemorySettings", "Store"]
 
@@ -511,3 +520,68 @@ def groups_of(store: Store, region: str, cluster: str) -> dict[str, tuple[bool, 
         if parsed is not None and parsed.cluster.name == cluster:
             found[g.name] = (g.enabled, g.instances)
     return found
+
+
+# --- stages over a store, as the stage runner runs them ---------------------------------
+
+
+def seed(
+    store: Store,
+    name: str,
+    instances: int,
+    *,
+    region: str = DEFAULT_REGION,
+    image: str = "web:1",
+    enabled: bool = True,
+    capacity: int | None = None,
+    disabled_by: str | None = None,
+    labels: Mapping[str, str] | None = None,
+) -> ServerGroup:
+    """A server group already in the cluster, healthy, made by an earlier deploy (created
+    in 2020, ordered by its sequence). `capacity`: its recorded (remembered) size."""
+    parsed = parse_server_group(name)
+    seq = parsed.sequence
+    records: dict[str, str] = {
+        **server_group_labels(
+            parsed,
+            __version__,
+            f"2020-01-01T{seq // 3600:02d}:{seq // 60 % 60:02d}:{seq % 60:02d}.000Z",
+        ),
+        **(labels or {}),
+    }
+    if capacity is not None:
+        records[LABEL_CAPACITY] = str(capacity)
+    if not enabled:
+        records[LABEL_DISABLED_INSTANCES] = str(capacity if capacity is not None else instances)
+    if disabled_by:
+        records[LABEL_DISABLED_BY] = disabled_by
+    group = ServerGroup(name, region, image, instances, enabled, labels=records)
+    store.put(group)
+    found = store.view(region, name)
+    assert found is not None
+    return found
+
+
+def runtime(provider: Provider, seconds: float = 2.0, **kwargs: Any) -> Runtime:
+    """A stage's runtime over `provider`, its log kept in `rt.console.stream`."""
+    kwargs.setdefault("stage", "test")
+    return Runtime.tracking(
+        provider, console=Console(io.StringIO()), deadline=Deadline(seconds), **kwargs
+    )
+
+
+@contextlib.contextmanager
+def staged(rt: Runtime) -> Iterator[Runtime]:
+    """Run a stage as the runner does: its exits (the cluster leases' release) closed on
+    every exit path, shielded from a cancel."""
+    try:
+        yield rt
+    finally:
+        with shielded():
+            rt.exits.close()
+
+
+def log(rt: Runtime) -> str:
+    stream = rt.console.stream
+    assert isinstance(stream, io.StringIO)
+    return stream.getvalue()
