@@ -16,7 +16,7 @@ ones stop, and a started instance of a healthy image passes its checks after
 `healthy_after` reads. An image can be scripted never to become healthy, or to crash
 (each read, every instance fails and is replaced).
 
-Faults (`fail`, `kill`, `hang`) fire on the Nth call of the named methods of one
+Faults (`fail`, `kill`, `hang`, `before`) fire on the Nth call of the named methods of one
 provider, before or after the call is carried out. A killed provider is a dead process:
 the call raises Killed, and any later call, from any of its threads (the lease's
 renewer), never returns.
@@ -215,6 +215,8 @@ class Fault:
     hang: threading.Event | None = None
     # The process dies: this call raises Killed, later ones never return.
     kill: bool = False
+    # Done first (another process acting meanwhile), then the call carries on.
+    action: Callable[[], object] | None = None
     seen: int = 0
     fired: threading.Event = field(default_factory=threading.Event)
 
@@ -277,6 +279,12 @@ class MemoryProvider:
         self.faults.append(fault)
         return fault
 
+    def before(self, nth: int, *methods: str, action: Callable[[], object]) -> Fault:
+        """Do `action` just before the nth call of `methods` is carried out."""
+        fault = Fault(frozenset(methods), nth, None, action=action)
+        self.faults.append(fault)
+        return fault
+
     def called(self, *methods: str) -> list[Call]:
         with self._lock:
             return [c for c in self.calls if not methods or c.method in methods]
@@ -312,13 +320,15 @@ class MemoryProvider:
                         fault.fired.set()
                         firing.append(fault)
         for fault in firing:
-            if fault.hang is not None:
+            if fault.action is not None:
+                fault.action()
+            elif fault.hang is not None:
                 fault.hang.wait(HANG_LIMIT)
             elif not fault.after:
                 self._raise(fault)
         answer = act()
         for fault in firing:
-            if fault.after:
+            if fault.after and fault.error is not None:
                 self._raise(fault)
         return answer
 
