@@ -199,6 +199,9 @@ class Call:
     target: object
     args: tuple[Any, ...]
     thread: str
+    # What was left of the stage's deadline (its grace included) when the call came:
+    # a real provider's request gets no more time than that.
+    remaining: float | None = None
 
 
 @dataclass
@@ -241,11 +244,12 @@ class MemoryProvider:
         settings: MemorySettings | None = None,
         *,
         store: Store | None = None,
-        deadline: object = None,
+        deadline: Deadline | None = None,
         console: object = None,
         request_timeout: float = 0.0,
     ) -> None:
         self.store = store or Store.named((settings or MemorySettings()).store)
+        self.deadline = deadline
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self.closed = False
@@ -311,7 +315,9 @@ class MemoryProvider:
             # A dead process's other threads (the lease's renewer) never get an answer.
             threading.Event().wait()
         with self._lock:
-            self.calls.append(Call(method, target, args, threading.current_thread().name))
+            remaining = self.deadline.remaining() if self.deadline else None
+            thread = threading.current_thread().name
+            self.calls.append(Call(method, target, args, thread, remaining))
             firing = []
             for fault in self.faults:
                 if fault.matches(method) and not fault.fired.is_set():
@@ -573,11 +579,13 @@ def seed(
 
 
 def runtime(provider: Provider, seconds: float = 2.0, **kwargs: Any) -> Runtime:
-    """A stage's runtime over `provider`, its log kept in `rt.console.stream`."""
+    """A stage's runtime over `provider`, its log kept in `rt.console.stream`; a memory
+    provider opened without a deadline is given the stage's, as the stage runner does."""
     kwargs.setdefault("stage", "test")
-    return Runtime.tracking(
-        provider, console=Console(io.StringIO()), deadline=Deadline(seconds), **kwargs
-    )
+    deadline = Deadline(seconds)
+    if isinstance(provider, MemoryProvider) and provider.deadline is None:
+        provider.deadline = deadline
+    return Runtime.tracking(provider, console=Console(io.StringIO()), deadline=deadline, **kwargs)
 
 
 @contextlib.contextmanager

@@ -72,16 +72,37 @@ def run(
         return deploy(rt, req), provider
 
 
-def killed(store: Store, req: Request, nth: int, when: str, run_key: str) -> MemoryProvider:
-    """A deploy whose process dies at its nth change (before or after it is carried out):
-    nothing after that runs, and its lease is left behind, expired already (as if the
-    rerun came TTL later)."""
+# Every call a stage makes from its own threads (the lease's renewer calls at its own
+# pace, so it is left out of the count).
+STAGE_CALLS = (
+    "check_region",
+    "definition",
+    "server_groups",
+    "server_group",
+    "health",
+    "lease",
+    "create_lease",
+    "delete_lease",
+    *CHANGES,
+)
+
+
+def killed(
+    store: Store,
+    req: Request,
+    nth: int,
+    when: str,
+    run_key: str,
+    calls: tuple[str, ...] = CHANGES,
+) -> MemoryProvider:
+    """A deploy whose process dies at its nth change, or nth of `calls` (before or after
+    it is carried out): nothing after that runs, and its lease is left behind, expired
+    already (as if the rerun came TTL later)."""
     provider = MemoryProvider(store=store)
-    provider.kill(nth, *CHANGES, after=when == "after")
+    provider.kill(nth, *calls, after=when == "after")
     with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
         patch.setattr(lease, "TTL", 0.0)
         deploy(runtime(provider, run_key=run_key, stage="deploy"), req)
-    assert len(store.leases) == 1
     return provider
 
 
@@ -175,26 +196,58 @@ def test_an_uninterrupted_deploy(scenario: Scenario) -> None:
     assert result["server_group"] == scenario.new and result["image"] == NEW
 
 
+def short(target: object) -> str:
+    """v001 for web-prod-v001, the region or lease cluster otherwise."""
+    if isinstance(target, str):
+        return target.rsplit("-", 1)[-1]
+    return str(getattr(target, "cluster", target))
+
+
 def kill_points() -> Iterator[object]:
+    """Before and after every change of every strategy."""
     for s in SCENARIOS:
         for i, (method, target) in enumerate(s.changes, 1):
             for when in ("before", "after"):
                 yield pytest.param(
-                    s, i, when, id=f"{s.id}-{when}-{i}-{method}-{target.rsplit('-', 1)[1]}"
+                    s, CHANGES, i, when, id=f"{s.id}-{when}-change-{i}-{method}-{short(target)}"
                 )
 
 
+def calls_of_an_uninterrupted_deploy(scenario: Scenario) -> list[tuple[str, object]]:
+    store = Store()
+    scenario.seed(store)
+    provider = MemoryProvider(store=store)
+    with staged(runtime(provider, run_key="run-1")) as rt:
+        deploy(rt, request(**scenario.options))
+        # Up to the release, which a killed run never reaches.
+        return [(c.method, c.target) for c in provider.called(*STAGE_CALLS)]
+
+
+def kill_at_every_call() -> Iterator[object]:
+    """Before every call, reads and the lease's included, of the strategies that change
+    the most."""
+    for s in SCENARIOS:
+        if s.id not in ("red-black", "rolling"):
+            continue
+        for i, (method, target) in enumerate(calls_of_an_uninterrupted_deploy(s), 1):
+            yield pytest.param(
+                s, STAGE_CALLS, i, "before", id=f"{s.id}-before-call-{i}-{method}-{short(target)}"
+            )
+
+
 @pytest.mark.parametrize("same_run", [True, False], ids=["same-run-key", "another-run"])
-@pytest.mark.parametrize(("scenario", "nth", "when"), list(kill_points()))
+@pytest.mark.parametrize(
+    ("scenario", "calls", "nth", "when"), [*kill_points(), *kill_at_every_call()]
+)
 def test_a_rerun_after_a_kill_at_every_step(
-    scenario: Scenario, nth: int, when: str, same_run: bool
+    scenario: Scenario, calls: tuple[str, ...], nth: int, when: str, same_run: bool
 ) -> None:
     store = Store()
     scenario.seed(store)
     req = request(**scenario.options)
     before = {g.name: g for g in store.all(REGION)}
     served = serving(store)
-    killed(store, req, nth, when, "run-1")
+    killed(store, req, nth, when, "run-1", calls)
     made_by_first = store.view(REGION, scenario.new)
     half_done = {g.name: g for g in store.all(REGION)}
 
@@ -339,6 +392,56 @@ def test_a_rollback_from_every_step(scenario: Scenario, nth: int, when: str) -> 
         assert new is not None and new.serving, "the rollback left nothing serving"
     else:
         assert new is None or not new.serving, "the new group is taken out"
+
+
+def rerun_fault_points() -> Iterator[object]:
+    # (scenario, the change the first attempt was killed after, the rerun's changes)
+    for scenario, killed_after, changes in (
+        (SCENARIOS[2], 2, ["resize-v002"]),
+        (SCENARIOS[4], 5, ["resize-v001", "resize-v001", "disable-v000"]),
+        (SCENARIOS[4], 3, ["resize-v001", "resize-v001", "resize-v000", "resize-v001"]),
+    ):
+        for i, change in enumerate(changes, 1):
+            for when in ("before", "after"):
+                yield pytest.param(
+                    scenario,
+                    killed_after,
+                    i,
+                    when,
+                    id=f"{scenario.id}-killed-after-{killed_after}-then-{when}-{i}-{change}",
+                    marks=[CARRY_ON_FAILS] if i == 1 else [],
+                )
+
+
+CARRY_ON_FAILS = pytest.mark.xfail(
+    strict=True,
+    reason="on an adopted rerun deploy_region sets `created` only once carry_on() has "
+    "returned, so a failure of carry_on's resize (the rerun's first change) is re-raised "
+    "without the rollback asked for, though the group is known (plan.adopted) and the "
+    "first attempt had already disabled or shrunk older groups (they stay so)",
+)
+
+
+@pytest.mark.parametrize(("scenario", "killed_after", "nth", "when"), list(rerun_fault_points()))
+def test_a_rollback_on_an_adopted_rerun_restores_what_the_first_attempt_touched(
+    scenario: Scenario, killed_after: int, nth: int, when: str
+) -> None:
+    store = Store()
+    scenario.seed(store)
+    before = {g.name: g for g in store.all(REGION)}
+    killed(store, request(**scenario.options), killed_after, "after", "run-1")
+    provider = MemoryProvider(store=store)
+    provider.fail(nth, *CHANGES, after=when == "after")
+    req = request(**scenario.options, rollback_on_failure=True)
+    with pytest.raises((StageFailed, ProviderError)) as failed:
+        run(store, req, run_key="run-1", provider=provider)
+    assert failed.value.fields.get("rolled_back") is True
+    for name, was in before.items():
+        now = store.view(REGION, name)
+        assert now is not None
+        assert (now.enabled, now.instances) == (was.enabled, capacity(was) if was.serving else 0)
+    new = store.view(REGION, scenario.new)
+    assert new is not None and not new.serving
 
 
 @pytest.mark.parametrize(
