@@ -8,18 +8,21 @@ stages run against it in milliseconds.
                       asked, and carries the faults a test plants in it
 
 It behaves as Marathon does (treadle.providers.marathon.provider): `instances` is the
-size a group is set to, a disabled group is one carrying LABEL_DISABLED_INSTANCES, a
-write is one atomic change of size and labels; and as Docker does, a disabled group
-still stopping counts the instances that still run. Instances move towards the set size one
-health read at a time (a health read is the provider "acting"): missing ones start, extra
+size a group is set to, a disabled group is one carrying LABEL_DISABLED_INSTANCES, and a
+write is one atomic change of size and labels; as on Docker, a disabled group still
+stopping counts the instances that still run. Instances move towards the set size one
+health read at a time (a health read is the provider acting): missing ones start, extra
 ones stop, and a started instance of a healthy image passes its checks after
-`healthy_after` reads. An image can be scripted never to become healthy, or to crash
-(each read, every instance fails and is replaced).
+`healthy_after` reads. An image can be scripted to become healthy slowly, never, or to
+crash (each read, every instance fails and is replaced).
 
-Faults (`fail`, `kill`, `hang`, `before`) fire on the Nth call of the named methods of one
-provider, before or after the call is carried out. A killed provider is a dead process:
-the call raises Killed, and any later call, from any of its threads (the lease's
-renewer), never returns.
+Faults (`fail`, `kill`, `hang`, `before`) fire on the Nth call of the named methods of
+one provider, before or after the call is carried out. A killed provider is a dead
+process: the call raises Killed, later calls from its main thread raise Killed again,
+and those from its other threads (the lease's renewer) never return.
+
+Below the provider: `seed` puts a group in a store without any call, and `runtime` and
+`staged` run a stage over a provider as the stage runner does.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from typing import Any
 
 from treadle import __version__
 from treadle.console import Console
-from treadle.errors import AlreadyExists, InputError, ServerGroupGone
+from treadle.errors import AlreadyExists, InputError, ProviderError, ServerGroupGone
 from treadle.naming import Cluster, parse_server_group, try_parse_server_group
 from treadle.providers.base import (
     LABEL_CAPACITY,
@@ -56,7 +59,22 @@ from treadle.providers.base import (
 from treadle.stages.runtime import Runtime
 from treadle.waiting import Deadline, shielded
 
-__all__ = ["Call", "Fault", "Killed", "MemoryProvider", "MemorySettings", "Store"]
+__all__ = [
+    "CHANGES",
+    "LEASE_CALLS",
+    "Call",
+    "Fault",
+    "Image",
+    "Killed",
+    "MemoryProvider",
+    "MemorySettings",
+    "Store",
+    "groups_of",
+    "log",
+    "runtime",
+    "seed",
+    "staged",
+]
 
 DEFAULT_REGION = "local"
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
@@ -262,8 +280,6 @@ class MemoryProvider:
         self, nth: int, *methods: str, error: BaseException | None = None, after: bool = False
     ) -> Fault:
         """Raise `error` (a ProviderError) on the nth call of `methods`."""
-        from treadle.errors import ProviderError
-
         fault = Fault(
             frozenset(methods), nth, error or ProviderError(f"fault on call {nth}"), after=after
         )
