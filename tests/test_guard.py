@@ -1,0 +1,135 @@
+"""The traffic guard (treadle.stages.guard): no stage takes away the last serving server
+group of a cluster in a region unless forced; and the stages that can (destroy, disable,
+resize to 0) ask it before changing anything."""
+
+from __future__ import annotations
+
+import pytest
+from memory import CHANGES, MemoryProvider, Store, groups_of, runtime, seed, staged
+
+from treadle.errors import Refused
+from treadle.providers.base import ServerGroup
+from treadle.stages.destroy import destroy
+from treadle.stages.enable_disable import disable
+from treadle.stages.guard import guard_capacity
+from treadle.stages.resize import Size, resize
+from treadle.stages.selection import Selector
+
+
+def sg(seq: int, instances: int, enabled: bool = True, region: str = "local") -> ServerGroup:
+    labels = {} if enabled else {"treadle.disabled-instances": "2"}
+    return ServerGroup(f"web-prod-v{seq:03d}", region, "web:1", instances, enabled, labels=labels)
+
+
+V1 = sg(1, 2)
+
+GUARD = [
+    # (group, its siblings (itself included), refused without --force), id
+    (V1, [V1], True, "last-serving"),
+    (V1, [V1, sg(0, 2)], False, "another-serves"),
+    (V1, [V1, sg(0, 0, enabled=False)], True, "sibling-disabled"),
+    (V1, [V1, sg(0, 2, enabled=False)], True, "sibling-disabled-still-stopping"),
+    (V1, [V1, sg(0, 0)], True, "sibling-enabled-at-0"),
+    (V1, [V1, sg(1, 2, region="other")], True, "only-serving-in-another-region-is-no-help"),
+    (V1, [], True, "siblings-not-given"),
+    (sg(1, 0), [sg(1, 0)], False, "serves-nothing-at-0"),
+    (sg(1, 0, enabled=False), [sg(1, 0, enabled=False)], False, "already-disabled"),
+    (sg(1, 2, enabled=False), [sg(1, 2, enabled=False)], False, "disabled-still-stopping"),
+]
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["unforced", "forced"])
+@pytest.mark.parametrize("action", ["destroy", "disable", "resize to 0"])
+@pytest.mark.parametrize(
+    ("group", "siblings", "refused"), [pytest.param(*row[:-1], id=row[-1]) for row in GUARD]
+)
+def test_guard_capacity(group, siblings, refused, action, force) -> None:
+    if refused and not force:
+        with pytest.raises(Refused, match=f"refusing to {action} {group.name}") as e:
+            guard_capacity(group, siblings, action, force=force)
+        assert e.value.exit_code == 3 and "--force" in str(e.value)
+    else:
+        guard_capacity(group, siblings, action, force=force)
+
+
+# --- the stages ----------------------------------------------------------------------
+
+
+def destroy_it(rt, force):
+    return destroy(rt, Selector("local", server_group="web-prod-v001"), force=force)
+
+
+def disable_it(rt, force):
+    return disable(rt, Selector("local", server_group="web-prod-v001"), force=force)
+
+
+def resize_to_0(rt, force):
+    return resize(rt, Selector("local", server_group="web-prod-v001"), Size(0), force=force)
+
+
+def scale_down_all(rt, force):
+    return resize(
+        rt,
+        Selector("local", cluster="web-prod", target="newest"),
+        Size(scale_pct=-100),
+        force=force,
+    )
+
+
+STAGES = [
+    pytest.param(destroy_it, {"web-prod-v001": None}, id="destroy"),
+    pytest.param(disable_it, {"web-prod-v001": (False, 0)}, id="disable"),
+    pytest.param(resize_to_0, {"web-prod-v001": (True, 0)}, id="resize-to-0"),
+    pytest.param(scale_down_all, {"web-prod-v001": (True, 0)}, id="scale-pct-minus-100"),
+]
+
+CLUSTERS = [
+    pytest.param(lambda store: None, True, id="alone"),
+    pytest.param(
+        lambda store: seed(store, "web-prod-v000", 0, enabled=False, capacity=2),
+        True,
+        id="with-a-disabled-sibling",
+    ),
+    pytest.param(
+        lambda store: seed(store, "web-prod-v000", 2, region="other"),
+        True,
+        id="serving-only-in-another-region",
+    ),
+    pytest.param(lambda store: seed(store, "web-prod-v000", 1), False, id="with-a-serving-sibling"),
+]
+
+
+@pytest.mark.parametrize("force", [False, True], ids=["unforced", "forced"])
+@pytest.mark.parametrize(("add_sibling", "guarded"), CLUSTERS)
+@pytest.mark.parametrize(("stage", "after"), STAGES)
+def test_stages_ask_the_guard_before_changing_anything(
+    stage, after, add_sibling, guarded, force
+) -> None:
+    store = Store()
+    seed(store, "web-prod-v001", 2)
+    add_sibling(store)
+    before = groups_of(store, "local", "web-prod")
+    provider = MemoryProvider(store=store)
+    with staged(runtime(provider)) as rt:
+        if guarded and not force:
+            with pytest.raises(Refused, match="last enabled server group"):
+                stage(rt, force)
+        else:
+            stage(rt, force)
+    expected = before if guarded and not force else {**before, **after}
+    assert groups_of(store, "local", "web-prod") == {
+        name: state for name, state in expected.items() if state is not None
+    }
+    if guarded and not force:
+        assert provider.called(*CHANGES) == [] and not rt.changed
+    # The cluster lease was taken and given back either way.
+    assert provider.count("create_lease") == provider.count("delete_lease") == 1
+    assert store.leases == {}
+
+
+def test_resizing_the_last_group_to_more_than_0_needs_no_force() -> None:
+    store = Store()
+    seed(store, "web-prod-v001", 2)
+    with staged(runtime(MemoryProvider(store=store))) as rt:
+        resize(rt, Selector("local", server_group="web-prod-v001"), Size(scale_down=1))
+    assert groups_of(store, "local", "web-prod") == {"web-prod-v001": (True, 1)}
