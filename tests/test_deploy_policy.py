@@ -335,35 +335,9 @@ def fault_points() -> Iterator[object]:
     for s in SCENARIOS:
         for i, (method, target) in enumerate(s.changes, 1):
             for when in ("before", "after"):
-                marks = []
-                if method == "create" and when == "after":
-                    marks.append(CREATE_ANSWER_LOST)
-                if s.id == "highlander" and i == 3 and when == "after":
-                    marks.append(ROLLBACK_AFTER_A_DESTROY)
                 yield pytest.param(
-                    s,
-                    i,
-                    when,
-                    id=f"{s.id}-{when}-{i}-{method}-{target.rsplit('-', 1)[1]}",
-                    marks=marks,
+                    s, i, when, id=f"{s.id}-{when}-{i}-{method}-{target.rsplit('-', 1)[1]}"
                 )
-
-
-CREATE_ANSWER_LOST = pytest.mark.xfail(
-    strict=True,
-    reason="deploy_region rolls back only once create() has returned (`created` set): a "
-    "create carried out that still raised (a 5xx or reset after Marathon made the app, "
-    "retried until the deadline) is re-raised with no rollback, so the new group stays "
-    "in the cluster enabled (serving at full size, except rolling's at 0), rolled_back "
-    "unset and server_group None in the result",
-)
-ROLLBACK_AFTER_A_DESTROY = pytest.mark.xfail(
-    strict=True,
-    reason="roll_back disables the new group whatever it could restore: when highlander's "
-    "destroy of the only serving group was carried out and then failed (or its wait_gone "
-    "timed out), that group 'stays destroyed' and the healthy new group is disabled too, "
-    "leaving the cluster with nothing serving",
-)
 
 
 @pytest.mark.parametrize(("scenario", "nth", "when"), list(fault_points()))
@@ -385,13 +359,15 @@ def test_a_rollback_from_every_step(scenario: Scenario, nth: int, when: str) -> 
         else:
             assert (now.enabled, now.instances) == (was.enabled, was.instances), name
     new = store.view(REGION, scenario.new)
-    if new is not None:
-        assert failed.value.fields.get("rolled_back") is True
     if any(before[name].serving for name in destroyed):
-        # What served is gone for good: the new group is all there is to serve.
+        # What served is gone for good: the new group is all there is to serve, and the
+        # result says the rollback could not undo everything.
         assert new is not None and new.serving, "the rollback left nothing serving"
+        assert failed.value.fields.get("rolled_back") is False
     else:
         assert new is None or not new.serving, "the new group is taken out"
+        if new is not None:
+            assert failed.value.fields.get("rolled_back") is True
 
 
 def rerun_fault_points() -> Iterator[object]:
@@ -409,17 +385,7 @@ def rerun_fault_points() -> Iterator[object]:
                     i,
                     when,
                     id=f"{scenario.id}-killed-after-{killed_after}-then-{when}-{i}-{change}",
-                    marks=[CARRY_ON_FAILS] if i == 1 else [],
                 )
-
-
-CARRY_ON_FAILS = pytest.mark.xfail(
-    strict=True,
-    reason="on an adopted rerun deploy_region sets `created` only once carry_on() has "
-    "returned, so a failure of carry_on's resize (the rerun's first change) is re-raised "
-    "without the rollback asked for, though the group is known (plan.adopted) and the "
-    "first attempt had already disabled or shrunk older groups (they stay so)",
-)
 
 
 @pytest.mark.parametrize(("scenario", "killed_after", "nth", "when"), list(rerun_fault_points()))
@@ -601,14 +567,6 @@ def test_names_taken_again_and_again_fail_the_stage() -> None:
         run(store, request(), provider=provider)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a create carried out whose answer was lost comes back as AlreadyExists when "
-    "retried (MarathonClient retries a POST after a transport error; the second POST "
-    "answers 409 'already exists', which MarathonProvider.create turns into "
-    "AlreadyExists); deploy.create takes it for somebody else's and moves on to the next "
-    "sequence, leaving its own first group serving beside the second",
-)
 def test_its_own_create_answered_as_taken_is_not_a_second_group() -> None:
     store = Store()
     seed(store, "web-prod-v000", 2, image=OLD)

@@ -242,15 +242,6 @@ PLANS = [
         {"grown": 4},
         [disable(0)],
         "rolling-rerun-killed-during-the-disable",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="strategy_steps puts a group this deploy has begun to disable among "
-            "`ours` and sizes it by the instances it still runs, so a disable interrupted "
-            "with instances running (Docker writes the records, then stops containers) "
-            "plans resizes of a group marked disabled (to 3, then 2) before disabling it; "
-            "on Docker that resize keeps/starts 3 instances while DockerProvider.health wants "
-            "0 of a disabled group, so the rerun's wait_healthy times out",
-        ),
     ),
     case(
         "rolling-red-black",

@@ -35,6 +35,7 @@ from treadle.errors import (
 from treadle.naming import Cluster, ServerGroupName, next_sequence
 from treadle.providers.base import (
     LABEL_CAPACITY,
+    LABEL_CREATED_AT,
     LABEL_PREVIOUS,
     LABEL_RUN_KEY,
     LABEL_SPEC_DIGEST,
@@ -134,6 +135,8 @@ class RegionPlan:
     before: dict[str, bool] = field(default_factory=dict)
     # The new group's name once this run began to make it (or carries it on).
     making: str | None = None
+    # The labels it is made with.
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def deploy(rt: Runtime, request: Request) -> dict[str, object]:
@@ -260,6 +263,7 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
         labels[LABEL_RUN_KEY] = rt.run_key
     if plan.previous:
         labels[LABEL_PREVIOUS] = plan.previous
+    plan.labels = labels
     return rt.provider.definition(
         NewServerGroup(
             name=plan.name,
@@ -310,7 +314,6 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
     # Named once this run has made (or carried on with) it: never another run's.
     fields["server_group"] = None
     rt.note(**fields)
-    created: ServerGroup | None = None
     try:
         if plan.adopted is not None:
             created = carry_on(rt, plan, rolling=request.strategy == "rolling-red-black")
@@ -329,19 +332,22 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
                 destroyed.append(step.group)
         fields.update(endpoint_fields(refetch(rt, created)))
     except TreadleError as e:
-        if created is None or not request.rollback_on_failure or isinstance(e, LeaseLost):
-            e.fields = {**fields, "server_group": plan.making, **e.fields}
+        # The group this run made or carries on, once it got as far as asking for it (a
+        # create may be carried out and still fail: a rollback looks for it by name).
+        fields["server_group"] = plan.making
+        if plan.making is None or not request.rollback_on_failure or isinstance(e, LeaseLost):
+            e.fields = {**fields, **e.fields}
             raise
         kind = Cancelled if isinstance(e, Cancelled) else StageFailed
         try:
             with shielded():
-                rolled = roll_back(rt, request, plan, created)
+                rolled, whole = roll_back(rt, request, plan, plan.making)
         except TreadleError as failure:
             raise kind(
                 f"{e}; the rollback did not finish: {failure}",
                 fields={**fields, "rolled_back": False},
             ) from failure
-        raise kind(f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": True}) from e
+        raise kind(f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": whole}) from e
     return fields
 
 
@@ -363,6 +369,11 @@ def create(rt: Runtime, request: Request, plan: RegionPlan) -> ServerGroup:
         try:
             return rt.provider.create(plan.region, plan.definition)
         except AlreadyExists:
+            found = rt.provider.server_group(plan.region, plan.name.name)
+            if found is not None and ours(found, plan):
+                # This run's own create, carried out though its answer was lost and a
+                # retry was told the name is taken.
+                return found
             taken.add(plan.name.sequence)
             existing = cluster_groups(rt, plan.region, request.cluster)
             used = taken | {g.sequence for g in existing}
@@ -374,6 +385,14 @@ def create(rt: Runtime, request: Request, plan: RegionPlan) -> ServerGroup:
     raise StageFailed(
         f"{CREATE_ATTEMPTS} names of {request.cluster} in {plan.region} in a row were taken "
         "while treadle created the next server group"
+    )
+
+
+def ours(group: ServerGroup, plan: RegionPlan) -> bool:
+    """Made by this very attempt: the moment it was made at, its run and its spec."""
+    return all(
+        group.labels.get(label) == plan.labels.get(label)
+        for label in (LABEL_CREATED_AT, LABEL_RUN_KEY, LABEL_SPEC_DIGEST)
     )
 
 
@@ -400,11 +419,14 @@ def carry_out(rt: Runtime, step: Step, group: ServerGroup, new: str) -> None:
         wait_gone(rt, group)
 
 
-def roll_back(rt: Runtime, request: Request, plan: RegionPlan, created: ServerGroup) -> str:
+def roll_back(rt: Runtime, request: Request, plan: RegionPlan, new: str) -> tuple[str, bool]:
     """Restore every older group this deploy touched that served before it to its
     recorded size (the step in progress included), wait until they are healthy, then take
-    the new group out. Returns what it did, for the error message."""
+    the new group out, unless nothing else would serve (a group destroyed before the
+    failure stays destroyed). Returns what it did, for the error message, and whether it
+    undid everything."""
     done: list[str] = []
+    whole = True
     with rt.deadline.grace(ROLLBACK_SECONDS):
         restored = []
         for name, served in plan.before.items():
@@ -414,6 +436,7 @@ def roll_back(rt: Runtime, request: Request, plan: RegionPlan, created: ServerGr
                 group = refetch(rt, other(plan, name))
             except ServerGroupGone:
                 done.append(f"{name} stays destroyed")
+                whole = False
                 continue
             size = capacity(group)
             if not group.enabled:
@@ -426,15 +449,23 @@ def roll_back(rt: Runtime, request: Request, plan: RegionPlan, created: ServerGr
             done.append(f"restored {name} to {size}")
         for group in restored:
             wait_healthy(rt, group)
-        if request.destroy_failed:
-            rt.provider.destroy(created)
-            wait_gone(rt, created)
-            done.append(f"destroyed {created.name}")
+        made = rt.provider.server_group(plan.region, new)
+        others_serve = any(
+            g.serving for g in cluster_groups(rt, plan.region, plan.name.cluster) if g.name != new
+        )
+        if made is None:
+            done.append(f"{new} was not made")
+        elif made.serving and not others_serve and plan.before:
+            done.append(f"kept {new}: nothing else would serve")
+            whole = False
+        elif request.destroy_failed:
+            rt.provider.destroy(made)
+            wait_gone(rt, made)
+            done.append(f"destroyed {new}")
         else:
-            now = refetch(rt, created)
-            if now.enabled or now.instances:
-                rt.provider.disable(now, disabling(now))
-                wait_healthy(rt, now)
-            done.append(f"disabled {created.name}")
+            if made.enabled or made.instances:
+                rt.provider.disable(made, disabling(made))
+                wait_healthy(rt, made)
+            done.append(f"disabled {new}")
     rt.console.info(f"rolled back: {', '.join(done)}")
-    return ", ".join(done)
+    return ", ".join(done), whole

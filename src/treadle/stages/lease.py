@@ -200,6 +200,8 @@ class Leases:
                     self.held[self.held.index(held[i])] = _with_expiry(lease, expires)
 
     def _lost(self, lease: Lease, why: str) -> None:
+        if self._stop.is_set():
+            return  # released meanwhile: the stage is over
         with self._lock:
             # Another run's now: never to be deleted by this one.
             self.held = [held for held in self.held if held.id != lease.id]

@@ -49,16 +49,17 @@ def strategy_steps(
     if strategy == "highlander":
         return [Step("destroy", g.name) for g in reversed(others)]
     plan: list[Step] = []
-    # A group this deploy has begun to disable still counts as one it takes over from.
-    ours = [g for g in others if g.enabled or disabled_by(g) == new]
     if strategy == "rolling-red-black":
-        sizes = {g.name: g.instances for g in ours}
+        # Shrunk step by step: the enabled ones (one this deploy began to disable is only
+        # finished off below).
+        shrinking = [g for g in others if g.enabled]
+        sizes = {g.name: g.instances for g in shrinking}
         for pct in steps:
             size = math.ceil(target * pct / 100)
             if size > grown:
                 plan.append(Step("resize", new, size))
                 grown = size
-            for g in ours:
+            for g in shrinking:
                 if pct == 100:
                     continue
                 keep = capacity(g) - capacity(g) * pct // 100
