@@ -45,7 +45,6 @@ from treadle.providers.base import (
     LABEL_CREATED_AT,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
-    NO_RECORDS,
     Health,
     Lease,
     LeaseKey,
@@ -436,12 +435,9 @@ class MemoryProvider:
             found.labels = merged(found.labels, records)
             found.size = size
 
-    def resize(self, group: ServerGroup, instances: int, records: Records = NO_RECORDS) -> None:
+    def resize(self, group: ServerGroup, instances: int) -> None:
         self._call(
-            "resize",
-            group.name,
-            (group, instances, dict(records)),
-            lambda: self._write(group, instances, records),
+            "resize", group.name, (group, instances), lambda: self._write(group, instances, {})
         )
 
     def disable(self, group: ServerGroup, records: Records) -> None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from memory import CHANGES, MemoryProvider, Store, groups_of, runtime, seed, staged
 
-from treadle.errors import Refused
+from treadle.errors import InputError, Refused
 from treadle.providers.base import ServerGroup
 from treadle.stages.destroy import destroy
 from treadle.stages.enable_disable import disable
-from treadle.stages.guard import guard_capacity
+from treadle.stages.guard import check_ratio, guard_capacity
 from treadle.stages.resize import Size, resize
 from treadle.stages.selection import Selector
 
@@ -24,14 +24,12 @@ def sg(seq: int, instances: int, enabled: bool = True, region: str = "local") ->
 V1 = sg(1, 2)
 
 GUARD = [
-    # (group, its siblings (itself included), refused without --force), id
+    # (group, the cluster's groups in its region (itself included), refused), id
     (V1, [V1], True, "last-serving"),
     (V1, [V1, sg(0, 2)], False, "another-serves"),
     (V1, [V1, sg(0, 0, enabled=False)], True, "sibling-disabled"),
     (V1, [V1, sg(0, 2, enabled=False)], True, "sibling-disabled-still-stopping"),
     (V1, [V1, sg(0, 0)], True, "sibling-enabled-at-0"),
-    (V1, [V1, sg(1, 2, region="other")], True, "only-serving-in-another-region-is-no-help"),
-    (V1, [], True, "siblings-not-given"),
     (sg(1, 0), [sg(1, 0)], False, "serves-nothing-at-0"),
     (sg(1, 0, enabled=False), [sg(1, 0, enabled=False)], False, "already-disabled"),
     (sg(1, 2, enabled=False), [sg(1, 2, enabled=False)], False, "disabled-still-stopping"),
@@ -44,12 +42,47 @@ GUARD = [
     ("group", "siblings", "refused"), [pytest.param(*row[:-1], id=row[-1]) for row in GUARD]
 )
 def test_guard_capacity(group, siblings, refused, action, force) -> None:
+    def guarded() -> None:
+        guard_capacity(siblings, {group.name: 0}, f"{action} {group.name}", force=force)
+
     if refused and not force:
         with pytest.raises(Refused, match=f"refusing to {action} {group.name}") as e:
-            guard_capacity(group, siblings, action, force=force)
+            guarded()
         assert e.value.exit_code == 3 and "--force" in str(e.value)
     else:
-        guard_capacity(group, siblings, action, force=force)
+        guarded()
+
+
+RATIO = [
+    # (the cluster: (sequence, instances), what would remain, ratio, refused), id
+    ([(0, 4), (1, 4)], {"web-prod-v001": 0}, 0.5, True, "half-is-not-more-than-half"),
+    ([(0, 4), (1, 4)], {"web-prod-v001": 1}, 0.5, False, "five-of-eight-is-more"),
+    ([(0, 4), (1, 4)], {"web-prod-v001": 0}, 0.25, False, "half-is-more-than-a-quarter"),
+    ([(0, 4), (1, 4)], {"web-prod-v001": 0}, None, False, "no-ratio-another-serves"),
+    ([(0, 4)], {"web-prod-v000": 1}, 0.25, True, "a-quarter-is-not-more-than-a-quarter"),
+    ([(0, 4)], {"web-prod-v000": 2}, 0.25, False, "half-of-one-group"),
+    ([(0, 4)], {"web-prod-v000": 6}, 0.5, False, "growing-is-never-refused"),
+    ([(0, 4), (1, 4)], {"web-prod-v000": 0, "web-prod-v001": 0}, 0.0, True, "all-at-once"),
+]
+
+
+@pytest.mark.parametrize(
+    ("cluster", "after", "ratio", "refused"), [pytest.param(*row[:-1], id=row[-1]) for row in RATIO]
+)
+def test_min_capacity_ratio(cluster, after, ratio, refused) -> None:
+    siblings = [sg(seq, n) for seq, n in cluster]
+    if refused:
+        with pytest.raises(Refused, match="refusing to shrink"):
+            guard_capacity(siblings, after, "shrink", force=False, ratio=ratio)
+    else:
+        guard_capacity(siblings, after, "shrink", force=False, ratio=ratio)
+    guard_capacity(siblings, after, "shrink", force=True, ratio=ratio)
+
+
+@pytest.mark.parametrize("ratio", [-0.1, 0.51, 2.0])
+def test_a_ratio_out_of_range_is_bad_input(ratio: float) -> None:
+    with pytest.raises(InputError, match="--min-capacity-ratio"):
+        check_ratio(ratio)
 
 
 # --- the stages ----------------------------------------------------------------------

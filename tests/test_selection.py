@@ -108,10 +108,15 @@ NEWEST_FIRST = [V2, V1, V0]
             id="largest-by-remembered-size",
         ),
         pytest.param(
-            [group(1, 1, "b", **{"treadle.capacity": "6"}), group(0, 4, "a")],
+            [
+                group(
+                    1, 1, "b", **{"treadle.capacity": "6", "treadle.replaces": "web-prod-v000=4"}
+                ),
+                group(0, 4, "a"),
+            ],
             "largest",
-            group(1, 1, "b", **{"treadle.capacity": "6"}),
-            id="largest-by-recorded-size-when-half-shrunk",
+            group(1, 1, "b", **{"treadle.capacity": "6", "treadle.replaces": "web-prod-v000=4"}),
+            id="largest-by-recorded-size-when-half-grown",
         ),
     ],
 )

@@ -10,9 +10,10 @@ from treadle.providers.base import (
     LABEL_CAPACITY,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
+    LABEL_REPLACES,
     ServerGroup,
 )
-from treadle.stages.records import capacity
+from treadle.stages.records import capacities, capacity
 from treadle.stages.strategies import Step, strategy_steps, touched
 
 NEW = "web-prod-v009"
@@ -38,6 +39,12 @@ def sg(
     return ServerGroup(
         name, "local", "web:1", instances, enabled, f"2026-01-01T00:00:0{sequence}Z", labels
     )
+
+
+def whole(others: list[ServerGroup]) -> dict[str, int]:
+    """The sizes the rows record: `capacity` where given, as a deploy's records would say
+    it (treadle.stages.records.capacities), else what the group runs."""
+    return {g.name: int(g.labels.get(LABEL_CAPACITY, g.instances)) for g in others}
 
 
 def resize(sequence: int, instances: int) -> Step:
@@ -283,7 +290,7 @@ PLANS = [
     PLANS,
 )
 def test_strategy_steps(strategy, target, others, options, expected) -> None:
-    plan = strategy_steps(strategy, NEW, target, others, **options)
+    plan = strategy_steps(strategy, NEW, target, others, whole(others), **options)
     assert plan == expected, "\n".join(s.describe() for s in plan)
     # Only the new group and the older ones handed over are ever named.
     assert {s.group for s in plan} <= {NEW} | {g.name for g in others}
@@ -305,7 +312,9 @@ def test_rolling_never_serves_less_than_it_started_with_or_the_target(target, ol
     others = [sg(len(olds) - 1 - i, n) for i, n in enumerate(olds)]
     sizes = {NEW: 0, **{g.name: g.instances for g in others}}
     floor = min(target, sum(olds))
-    for step in strategy_steps("rolling-red-black", NEW, target, others, steps=steps):
+    for step in strategy_steps(
+        "rolling-red-black", NEW, target, others, whole(others), steps=steps
+    ):
         sizes[step.group] = step.instances if step.verb == "resize" else 0
         assert sum(sizes.values()) >= floor, f"after {step.describe()}: {sizes}"
     assert sizes == {NEW: target, **{g.name: 0 for g in others}}
@@ -338,7 +347,7 @@ def test_touched_are_named_or_disabled_by_this_deploy(others, plan, expected) ->
     ("group", "expected"),
     [
         pytest.param(sg(0, 2), 2, id="enabled-no-record"),
-        pytest.param(sg(0, 1, capacity=4), 4, id="half-shrunk-counts-whole"),
+        pytest.param(sg(0, 1, capacity=4), 1, id="enabled-counts-what-it-runs"),
         pytest.param(sg(0, 5, capacity=4), 5, id="scaled-up-since"),
         pytest.param(sg(0, 0, enabled=False, capacity=3), 3, id="disabled-remembers"),
         pytest.param(sg(0, 2, enabled=False, capacity=3), 3, id="disabling-remembers"),
@@ -346,3 +355,47 @@ def test_touched_are_named_or_disabled_by_this_deploy(others, plan, expected) ->
 )
 def test_capacity_is_read_from_records(group, expected) -> None:
     assert capacity(group) == expected
+
+
+def replacing_group(
+    sequence: int, instances: int, target: int, replaced: dict[str, int]
+) -> ServerGroup:
+    group = sg(sequence, instances, capacity=target)
+    labels = {**group.labels, LABEL_REPLACES: ",".join(f"{k}={v}" for k, v in replaced.items())}
+    return ServerGroup(
+        group.name, group.region, group.image, instances, True, group.created_at, labels
+    )
+
+
+@pytest.mark.parametrize(
+    ("cluster", "expected"),
+    [
+        pytest.param(
+            [replacing_group(1, 2, 4, {"web-prod-v000": 4}), sg(0, 2)],
+            {"web-prod-v001": 4, "web-prod-v000": 4},
+            id="rolling-in-flux-counts-both-whole",
+        ),
+        pytest.param(
+            [replacing_group(1, 4, 4, {"web-prod-v000": 4}), sg(0, 0, enabled=False, capacity=4)],
+            {"web-prod-v001": 4, "web-prod-v000": 4},
+            id="finished-the-replaced-one-remembers",
+        ),
+        pytest.param(
+            [replacing_group(1, 2, 4, {"web-prod-v000": 4}), sg(0, 0, enabled=False, capacity=4)],
+            {"web-prod-v001": 2, "web-prod-v000": 4},
+            id="finished-then-resized-by-hand-counts-what-it-runs",
+        ),
+        pytest.param(
+            [sg(1, 3), sg(0, 2)],
+            {"web-prod-v001": 3, "web-prod-v000": 2},
+            id="no-deploy-in-flux",
+        ),
+        pytest.param(
+            [replacing_group(1, 1, 4, {"web-prod-v000": 3}), sg(0, 5)],
+            {"web-prod-v001": 4, "web-prod-v000": 5},
+            id="scaled-up-since-counts-the-larger",
+        ),
+    ],
+)
+def test_capacities_of_a_cluster_read_a_deploy_in_flux(cluster, expected) -> None:
+    assert capacities(cluster) == expected

@@ -10,7 +10,6 @@ from treadle import __version__
 from treadle.errors import AlreadyExists, InputError
 from treadle.naming import Cluster, ServerGroupName
 from treadle.providers.base import (
-    LABEL_CAPACITY,
     LeaseKey,
     NewServerGroup,
     Provider,
@@ -88,13 +87,13 @@ class ProviderContract:
         self, provider, region, image
     ) -> None:
         group = self.create(provider, region, image, instances=2)
-        provider.disable(group, disabling(group))
+        provider.disable(group, disabling(group, 2))
         settle(provider, group)
         disabled = provider.server_group(region, group.name)
         assert disabled is not None
         assert (disabled.enabled, disabled.instances, capacity(disabled)) == (False, 0, 2)
         assert disabled.image == image
-        provider.enable(disabled, 2, enabling(disabled))
+        provider.enable(disabled, 2, enabling(2))
         settle(provider, disabled)
         enabled = provider.server_group(region, group.name)
         assert enabled is not None and (enabled.enabled, enabled.instances) == (True, 2)
@@ -142,14 +141,13 @@ class ProviderContract:
         listed = provider.server_group(region, "contract-test-v000")
         assert listed is not None and listed.instances == 1
 
-    def test_records_are_written_with_a_resize(self, provider, region, image) -> None:
+    def test_a_resize_changes_the_size_and_nothing_else(self, provider, region, image) -> None:
         group = self.create(provider, region, image, instances=2)
-        provider.resize(group, 1, {LABEL_CAPACITY: "2"})
+        provider.resize(group, 1)
         settle(provider, group)
         resized = provider.server_group(region, group.name)
         assert resized is not None and resized.instances == 1
-        assert resized.labels[LABEL_CAPACITY] == "2"
-        assert capacity(resized) == 2
+        assert resized.labels == group.labels
 
     def test_a_lease_record_is_made_once_renewed_and_deleted(self, provider, region) -> None:
         key = LeaseKey(region, "contract-test")

@@ -238,6 +238,7 @@ class MarathonEmulator(HttpEmulator):
         self._add("DELETE", rf"/v2/apps/{APP_ID}", self._delete_app)
         self._add("GET", r"/v2/groups/?", self._show_group)
         self._add("GET", r"/v2/groups/(?P<id>.+)", self._show_group)
+        self._add("POST", r"/v2/tasks/delete", self._delete_tasks)
         self._add("GET", r"/v2/deployments/?", self._list_deployments)
         self._add("DELETE", r"/v2/deployments/(?P<id>[^/]+)", self._delete_deployment)
         self.router.add("GET", r"/v2/events", self._events)
@@ -429,6 +430,25 @@ class MarathonEmulator(HttpEmulator):
         app = self._existing(match["id"])
         # force defaults to true here: deleting cancels deployments of the app.
         return self._deployment_result(self._deploy(app.id, None, request.flag("force", True)))
+
+    def _delete_tasks(self, request: Request, match: re.Match[str]) -> Response:
+        body = self._json_body(request)
+        ids = body.get("ids") if isinstance(body, dict) else None
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise _error(400, "Invalid JSON: ids must be a list of task ids")
+        try:
+            killed = self._state.kill_tasks(ids, request.flag("scale", False))
+        except KeyError as unknown:
+            raise _error(400, f"Invalid task id {unknown.args[0]}") from None
+        except AppLocked as locked:
+            raise _error(
+                409, LOCKED_MESSAGE, deployments=[{"id": i} for i in locked.deployment_ids]
+            ) from locked
+        if killed and isinstance(killed[0], Deployment):
+            return self._deployment_result(killed[0])
+        now = self._state.now
+        tasks = [task_json(self._state, self._state.apps[t.app_id], t, now) for t in killed]
+        return Response(200, {"tasks": tasks})
 
     def _restart_app(self, request: Request, match: re.Match[str]) -> Response:
         app = self._existing(match["id"])

@@ -319,6 +319,30 @@ class MarathonState:
         self._reconcile(app.id, self.now)
         return app
 
+    def kill_tasks(self, ids: list[str], scale: bool) -> list[Deployment] | list[Task]:
+        """POST /v2/tasks/delete: kill tasks by id. Without `scale` the app relaunches
+        them (the killed tasks are the answer); with it each app's size shrinks by the
+        tasks killed, through a deployment (the deployments are the answer). KeyError
+        names a task that no app runs."""
+        owners = {task.id: app for app in self.apps.values() for task in app.tasks}
+        for task_id in ids:
+            if task_id not in owners:
+                raise KeyError(task_id)
+        now = self.now
+        if not scale:
+            killed = [next(x for x in owners[i].tasks if x.id == i) for i in ids]
+            for task in killed:
+                self._kill(owners[task.id], [task], now)
+                self._wake(now, task.app_id)
+            return killed
+        deployments = []
+        for app in {id(owners[i]): owners[i] for i in ids}.values():
+            mine = [x for x in app.tasks if x.id in ids]
+            self._kill(app, mine, now)
+            target = {**app.definition, "instances": int(app.definition["instances"]) - len(mine)}
+            deployments.append(self.deploy(app.id, target, force=False))
+        return deployments
+
     def add_group(self, group_id: str, version: str | None) -> None:
         for parent in parent_ids(group_id):
             self.groups.setdefault(parent, version or self.timestamp(self.now))

@@ -49,3 +49,15 @@ def percentages(text: Any, flag: str) -> tuple[int, ...]:
     """`25,50,100`, or a list from a placeholder."""
     parts = text if isinstance(text, list) else str(text).split(",")
     return tuple(whole(p, flag) or 0 for p in parts)
+
+
+def duration_range(text: Any, flag: str) -> tuple[float, float]:
+    """`0s-60s`, `10-30` (seconds), `1m-2m`."""
+    low, sep, high = str(text).partition("-")
+    if not sep:
+        raise InputError(f"invalid {flag} {text!r}: expected a range, for example 0s-60s")
+    least = 0.0 if low.strip() in ("0", "0s") else duration(low, flag)
+    most = duration(high, flag)
+    if most < least:
+        raise InputError(f"invalid {flag} {text!r}: the range goes backwards")
+    return least, most

@@ -11,10 +11,9 @@ treadle.stages.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from treadle.naming import Cluster, ServerGroupName, try_parse_server_group
@@ -35,13 +34,15 @@ LABEL_CREATED_AT = "treadle.created-at"
 # created from: a rerun carries on only with a group of its own run, image and spec.
 LABEL_RUN_KEY = "treadle.run-key"
 LABEL_SPEC_DIGEST = "treadle.spec-digest"
-# The records a stage keeps on a server group (treadle.stages.records): the size it
-# serves at when enabled and whole, the size a disabled group remembers (its presence
-# marks the group disabled), the deploy that disabled it, and the group it took over from.
+# The records a stage keeps on a server group (treadle.stages.records): the size a deploy
+# decided for it, the size a disabled group remembers (its presence marks the group
+# disabled), the deploy that disabled it, the group it took over from, and the older
+# groups (with their sizes) its deploy replaces.
 LABEL_CAPACITY = "treadle.capacity"
 LABEL_DISABLED_INSTANCES = "treadle.disabled-instances"
 LABEL_DISABLED_BY = "treadle.disabled-by"
 LABEL_PREVIOUS = "treadle.previous-server-group"
+LABEL_REPLACES = "treadle.replaces"
 # Where it was deployed from: the CI system, its run, and what that run built (treadle.ci).
 LABEL_CI = "treadle.ci"
 LABEL_RUN_URL = "treadle.run-url"
@@ -55,10 +56,10 @@ LABEL_LEASE_EXPIRES = "treadle.lease.expires"
 
 # Labels a stage writes on an existing group: a value of None removes the label.
 Records = Mapping[str, str | None]
-NO_RECORDS: Records = MappingProxyType({})
 
 # What a provider can do beyond the seam's core, declared rather than probed.
 JOBS = "jobs"  # one-off jobs: it is a JobProvider
+TERMINATE = "terminate"  # it lists a group's instances and kills chosen ones
 EVENTS = "events"  # it hears of changes as they happen: watch() brings news
 JOB_EVENTS = "job-events"  # the same for job runs: watch_job() brings news
 
@@ -145,6 +146,16 @@ class Health:
 
 
 @dataclass(frozen=True)
+class Instance:
+    """One instance of a server group (a Marathon task, a container, a Swarm task)."""
+
+    id: str
+    running: bool
+    # Where it runs, in the provider's words (an agent, a Swarm node), when known.
+    host: str = ""
+
+
+@dataclass(frozen=True)
 class NewServerGroup:
     """What a deploy asks a provider to create."""
 
@@ -200,9 +211,9 @@ class Provider(Protocol):
     def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
         """AlreadyExists when something of that name exists: never taken for ours."""
 
-    def resize(self, group: ServerGroup, instances: int, records: Records = NO_RECORDS) -> None:
-        """Run `instances` instances (starting any that should run and do not), writing
-        `records` with the change where the provider can."""
+    def resize(self, group: ServerGroup, instances: int) -> None:
+        """Run `instances` instances (starting any that should run and do not), and change
+        nothing else: no record is written, no running instance replaced."""
 
     def disable(self, group: ServerGroup, records: Records) -> None:
         """Run no instances, keep the definition, and write `records` (which mark it
@@ -220,6 +231,13 @@ class Provider(Protocol):
 
     def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup | None]:
         """While inside, news of `group` (None where the provider hears none: EVENTS)."""
+
+    def instances(self, group: ServerGroup) -> list[Instance]:
+        """Its instances now (TERMINATE)."""
+
+    def terminate(self, group: ServerGroup, ids: Sequence[str], *, decrement: bool) -> None:
+        """Kill these instances (TERMINATE): replaced, or with `decrement` the group's size
+        shrinks by as many (the stage records the new size)."""
 
     # --- the cluster lease's records (the rules are treadle.stages.lease's) ------------
 

@@ -43,7 +43,14 @@ from treadle.providers.base import (
     ServerGroup,
     server_group_labels,
 )
-from treadle.stages.records import capacity, disabled_by, disabling, enabling, sized
+from treadle.stages.records import (
+    capacities,
+    disabled_by,
+    disabling,
+    enabling,
+    recorded,
+    replacing,
+)
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import cluster_groups
 from treadle.stages.strategies import DEFAULT_STEPS, STRATEGIES, Step, strategy_steps, touched
@@ -128,6 +135,8 @@ class RegionPlan:
     previous: str | None
     # The cluster's other groups, all older than the new one, newest first.
     others: list[ServerGroup]
+    # Every group's size when whole, as the cluster was before this deploy began.
+    sizes: dict[str, int] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     # The group an earlier attempt of this run made, carried on.
     adopted: ServerGroup | None = None
@@ -200,6 +209,7 @@ def combine(per_region: list[dict[str, object]]) -> dict[str, object]:
 
 def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
     existing = cluster_groups(rt, region, request.cluster)
+    sizes = capacities(existing)
     newest = existing[0] if existing else None
     adopted = newest if newest is not None and is_earlier_attempt(rt, newest, request) else None
     others = existing[1:] if adopted is not None else existing
@@ -215,17 +225,19 @@ def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
         name = ServerGroupName(request.cluster, next_sequence(g.sequence for g in existing))
     instances = request.instances
     if instances is None:
-        source = adopted or next((g for g in others if g.name == previous), None)
-        instances = capacity(source) if source is not None else 1
-    plan = RegionPlan(region, name, instances, {}, previous, others, adopted=adopted)
+        if adopted is not None:
+            instances = recorded(adopted, LABEL_CAPACITY) or sizes[adopted.name]
+        else:
+            instances = sizes[previous] if previous is not None else 1
+    plan = RegionPlan(region, name, instances, {}, previous, others, sizes=sizes, adopted=adopted)
     plan.making = adopted.name if adopted is not None else None
-    plan.definition = definition(rt, request, plan)
     grown = adopted.instances if adopted is not None else 0
     plan.steps = strategy_steps(
         request.strategy,
         name.name,
         instances,
         others,
+        sizes,
         grown=grown,
         steps=request.steps,
         max_remaining=request.max_remaining,
@@ -234,6 +246,7 @@ def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
         g.name: g.serving or disabled_by(g) == name.name
         for g in touched(plan.steps, name.name, others)
     }
+    plan.definition = definition(rt, request, plan)
     guard_clean_up(plan)
     return plan
 
@@ -263,6 +276,8 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
         labels[LABEL_RUN_KEY] = rt.run_key
     if plan.previous:
         labels[LABEL_PREVIOUS] = plan.previous
+    serving_before = {name: plan.sizes[name] for name, served in plan.before.items() if served}
+    labels.update({k: v for k, v in replacing(serving_before).items() if v is not None})
     plan.labels = labels
     return rt.provider.definition(
         NewServerGroup(
@@ -325,7 +340,7 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
         for step in plan.steps:
             group = refetch(rt, created if step.group == created.name else other(plan, step.group))
             rt.console.info(f"{step.describe()} ({request.strategy})")
-            carry_out(rt, step, group, created.name)
+            carry_out(rt, step, group, plan)
             if step.verb == "disable" and step.group not in disabled:
                 disabled.append(step.group)
             elif step.verb == "destroy":
@@ -401,18 +416,18 @@ def carry_on(rt: Runtime, plan: RegionPlan, *, rolling: bool) -> ServerGroup:
     recorded size (a rolling deploy: the step it reached), with every instance started."""
     assert plan.adopted is not None
     group = refetch(rt, plan.adopted)
-    size = group.instances if rolling else plan.instances
-    rt.provider.resize(group, size, sized(plan.instances))
+    rt.provider.resize(group, group.instances if rolling else plan.instances)
     return refetch(rt, group)
 
 
-def carry_out(rt: Runtime, step: Step, group: ServerGroup, new: str) -> None:
+def carry_out(rt: Runtime, step: Step, group: ServerGroup, plan: RegionPlan) -> None:
     if step.verb == "resize":
-        # An older group shrinking keeps its full size on record, for a rerun or rollback.
-        rt.provider.resize(group, step.instances, sized(capacity(group)))
+        # An older group's full size is on record on the new one (LABEL_REPLACES).
+        rt.provider.resize(group, step.instances)
         wait_healthy(rt, group)
     elif step.verb == "disable":
-        rt.provider.disable(group, disabling(group, by=new))
+        size = plan.sizes.get(group.name, group.instances)
+        rt.provider.disable(group, disabling(group, size, by=plan.name.name))
         wait_healthy(rt, group)
     elif step.verb == "destroy":
         rt.provider.destroy(group)
@@ -438,11 +453,11 @@ def roll_back(rt: Runtime, request: Request, plan: RegionPlan, new: str) -> tupl
                 done.append(f"{name} stays destroyed")
                 whole = False
                 continue
-            size = capacity(group)
+            size = plan.sizes[name]
             if not group.enabled:
-                rt.provider.enable(group, size, enabling(group))
+                rt.provider.enable(group, size, enabling(size))
             elif group.instances != size:
-                rt.provider.resize(group, size, sized(size))
+                rt.provider.resize(group, size)
             else:
                 continue
             restored.append(group)
@@ -464,7 +479,7 @@ def roll_back(rt: Runtime, request: Request, plan: RegionPlan, new: str) -> tupl
             done.append(f"destroyed {new}")
         else:
             if made.enabled or made.instances:
-                rt.provider.disable(made, disabling(made))
+                rt.provider.disable(made, disabling(made, plan.instances))
                 wait_healthy(rt, made)
             done.append(f"disabled {new}")
     rt.console.info(f"rolled back: {', '.join(done)}")

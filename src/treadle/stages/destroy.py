@@ -19,7 +19,9 @@ def destroy(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str
             "region": selector.region,
             "destroyed": False,
         }
-    guard_capacity(group, siblings, "destroy", force=force)
+    guard_capacity(
+        siblings, {group.name: 0}, f"destroy {group.name}", force=force, ratio=rt.min_capacity_ratio
+    )
     fields = {"server_group": group.name, "cluster": group.cluster.name, "region": group.region}
     if rt.dry_run:
         rt.plan(f"destroy {group.name} in {group.region} ({group.instances} instances)")

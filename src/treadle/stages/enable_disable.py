@@ -4,7 +4,7 @@ recorded size, and bring it back at that size."""
 from __future__ import annotations
 
 from treadle.stages.guard import guard_capacity
-from treadle.stages.records import capacity, disabling, enabling
+from treadle.stages.records import capacities, capacity, disabling, enabling
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector
 from treadle.stages.waits import group_fields, refetch, wait_healthy
@@ -18,12 +18,15 @@ def disable(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str
     if not group.enabled and not group.instances:
         rt.console.info(f"{group.name} is already disabled")
         return {**group_fields(group), "changed": False}
-    guard_capacity(group, siblings, "disable", force=force)
+    guard_capacity(
+        siblings, {group.name: 0}, f"disable {group.name}", force=force, ratio=rt.min_capacity_ratio
+    )
+    size = capacities(siblings)[group.name]
     if rt.dry_run:
-        rt.plan(f"disable {group.name} in {group.region} (remembering {capacity(group)} instances)")
+        rt.plan(f"disable {group.name} in {group.region} (remembering {size} instances)")
         return {**group_fields(group), "changed": False}
     rt.console.info(f"disabling {group.name} in {group.region}")
-    rt.provider.disable(group, disabling(group))
+    rt.provider.disable(group, disabling(group, size))
     wait_healthy(rt, refetch(rt, group))
     return {**group_fields(refetch(rt, group)), "changed": True}
 
@@ -40,7 +43,7 @@ def enable(rt: Runtime, selector: Selector) -> dict[str, object]:
         rt.plan(f"enable {group.name} in {group.region} at {size} instances")
         return {**group_fields(group), "changed": False}
     rt.console.info(f"enabling {group.name} in {group.region} at {size} instances")
-    rt.provider.enable(group, size, enabling(group))
+    rt.provider.enable(group, size, enabling(size))
     enabled = refetch(rt, group)
     wait_healthy(rt, enabled)
     return {**group_fields(enabled), "changed": True}

@@ -1,15 +1,31 @@
-"""What a stage records on a server group, so that sizes are restored from records and
-never inferred from a half-finished state: a deploy writes the size it decided on the
-group it creates, a strategy writes a group's full size on it before it shrinks it, and
-disabling remembers the size and which deploy disabled it. Reruns, rollbacks and
-`enable` read them back here, and only here."""
+"""What a stage records on server groups, so that sizes are restored from records and
+never inferred from a half-finished state.
+
+Records are written only when a group's instances start or stop anyway (it is created,
+disabled or enabled): on Marathon any change to a running app's labels restarts its
+tasks. So:
+
+- a deploy writes on the group it creates the size it decided (LABEL_CAPACITY) and the
+  size of every older group it will shrink or disable (LABEL_REPLACES);
+- disabling writes the size to come back at (LABEL_DISABLED_INSTANCES, which marks the
+  group disabled) and the deploy that did it (LABEL_DISABLED_BY);
+- an enabled group's size is what it runs, unless a deploy is in flux: the newest group
+  of the cluster replaces groups still enabled. Then the new group counts at the size
+  its deploy decided, and the groups it replaces at the sizes they had before it began
+  (a rolling deploy killed halfway has them half grown and half shrunk).
+
+Reruns, rollbacks and `enable` read them back here, and only here.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 from treadle.providers.base import (
     LABEL_CAPACITY,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
+    LABEL_REPLACES,
     Records,
     ServerGroup,
 )
@@ -21,40 +37,55 @@ def recorded(group: ServerGroup, label: str) -> int | None:
 
 
 def capacity(group: ServerGroup) -> int:
-    """The size it serves at when enabled and whole.
-
-    A disabled group: the size it remembers. An enabled one: the size a stage recorded,
-    unless it runs more now (scaled up by hand or by an autoscaler since). A group half
-    shrunk by an interrupted deploy thus counts at its full size; one scaled down by hand
-    since its size was recorded counts at the larger, recorded size: when the two
-    disagree, a stage errs towards capacity, never away from it."""
+    """One group's size when enabled and whole, by itself: a disabled group's remembered
+    size, an enabled group's current size (see `capacities` for a cluster in flux)."""
     if not group.enabled:
         for label in (LABEL_DISABLED_INSTANCES, LABEL_CAPACITY):
             size = recorded(group, label)
             if size is not None:
                 return size
-        return group.instances
-    return max(group.instances, recorded(group, LABEL_CAPACITY) or 0)
+    return group.instances
 
 
-def sized(size: int) -> Records:
-    """The records of a group set to serve at `size`."""
-    return {LABEL_CAPACITY: str(size)}
+def replaces(group: ServerGroup) -> dict[str, int]:
+    """The older groups a deploy's new group replaces, with their sizes before it."""
+    found: dict[str, int] = {}
+    for item in group.labels.get(LABEL_REPLACES, "").split(","):
+        name, _, size = item.partition("=")
+        if name and size.isdigit():
+            found[name] = int(size)
+    return found
 
 
-def disabling(group: ServerGroup, by: str | None = None) -> Records:
+def replacing(sizes: Mapping[str, int]) -> Records:
+    """The record of the groups a new group replaces."""
+    return {LABEL_REPLACES: ",".join(f"{name}={size}" for name, size in sizes.items()) or None}
+
+
+def capacities(groups: Sequence[ServerGroup]) -> dict[str, int]:
+    """Each group's size when enabled and whole, given its cluster (newest first)."""
+    sizes = {g.name: capacity(g) for g in groups}
+    newest = next((g for g in groups if g.enabled), None)
+    if newest is None:
+        return sizes
+    before = replaces(newest)
+    in_flux = any(g.enabled and g.name in before for g in groups if g is not newest)
+    if in_flux:
+        sizes[newest.name] = max(newest.instances, recorded(newest, LABEL_CAPACITY) or 0)
+        for g in groups:
+            if g.enabled and g.name in before:
+                sizes[g.name] = max(g.instances, before[g.name])
+    return sizes
+
+
+def disabling(group: ServerGroup, size: int, by: str | None = None) -> Records:
     """The records of a group being disabled: the size to come back at and, for a
     deploy's strategy, the server group that took over (`by`)."""
-    size = str(capacity(group))
-    return {LABEL_CAPACITY: size, LABEL_DISABLED_INSTANCES: size, LABEL_DISABLED_BY: by}
+    return {LABEL_CAPACITY: str(size), LABEL_DISABLED_INSTANCES: str(size), LABEL_DISABLED_BY: by}
 
 
-def enabling(group: ServerGroup) -> Records:
-    return {
-        LABEL_CAPACITY: str(capacity(group)),
-        LABEL_DISABLED_INSTANCES: None,
-        LABEL_DISABLED_BY: None,
-    }
+def enabling(size: int) -> Records:
+    return {LABEL_CAPACITY: str(size), LABEL_DISABLED_INSTANCES: None, LABEL_DISABLED_BY: None}
 
 
 def disabled_by(group: ServerGroup) -> str | None:

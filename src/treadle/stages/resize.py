@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from treadle.errors import InputError
 from treadle.stages.guard import guard_capacity
-from treadle.stages.records import sized
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector
 from treadle.stages.waits import refetch, wait_healthy
@@ -61,8 +60,13 @@ def resize(
     if not group.enabled:
         raise InputError(f"{group.name} is disabled: enable it before resizing it")
     target = size.apply(group.instances)
-    if target == 0:
-        guard_capacity(group, siblings, "resize to 0", force=force)
+    guard_capacity(
+        siblings,
+        {group.name: target},
+        f"resize {group.name} to {target}",
+        force=force,
+        ratio=rt.min_capacity_ratio,
+    )
     fields = {
         "server_group": group.name,
         "cluster": group.cluster.name,
@@ -73,6 +77,6 @@ def resize(
         rt.plan(f"resize {group.name} in {group.region} from {group.instances} to {target}")
         return {**fields, "instances": group.instances}
     rt.console.info(f"resizing {group.name} in {group.region} from {group.instances} to {target}")
-    rt.provider.resize(group, target, sized(target))
+    rt.provider.resize(group, target)
     wait_healthy(rt, refetch(rt, group))
     return {**fields, "instances": target}

@@ -11,6 +11,7 @@ from typing import Any, cast
 from treadle.console import Console
 from treadle.errors import NOT_APPLIED
 from treadle.providers.base import Provider
+from treadle.stages.windows import Schedule
 from treadle.waiting import Deadline
 
 # The calls that change a cluster (the lease's own records do not count: they are gone
@@ -30,6 +31,8 @@ class Progress:
     fields: dict[str, object] = field(default_factory=dict)
     # The cluster leases held (treadle.stages.lease.Leases), made on first use.
     leases: object | None = None
+    # The execution window and jitter have been passed.
+    gated: bool = False
 
 
 class Tracked:
@@ -83,6 +86,11 @@ class Runtime:
     exits: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     # The stage's own name, for the lease's holder.
     stage: str = ""
+    # The traffic guard's threshold (--min-capacity-ratio): None keeps the last serving
+    # server group only.
+    min_capacity_ratio: float | None = None
+    # When the stage may change a cluster (--window, --jitter).
+    schedule: Schedule = field(default_factory=lambda: Schedule())
 
     @classmethod
     def tracking(cls, provider: Provider, **kwargs: Any) -> Runtime:
@@ -107,10 +115,15 @@ class Runtime:
         self.console.info(f"dry run: would {line}")
 
     def hold(self, region: str, cluster: str) -> None:
-        """Take the cluster lease of `cluster` in `region` (waiting for another run's),
-        held until the stage ends. A dry run changes nothing and takes none."""
+        """The gate before changing `cluster` in `region`: the first time, the execution
+        window (treadle.stages.windows); then the cluster lease, waiting for another
+        run's, held until the stage ends. A dry run changes nothing and passes neither."""
         if self.dry_run:
             return
         from treadle.stages.lease import leases_of
+        from treadle.stages.windows import gate
 
+        if not self.progress.gated:
+            self.progress.gated = True
+            gate(self)
         leases_of(self).take(region, cluster)

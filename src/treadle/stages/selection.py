@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from treadle.errors import InputError, NotFound
 from treadle.naming import Cluster, parse_cluster, parse_server_group
 from treadle.providers.base import Provider, ServerGroup
-from treadle.stages.records import capacity
+from treadle.stages.records import capacities
 from treadle.stages.runtime import Runtime
 
 TARGETS = ("newest", "previous", "oldest", "largest")
@@ -40,7 +40,8 @@ def pick(groups: list[ServerGroup], target: str) -> ServerGroup | None:
     if target == "oldest":
         return groups[-1] if groups else None
     if target == "largest":
-        return max(groups, key=capacity, default=None)
+        sizes = capacities(groups)
+        return max(groups, key=lambda g: sizes[g.name], default=None)
     raise InputError(f"unknown --target {target!r}: choose one of {', '.join(TARGETS)}")
 
 

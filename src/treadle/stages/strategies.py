@@ -11,11 +11,11 @@ cluster. Only server groups older than the new one are ever in a plan.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from treadle.providers.base import ServerGroup
-from treadle.stages.records import capacity, disabled_by
+from treadle.stages.records import disabled_by
 
 STRATEGIES = ("none", "highlander", "red-black", "rolling-red-black")
 DEFAULT_STEPS = (25, 50, 100)
@@ -39,13 +39,15 @@ def strategy_steps(
     new: str,
     target: int,
     others: Sequence[ServerGroup],
+    sizes: Mapping[str, int],
     *,
     grown: int = 0,
     steps: Sequence[int] = DEFAULT_STEPS,
     max_remaining: int | None = None,
 ) -> list[Step]:
     """The steps after the new group `new` is healthy. `others`: the cluster's older
-    groups, newest first; `grown`: the new group's size now (a rolling deploy's rerun)."""
+    groups, newest first; `sizes`: their sizes when whole (treadle.stages.records);
+    `grown`: the new group's size now (a rolling deploy's rerun)."""
     if strategy == "highlander":
         return [Step("destroy", g.name) for g in reversed(others)]
     plan: list[Step] = []
@@ -53,7 +55,7 @@ def strategy_steps(
         # Shrunk step by step: the enabled ones (one this deploy began to disable is only
         # finished off below).
         shrinking = [g for g in others if g.enabled]
-        sizes = {g.name: g.instances for g in shrinking}
+        now = {g.name: g.instances for g in shrinking}
         for pct in steps:
             size = math.ceil(target * pct / 100)
             if size > grown:
@@ -62,10 +64,10 @@ def strategy_steps(
             for g in shrinking:
                 if pct == 100:
                     continue
-                keep = capacity(g) - capacity(g) * pct // 100
-                if keep < sizes[g.name]:
+                keep = sizes[g.name] - sizes[g.name] * pct // 100
+                if keep < now[g.name]:
                     plan.append(Step("resize", g.name, keep))
-                    sizes[g.name] = keep
+                    now[g.name] = keep
     if strategy in ("red-black", "rolling-red-black"):
         # Disabled by an interrupted disable but still running: finish it.
         plan += [

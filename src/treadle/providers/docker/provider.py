@@ -30,7 +30,6 @@ from treadle.providers.base import (
     JOB_EVENTS,
     JOBS,
     LABEL_DISABLED_INSTANCES,
-    NO_RECORDS,
     Health,
     JobRun,
     NewServerGroup,
@@ -226,15 +225,11 @@ class DockerProvider(ContainerJobs, ContainerLeases):
             raise StageFailed(f"the engine made {name} but does not list it")
         return created
 
-    def resize(self, group: ServerGroup, instances: int, records: Records = NO_RECORDS) -> None:
+    def resize(self, group: ServerGroup, instances: int) -> None:
         with translated(f"resizing {group.name}"):
             found = self._require(group)
-            if records:
-                config = self._replace_definition(found, records)
-            else:
-                inspected = self._inspect(found)
-                config = copy_config(inspected, inspected["Config"]["Labels"])
-            self._scale(found, config, instances)
+            inspected = self._inspect(found)
+            self._scale(found, copy_config(inspected, inspected["Config"]["Labels"]), instances)
 
     def disable(self, group: ServerGroup, records: Records) -> None:
         with translated(f"disabling {group.name}"):

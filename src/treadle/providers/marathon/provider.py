@@ -21,7 +21,6 @@ from treadle.providers.base import (
     JOBS,
     LABEL_LEASE_EXPIRES,
     LABEL_LEASE_ID,
-    NO_RECORDS,
     Health,
     JobRequest,
     JobRun,
@@ -160,8 +159,8 @@ class MarathonProvider:
             fields["labels"] = merged(group.labels, records)
         return fields
 
-    def resize(self, group: ServerGroup, instances: int, records: Records = NO_RECORDS) -> None:
-        self._update(group, self._body(group, records, instances=instances))
+    def resize(self, group: ServerGroup, instances: int) -> None:
+        self._update(group, {"instances": instances})
 
     def disable(self, group: ServerGroup, records: Records) -> None:
         self._update(group, self._body(group, records, instances=0))

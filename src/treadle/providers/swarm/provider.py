@@ -22,7 +22,6 @@ from treadle.errors import AlreadyExists, ProviderUnavailable, ServerGroupGone, 
 from treadle.naming import Cluster
 from treadle.providers.base import (
     JOBS,
-    NO_RECORDS,
     Health,
     NewServerGroup,
     Records,
@@ -244,9 +243,9 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
                 if "out of sequence" not in str(e.explanation) or attempt + 1 == UPDATE_ATTEMPTS:
                     raise
 
-    def resize(self, group: ServerGroup, instances: int, records: Records = NO_RECORDS) -> None:
+    def resize(self, group: ServerGroup, instances: int) -> None:
         with translated(f"resizing {group.name}"):
-            self._update(group, instances, records)
+            self._update(group, instances, {})
 
     def disable(self, group: ServerGroup, records: Records) -> None:
         with translated(f"disabling {group.name}"):
