@@ -32,7 +32,7 @@ import io
 import itertools
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +45,9 @@ from treadle.providers.base import (
     LABEL_CREATED_AT,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
+    TERMINATE,
     Health,
+    Instance,
     Lease,
     LeaseKey,
     NewServerGroup,
@@ -81,7 +83,7 @@ _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
 # not know.
 SPEC_FIELDS = frozenset({"cmd", "env", "labels"})
 # The calls that change a cluster, and the lease's.
-CHANGES = ("create", "resize", "disable", "enable", "destroy")
+CHANGES = ("create", "resize", "disable", "enable", "destroy", "terminate")
 LEASE_CALLS = ("lease", "create_lease", "renew_lease", "delete_lease")
 # How long a hung call waits to be let go before it carries on anyway, so that a test that
 # forgets to let it go fails instead of hanging the run.
@@ -111,8 +113,9 @@ class _Group:
     labels: dict[str, str]
     spec: dict[str, Any]
     id: str
-    # Health reads each running instance has seen since it started.
+    # Health reads each running instance has seen since it started, and its id.
     ages: list[int] = field(default_factory=list)
+    instance_ids: list[str] = field(default_factory=list)
     failed: int = 0
 
 
@@ -254,7 +257,7 @@ class MemorySettings:
 class MemoryProvider:
     name = "memory"
     default_region = DEFAULT_REGION
-    capabilities: frozenset[str] = frozenset()
+    capabilities: frozenset[str] = frozenset({TERMINATE})
 
     def __init__(
         self,
@@ -472,10 +475,14 @@ class MemoryProvider:
                 raise ServerGroupGone(group.name, group.region)
             image = self.store.image(found.image)
             del found.ages[found.size :]
-            found.ages += [0] * (found.size - len(found.ages))
+            del found.instance_ids[found.size :]
+            missing = found.size - len(found.ages)
+            found.ages += [0] * missing
+            found.instance_ids += [f"{found.name}.{self.store.next_id()}" for _ in range(missing)]
             if image.crashes and found.ages:
                 found.failed += len(found.ages)
                 found.ages = [0] * found.size
+                found.instance_ids = [f"{found.name}.{self.store.next_id()}" for _ in found.ages]
                 running = 0
             else:
                 found.ages = [age + 1 for age in found.ages]
@@ -489,6 +496,29 @@ class MemoryProvider:
                 failed=found.failed,
                 last_failure="exited with code 1" if found.failed else None,
             )
+
+    def instances(self, group: ServerGroup) -> list[Instance]:
+        def act() -> list[Instance]:
+            with self.store.lock:
+                found = self.store.groups.get((group.region, group.name))
+                if found is None:
+                    raise ServerGroupGone(group.name, group.region)
+                return [Instance(i, True) for i in found.instance_ids]
+
+        return self._call("instances", group.name, (group,), act)
+
+    def terminate(self, group: ServerGroup, ids: Sequence[str], *, decrement: bool) -> None:
+        def act() -> None:
+            with self.store.lock:
+                found = self.store.groups[(group.region, group.name)]
+                keep = [n for n, i in enumerate(found.instance_ids) if i not in ids]
+                killed = len(found.instance_ids) - len(keep)
+                found.ages = [found.ages[n] for n in keep]
+                found.instance_ids = [found.instance_ids[n] for n in keep]
+                if decrement:
+                    found.size -= killed
+
+        self._call("terminate", group.name, (group, list(ids), decrement), act)
 
     def watch(self, group: ServerGroup) -> contextlib.AbstractContextManager[None]:
         return self._call("watch", group.name, (group,), contextlib.nullcontext)

@@ -19,7 +19,7 @@ from treadle.stages.resize import Size
     ],
 )
 def test_each_mode_computes_the_new_size(size, current, expected):
-    assert size.check().apply(current) == expected
+    assert size.check().apply(current, largest=99) == expected
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,7 @@ def test_each_mode_computes_the_new_size(size, current, expected):
 def test_exactly_one_valid_mode(size):
     with pytest.raises(InputError):
         size.check()
+
+
+def test_scale_to_cluster_takes_the_largest() -> None:
+    assert Size(scale_to_cluster=True).check().apply(2, largest=5) == 5

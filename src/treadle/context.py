@@ -185,7 +185,17 @@ class Context:
         pieces.append(text[done:])
         return "".join(pieces)
 
-    def _evaluate(self, expression: str, where: str, budget: _Budget) -> Any:
+    def search(self, text: str, where: str = "") -> Any:
+        """What `{{ EXPRESSION }}` (or a bare expression) finds in the context, None when it
+        matches nothing: for a check of the context, where nothing is an answer too."""
+        expression = text.strip()
+        if expression.startswith("{{") and expression.endswith("}}"):
+            expression = expression[2:-2]
+        return self._evaluate(expression, where, _Budget(), missing_ok=True)
+
+    def _evaluate(
+        self, expression: str, where: str, budget: _Budget, missing_ok: bool = False
+    ) -> Any:
         import jmespath
         from jmespath.exceptions import JMESPathError
 
@@ -225,7 +235,7 @@ class Context:
             raise InputError(f"{shown} {e}: select less") from None
         except (ValueError, TypeError, ArithmeticError) as e:
             raise InputError(f"invalid expression {shown}: {e}") from None
-        if found is None:
+        if found is None and not missing_ok:
             files = ", ".join(self.sources) if self.sources else "no --context given"
             raise InputError(f"{shown} matched nothing in the context ({files})")
         budget.spent += size

@@ -266,3 +266,292 @@ class StageContract:
             assert refused.code == 3, refused
             assert "leave nothing serving" in refused.stderr
         assert self.groups(provider, region) == {"web-prod-v000": (True, 1)}
+
+    # --- the rest of Spinnaker's pipeline -------------------------------------------------
+
+    def cluster_stage(self, conn, region, stage: str, *extra: str) -> Outcome:
+        return self.stage(conn, stage, "--cluster", "web-prod", "--region", region, *extra)
+
+    def test_rollback_brings_the_previous_back_then_takes_the_current_out(
+        self, connection_args, provider, region, image, image_v2
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image, "--instances", "2").code == 0
+        assert self.deploy(conn, region, image_v2, "--strategy", "red-black").code == 0
+        rolled = self.cluster_stage(conn, region, "rollback")
+        assert rolled.code == 0, rolled
+        assert rolled.result is not None
+        assert (rolled.result["server_group"], rolled.result["previous_server_group"]) == (
+            "web-prod-v000",
+            "web-prod-v001",
+        )
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (True, 2),
+            "web-prod-v001": (False, 0),
+        }
+        # Nothing older than web-prod-v000 to go back to: refused, nothing changed.
+        again = self.cluster_stage(conn, region, "rollback")
+        assert again.code == 3, again
+        assert "nothing to roll back to" in again.stderr
+        assert self.groups(provider, region)["web-prod-v000"] == (True, 2)
+        # --to names the group to bring back, newer or older.
+        forward = self.cluster_stage(conn, region, "rollback", "--to", "web-prod-v001")
+        assert forward.code == 0, forward
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (False, 0),
+            "web-prod-v001": (True, 2),
+        }
+
+    def test_cluster_stages_keep_the_newest_and_act_on_the_rest(
+        self, connection_args, provider, region, image, tmp_path: Path
+    ) -> None:
+        conn = connection_args
+        for _ in range(4):
+            assert self.deploy(conn, region, image).code == 0
+        disabled = self.cluster_stage(conn, region, "disable-cluster", "--remaining-enabled", "2")
+        assert disabled.code == 0, disabled
+        assert disabled.result is not None
+        assert disabled.result["kept"] == ["web-prod-v003", "web-prod-v002"]
+        assert sorted(disabled.result["changed_server_groups"]) == [
+            "web-prod-v000",
+            "web-prod-v001",
+        ]
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (False, 0),
+            "web-prod-v001": (False, 0),
+            "web-prod-v002": (True, 1),
+            "web-prod-v003": (True, 1),
+        }
+        # Enabled ones are only scaled down when allowed.
+        scaled = self.cluster_stage(conn, region, "scale-down-cluster")
+        assert scaled.code == 0, scaled
+        assert scaled.result is not None and scaled.result["skipped"] == ["web-prod-v002"]
+        allowed = self.cluster_stage(
+            conn, region, "scale-down-cluster", "--allow-scale-down-active"
+        )
+        assert allowed.code == 0, allowed
+        assert self.groups(provider, region)["web-prod-v002"] == (False, 0)
+        # A deploy's result in the context: its server group is never touched.
+        deploy_file = tmp_path / "deploy.json"
+        assert self.deploy(conn, region, image, "--output", str(deploy_file)).code == 0
+        shrunk = self.cluster_stage(
+            conn, region, "shrink-cluster", "--shrink-to", "1", "--context", f"deploy={deploy_file}"
+        )
+        assert shrunk.code == 0, shrunk
+        assert self.groups(provider, region) == {
+            "web-prod-v003": (True, 1),
+            "web-prod-v004": (True, 1),
+        }
+        # Destroying the enabled rest takes --allow-delete-active; the traffic guard keeps
+        # the cluster serving.
+        assert self.cluster_stage(conn, region, "shrink-cluster").code == 0
+        assert set(self.groups(provider, region)) == {"web-prod-v003", "web-prod-v004"}
+        deleted = self.cluster_stage(conn, region, "shrink-cluster", "--allow-delete-active")
+        assert deleted.code == 0, deleted
+        assert self.groups(provider, region) == {"web-prod-v004": (True, 1)}
+        none_left = self.cluster_stage(
+            conn, region, "shrink-cluster", "--shrink-to", "0", "--allow-delete-active"
+        )
+        assert none_left.code == 3, none_left
+        gone = self.stage(
+            conn,
+            "shrink-cluster",
+            "--cluster",
+            "nothing-here",
+            "--region",
+            region,
+            "--shrink-to",
+            "0",
+        )
+        assert gone.code == 0, gone
+
+    def test_clone_copies_the_definition_with_overrides(
+        self, connection_args, provider, region, image, image_v2
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image, "--instances", "2").code == 0
+        cloned = self.stage(
+            conn,
+            "clone",
+            "--source",
+            "web-prod-v000",
+            "--region",
+            region,
+            "--image",
+            image_v2,
+            "--strategy",
+            "red-black",
+        )
+        assert cloned.code == 0, cloned
+        assert cloned.result is not None
+        assert (cloned.result["server_group"], cloned.result["source"]) == (
+            "web-prod-v001",
+            "web-prod-v000",
+        )
+        assert cloned.result["instances"] == 2 and cloned.result["image"] == image_v2
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (False, 0),
+            "web-prod-v001": (True, 2),
+        }
+        # Into another cluster, from the newest of this one.
+        other = self.stage(
+            conn,
+            "clone",
+            "--cluster",
+            "web-prod",
+            "--target",
+            "newest",
+            "--region",
+            region,
+            "--app",
+            "web",
+            "--stack",
+            "canary",
+            "--instances",
+            "1",
+        )
+        assert other.code == 0, other
+        assert other.result is not None and other.result["server_group"] == "web-canary-v000"
+        found = provider.server_group(region, "web-canary-v000")
+        assert found is not None and found.image == image_v2
+        missing = self.stage(conn, "clone", "--source", "web-prod-v042", "--region", region)
+        assert missing.code == 2, missing
+
+    def test_terminate_instances_replaces_them_or_shrinks(
+        self, connection_args, provider, region, image
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image, "--instances", "2").code == 0
+        group = provider.server_group(region, "web-prod-v000")
+        assert group is not None
+        before = [i.id for i in provider.instances(group)]
+        killed = self.stage(
+            conn,
+            "terminate-instances",
+            "--server-group",
+            "web-prod-v000",
+            "--region",
+            region,
+            "--count",
+            "1",
+        )
+        assert killed.code == 0, killed
+        assert killed.result is not None and killed.result["terminated"] == before[:1]
+        after = [i.id for i in provider.instances(group)]
+        assert len(after) == 2 and before[0] not in after
+        shrunk = self.stage(
+            conn,
+            "terminate-instances",
+            "--server-group",
+            "web-prod-v000",
+            "--region",
+            region,
+            "--instance",
+            after[0],
+            "--decrement",
+        )
+        assert shrunk.code == 0, shrunk
+        assert self.groups(provider, region)["web-prod-v000"] == (True, 1)
+        last = self.stage(
+            conn,
+            "terminate-instances",
+            "--server-group",
+            "web-prod-v000",
+            "--region",
+            region,
+            "--count",
+            "1",
+            "--decrement",
+        )
+        assert last.code == 3, last
+        unknown = self.stage(
+            conn,
+            "terminate-instances",
+            "--server-group",
+            "web-prod-v000",
+            "--region",
+            region,
+            "--instance",
+            "no-such-instance",
+        )
+        assert unknown.code == 2, unknown
+
+    def test_check_preconditions_hold_or_refuse(
+        self, connection_args, provider, region, image, tmp_path: Path
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image).code == 0
+        context = tmp_path / "build.json"
+        context.write_text(json.dumps({"status": "green", "tests": 12}))
+        held = self.stage(
+            conn,
+            "check-preconditions",
+            "--context",
+            f"build={context}",
+            "--expression",
+            "{{ build.status == 'green' }}",
+            "--cluster-size",
+            "web-prod",
+            "--comparison",
+            ">=",
+            "--expected",
+            "1",
+            "--region",
+            region,
+        )
+        assert held.code == 0, held
+        assert held.result is not None and held.result["passed"] is True
+        failed = self.stage(
+            conn,
+            "check-preconditions",
+            "--context",
+            f"build={context}",
+            "--expression",
+            "{{ build.tests > `100` }}",
+            "--cluster-size",
+            "web-prod",
+            "--comparison",
+            "==",
+            "--expected",
+            "2",
+            "--region",
+            region,
+        )
+        assert failed.code == 3, failed
+        assert failed.result is not None
+        assert [c["passed"] for c in failed.result["checks"]] == [False, False]
+        assert failed.result["checks"][1]["actual"] == 1
+
+    def test_outside_every_execution_window_nothing_changes(
+        self, connection_args, provider, region, image
+    ) -> None:
+        from datetime import UTC, datetime, timedelta
+
+        now = datetime.now(UTC)
+        closed = now + timedelta(hours=2)
+        window = f"{closed:%H}:00-{(closed + timedelta(hours=1)):%H}:00"
+        refused = self.deploy(connection_args, region, image, "--window", window)
+        assert refused.code == 3, refused
+        assert refused.result is not None and "next_window" in refused.result
+        assert self.groups(provider, region) == {}
+        opened = f"{now - timedelta(hours=1):%H}:00-{now + timedelta(hours=2):%H}:00"
+        allowed = self.deploy(connection_args, region, image, "--window", opened)
+        assert allowed.code == 0, allowed
+
+    def test_resize_to_the_size_of_the_largest_in_the_cluster(
+        self, connection_args, provider, region, image
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image, "--instances", "3").code == 0
+        assert self.deploy(conn, region, image, "--instances", "1").code == 0
+        resized = self.stage(
+            conn,
+            "resize",
+            "--server-group",
+            "web-prod-v001",
+            "--region",
+            region,
+            "--scale-to-cluster",
+        )
+        assert resized.code == 0, resized
+        assert self.groups(provider, region)["web-prod-v001"] == (True, 3)

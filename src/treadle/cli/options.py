@@ -220,6 +220,62 @@ LEASE_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
 
 
 @dataclass
+class Changes:
+    window: list[str] | None
+    timezone: str | None
+    outside_window: str | None
+    jitter: str | None
+    min_capacity_ratio: str | None
+
+
+WINDOWS = "Execution windows and safeguards"
+CHANGES_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
+    "window": (
+        list[str] | None,
+        option(
+            "--window",
+            help="When the stage may change the cluster: 'mon-fri 09:00-17:00', '22:00-02:00'; repeatable.",
+            rich_help_panel=WINDOWS,
+        ),
+        None,
+    ),
+    "timezone": (
+        str | None,
+        option("--timezone", help="The windows' time zone (IANA): UTC.", rich_help_panel=WINDOWS),
+        None,
+    ),
+    "outside_window": (
+        str | None,
+        option(
+            "--outside-window",
+            help="fail (exit 3, the next window's start in the result) or wait for it: fail.",
+            rich_help_panel=WINDOWS,
+        ),
+        None,
+    ),
+    "jitter": (
+        str | None,
+        option(
+            "--jitter",
+            help="Start after a random delay in this range: 0s-60s.",
+            rich_help_panel=WINDOWS,
+        ),
+        None,
+    ),
+    "min_capacity_ratio": (
+        str | None,
+        option(
+            "--min-capacity-ratio",
+            help="Traffic guard: refuse when the cluster would serve this share (0-0.5) of "
+            "its instances or less (default: refuse only to leave it serving nothing).",
+            rich_help_panel=WINDOWS,
+        ),
+        None,
+    ),
+}
+
+
+@dataclass
 class Target:
     region: str | None
     server_group: str | None
@@ -265,6 +321,7 @@ def groups() -> dict[str, tuple[type, dict[str, tuple[Any, Any, Any]]]]:
     return {
         "common": (Common, {**COMMON, **connection_options()}),
         "lease": (Lease, LEASE_OPTIONS),
+        "changes": (Changes, CHANGES_OPTIONS),
         "target": (Target, TARGET_OPTIONS),
     }
 

@@ -22,7 +22,7 @@ import typer
 from treadle.errors import Cancelled, TreadleError
 
 if TYPE_CHECKING:
-    from treadle.cli.options import Common, Lease
+    from treadle.cli.options import Changes, Common, Lease
     from treadle.console import Console
     from treadle.context import Context
     from treadle.stages.runtime import Runtime
@@ -106,7 +106,13 @@ class Outcome:
         os._exit(code)
 
 
-def run_stage(stage: str, common: Common, body: Body, lease: Lease | None = None) -> NoReturn:
+def run_stage(
+    stage: str,
+    common: Common,
+    body: Body,
+    lease: Lease | None = None,
+    changes: Changes | None = None,
+) -> NoReturn:
     from treadle.ci import ci_run_key, log_format, provenance
     from treadle.console import Console
     from treadle.context import Context
@@ -133,6 +139,7 @@ def run_stage(stage: str, common: Common, body: Body, lease: Lease | None = None
         deadline = Deadline(duration(context, common.timeout, "--timeout"))
         request_timeout = duration(context, common.request_timeout, "--request-timeout")
         lock_timeout = deadline.seconds
+        gate = schedule(context, changes)
         outcome.provider = choose(context.render(common.provider, "--provider"), values)
         settings = settings_for(outcome.provider, values)
         run_key = None
@@ -166,6 +173,7 @@ def run_stage(stage: str, common: Common, body: Body, lease: Lease | None = None
             run_key=run_key,
             provenance=provenance(os.environ),
             stage=stage,
+            **gate,
         )
         fields = body(outcome.rt, context)
     except TreadleError as e:
@@ -188,6 +196,31 @@ def duration(context: Context, value: Any, flag: str) -> float:
     from treadle.cli.values import duration as parse
 
     return parse(context.render(value, flag), flag)
+
+
+def schedule(context: Context, changes: Changes | None) -> dict[str, Any]:
+    """The Runtime's execution windows and traffic guard threshold, from the Changes
+    options (a stage that changes nothing has none)."""
+    if changes is None:
+        return {}
+    from treadle.cli.values import duration_range, number
+    from treadle.stages.guard import check_ratio
+    from treadle.stages.windows import Schedule
+
+    def r(value: Any, flag: str) -> Any:
+        return context.render(value, flag)
+
+    jitter = r(changes.jitter, "--jitter")
+    ratio = number(r(changes.min_capacity_ratio, "--min-capacity-ratio"), "--min-capacity-ratio")
+    return {
+        "schedule": Schedule.parse(
+            [str(w) for w in r(changes.window or [], "--window")],
+            r(changes.timezone, "--timezone"),
+            r(changes.outside_window, "--outside-window"),
+            duration_range(jitter, "--jitter") if jitter else (0.0, 0.0),
+        ),
+        "min_capacity_ratio": check_ratio(ratio),
+    }
 
 
 def check_run_key(key: Any) -> str | None:

@@ -34,6 +34,8 @@ LABEL_CREATED_AT = "treadle.created-at"
 # created from: a rerun carries on only with a group of its own run, image and spec.
 LABEL_RUN_KEY = "treadle.run-key"
 LABEL_SPEC_DIGEST = "treadle.spec-digest"
+# The spec it was made from (JSON), for `clone`; left out when larger than a label should be.
+LABEL_SPEC = "treadle.spec"
 # The records a stage keeps on a server group (treadle.stages.records): the size a deploy
 # decided for it, the size a disabled group remembers (its presence marks the group
 # disabled), the deploy that disabled it, the group it took over from, and the older

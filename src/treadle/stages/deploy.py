@@ -38,6 +38,7 @@ from treadle.providers.base import (
     LABEL_CREATED_AT,
     LABEL_PREVIOUS,
     LABEL_RUN_KEY,
+    LABEL_SPEC,
     LABEL_SPEC_DIGEST,
     NewServerGroup,
     ServerGroup,
@@ -55,13 +56,16 @@ from treadle.stages.runtime import Runtime
 from treadle.stages.selection import cluster_groups
 from treadle.stages.strategies import DEFAULT_STEPS, STRATEGIES, Step, strategy_steps, touched
 from treadle.stages.waits import endpoint_fields, refetch, wait_gone, wait_healthy
-from treadle.waiting import shielded
+from treadle.waiting import pause, shielded
 
 # Time a rollback may take, from its start, whether or not --timeout has passed (a
 # request in it that gets no answer within 10 s ends it: treadle.waiting).
 ROLLBACK_SECONDS = 60.0
 # Names taken by something else in a row before giving up.
 CREATE_ATTEMPTS = 5
+# The largest spec recorded on a server group for `clone` (a label, as every provider
+# keeps them: a few KiB is usual, a Marathon app's whole definition must fit in 1 MB).
+SPEC_LABEL_MAX = 32 * 1024
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,9 @@ class Request:
     steps: tuple[int, ...] = DEFAULT_STEPS
     rollback_on_failure: bool = False
     destroy_failed: bool = False
+    # red-black: a pause between the new group healthy and the old ones disabled (for a
+    # load balancer to notice the new one, or a person to look).
+    delay_before_disable: float = 0.0
 
     def check(self, rt: Runtime) -> Request:
         if self.strategy not in STRATEGIES:
@@ -104,6 +111,10 @@ class Request:
             raise InputError(
                 f"--no-wait cannot apply --strategy {self.strategy}: it needs a "
                 "healthy new server group first"
+            )
+        if self.delay_before_disable and self.strategy not in ("red-black", "rolling-red-black"):
+            raise InputError(
+                "--delay-before-disable goes with --strategy red-black or rolling-red-black"
             )
         if self.destroy_failed and not self.rollback_on_failure:
             raise InputError("--destroy-failed goes with --rollback-on-failure")
@@ -276,6 +287,9 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
         labels[LABEL_RUN_KEY] = rt.run_key
     if plan.previous:
         labels[LABEL_PREVIOUS] = plan.previous
+    spec = json.dumps(request.spec or {}, separators=(",", ":"), sort_keys=True, default=str)
+    if len(spec) <= SPEC_LABEL_MAX:
+        labels[LABEL_SPEC] = spec
     serving_before = {name: plan.sizes[name] for name, served in plan.before.items() if served}
     labels.update({k: v for k, v in replacing(serving_before).items() if v is not None})
     plan.labels = labels
@@ -337,7 +351,15 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
         fields["server_group"] = created.name
         rt.note(**fields)
         wait_healthy(rt, created)
+        delayed = False
         for step in plan.steps:
+            if step.verb == "disable" and request.delay_before_disable and not delayed:
+                delayed = True
+                rt.console.info(
+                    f"waiting {request.delay_before_disable:g}s before disabling "
+                    "(--delay-before-disable)"
+                )
+                pause(min(request.delay_before_disable, rt.deadline.remaining()))
             group = refetch(rt, created if step.group == created.name else other(plan, step.group))
             rt.console.info(f"{step.describe()} ({request.strategy})")
             carry_out(rt, step, group, plan)

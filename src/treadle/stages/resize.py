@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from treadle.errors import InputError
 from treadle.stages.guard import guard_capacity
+from treadle.stages.records import capacities
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector
 from treadle.stages.waits import refetch, wait_healthy
@@ -21,14 +22,16 @@ class Size:
     scale_up: int | None = None
     scale_down: int | None = None
     scale_pct: float | None = None
+    # The size of the cluster's largest server group.
+    scale_to_cluster: bool | None = None
 
     def check(self) -> Size:
-        given = [n for n, v in vars(self).items() if v is not None]
+        given = [n for n, v in vars(self).items() if v is not None and v is not False]
         if len(given) != 1:
             names = ", ".join(f"--{n.replace('_', '-')}" for n in given) or "none"
             raise InputError(
-                "give exactly one of --instances, --scale-up, --scale-down, --scale-pct "
-                f"(given: {names})"
+                "give exactly one of --instances, --scale-up, --scale-down, --scale-pct, "
+                f"--scale-to-cluster (given: {names})"
             )
         for name in ("instances", "scale_up", "scale_down"):
             value = getattr(self, name)
@@ -38,7 +41,9 @@ class Size:
             raise InputError(f"--scale-pct cannot shrink by more than 100%, not {self.scale_pct:g}")
         return self
 
-    def apply(self, current: int) -> int:
+    def apply(self, current: int, largest: int) -> int:
+        if self.scale_to_cluster:
+            return largest
         if self.instances is not None:
             return self.instances
         if self.scale_up is not None:
@@ -59,7 +64,7 @@ def resize(
     group, siblings = selector.require(rt)
     if not group.enabled:
         raise InputError(f"{group.name} is disabled: enable it before resizing it")
-    target = size.apply(group.instances)
+    target = size.apply(group.instances, max(capacities(siblings).values()))
     guard_capacity(
         siblings,
         {group.name: target},

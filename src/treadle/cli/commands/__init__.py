@@ -11,10 +11,17 @@ from collections.abc import Sequence
 STAGES = {
     "find-image": "find_image",
     "deploy": "deploy",
+    "clone": "clone",
     "resize": "resize",
     "destroy": "destroy",
     "disable": "enable_disable",
     "enable": "enable_disable",
+    "rollback": "rollback",
+    "disable-cluster": "cluster",
+    "scale-down-cluster": "cluster",
+    "shrink-cluster": "cluster",
+    "terminate-instances": "terminate",
+    "check-preconditions": "preconditions",
     "run-job": "run_job",
 }
 

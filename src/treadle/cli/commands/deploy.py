@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from treadle.cli.options import Common, Lease, flag, option, stage_command
+from treadle.cli.options import Changes, Common, Lease, flag, option, stage_command
 from treadle.cli.runner import run_stage
 from treadle.cli.spec import load_spec
-from treadle.cli.values import percentages, whole
+from treadle.cli.values import duration, percentages, whole
 from treadle.errors import InputError
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from treadle.stages.runtime import Runtime
 
 
-@stage_command("deploy", "common", "lease")
+@stage_command("deploy", "common", "lease", "changes")
 def deploy_command(
     image: Annotated[str, option("--image", help="The image to deploy, e.g. registry/web:1.4.2.")],
     app_: Annotated[
@@ -58,6 +58,13 @@ def deploy_command(
             help="When the new server group fails, take it out and restore what the strategy touched.",
         ),
     ] = False,
+    delay_before_disable: Annotated[
+        str | None,
+        option(
+            "--delay-before-disable",
+            help="red-black: wait this long between the new server group healthy and the old ones disabled.",
+        ),
+    ] = None,
     destroy_failed: Annotated[
         bool,
         flag(
@@ -68,6 +75,7 @@ def deploy_command(
     *,
     common: Common,
     lease: Lease,
+    changes: Changes,
 ) -> None:
     """Create the next server group of a cluster, wait until healthy, apply a strategy."""
     from treadle import naming
@@ -88,6 +96,7 @@ def deploy_command(
         else:
             raise InputError("name the cluster: --app (with --stack, --detail) or --cluster")
         step_text = r(steps, "--steps")
+        delay = r(delay_before_disable, "--delay-before-disable")
         return deploy(
             rt,
             Request(
@@ -101,7 +110,8 @@ def deploy_command(
                 steps=percentages(step_text, "--steps") if step_text else DEFAULT_STEPS,
                 rollback_on_failure=rollback_on_failure,
                 destroy_failed=destroy_failed,
+                delay_before_disable=duration(delay, "--delay-before-disable") if delay else 0.0,
             ),
         )
 
-    run_stage("deploy", common, body, lease)
+    run_stage("deploy", common, body, lease, changes)

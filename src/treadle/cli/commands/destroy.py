@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from treadle.cli.options import Common, Lease, Target, flag, stage_command
+from treadle.cli.options import Changes, Common, Lease, Target, flag, stage_command
 from treadle.cli.runner import run_stage
 
 
-@stage_command("destroy", "common", "lease", "target")
+@stage_command("destroy", "common", "lease", "changes", "target")
 def destroy_command(
     force: Annotated[
         bool, flag("--force", help="Destroy even the last enabled server group of a cluster.")
@@ -16,6 +16,7 @@ def destroy_command(
     *,
     common: Common,
     lease: Lease,
+    changes: Changes,
     target: Target,
 ) -> None:
     """Remove a server group (refused for the last enabled one unless --force)."""
@@ -27,4 +28,5 @@ def destroy_command(
         common,
         lambda rt, context: destroy(rt, selector(target, context), force=force),
         lease,
+        changes,
     )

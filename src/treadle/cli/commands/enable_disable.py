@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from treadle.cli.options import Common, Lease, Target, flag, stage_command
+from treadle.cli.options import Changes, Common, Lease, Target, flag, stage_command
 from treadle.cli.runner import run_stage
 
 
-@stage_command("disable", "common", "lease", "target")
+@stage_command("disable", "common", "lease", "changes", "target")
 def disable_command(
     force: Annotated[
         bool, flag("--force", help="Disable even the last enabled server group of a cluster.")
@@ -16,6 +16,7 @@ def disable_command(
     *,
     common: Common,
     lease: Lease,
+    changes: Changes,
     target: Target,
 ) -> None:
     """Take a server group out of service, keeping its definition and size."""
@@ -27,13 +28,16 @@ def disable_command(
         common,
         lambda rt, context: disable(rt, selector(target, context), force=force),
         lease,
+        changes,
     )
 
 
-@stage_command("enable", "common", "lease", "target")
-def enable_command(*, common: Common, lease: Lease, target: Target) -> None:
+@stage_command("enable", "common", "lease", "changes", "target")
+def enable_command(*, common: Common, lease: Lease, changes: Changes, target: Target) -> None:
     """Bring a disabled server group back to the size it had."""
     from treadle.cli.selection import selector
     from treadle.stages.enable_disable import enable
 
-    run_stage("enable", common, lambda rt, context: enable(rt, selector(target, context)), lease)
+    run_stage(
+        "enable", common, lambda rt, context: enable(rt, selector(target, context)), lease, changes
+    )

@@ -17,6 +17,7 @@ the cluster lease: treadle.providers.docker.leases.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -30,7 +31,9 @@ from treadle.providers.base import (
     JOB_EVENTS,
     JOBS,
     LABEL_DISABLED_INSTANCES,
+    TERMINATE,
     Health,
+    Instance,
     JobRun,
     NewServerGroup,
     Records,
@@ -60,7 +63,7 @@ ACTIVE = ("running", "restarting")
 class DockerProvider(ContainerJobs, ContainerLeases):
     name = "docker"
     default_region = spec.DEFAULT_REGION
-    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS})
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE})
 
     def __init__(
         self,
@@ -243,6 +246,23 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         with translated(f"enabling {group.name}"):
             found = self._require(group)
             self._scale(found, self._replace_definition(found, records), instances)
+
+    def instances(self, group: ServerGroup) -> list[Instance]:
+        with translated(f"listing the instances of {group.name}"):
+            found = self._require(group)
+        return [Instance(c["Names"][0].lstrip("/"), c["State"] in ACTIVE) for c in found.instances]
+
+    def terminate(self, group: ServerGroup, ids: Sequence[str], *, decrement: bool) -> None:
+        """Remove the chosen containers; unless `decrement`, start as many new ones."""
+        with translated(f"terminating instances of {group.name}"):
+            found = self._require(group)
+            inspected = self._inspect(found)
+            for container in found.instances:
+                if container["Names"][0].lstrip("/") in ids:
+                    self._remove(container)
+            if not decrement:
+                config = copy_config(inspected, inspected["Config"]["Labels"])
+                self._scale(self._require(group), config, len(found.instances))
 
     def destroy(self, group: ServerGroup) -> None:
         with translated(f"destroying {group.name}"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,9 @@ from treadle.providers.base import (
     JOBS,
     LABEL_LEASE_EXPIRES,
     LABEL_LEASE_ID,
+    TERMINATE,
     Health,
+    Instance,
     JobRequest,
     JobRun,
     JobStatus,
@@ -54,7 +56,7 @@ __all__ = ["MarathonProvider"]
 class MarathonProvider:
     name = "marathon"
     default_region = "/"
-    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS})
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE})
 
     def __init__(
         self,
@@ -170,6 +172,22 @@ class MarathonProvider:
 
     def destroy(self, group: ServerGroup) -> None:
         self.client.request("DELETE", self._path(self._id(group)), missing_ok=True)
+
+    def instances(self, group: ServerGroup) -> list[Instance]:
+        answer = self.client.get(self._path(self._id(group)) + "/tasks", missing_ok=True)
+        if answer is None:
+            raise ServerGroupGone(group.name, group.region)
+        return [
+            Instance(
+                str(t["id"]), t.get("state", "TASK_RUNNING") == "TASK_RUNNING", t.get("host", "")
+            )
+            for t in answer.get("tasks") or []
+        ]
+
+    def terminate(self, group: ServerGroup, ids: Sequence[str], *, decrement: bool) -> None:
+        # scale=true shrinks the app by the tasks killed, in the same deployment.
+        scale = {"scale": "true" if decrement else "false"}
+        self.client.request("POST", "/v2/tasks/delete", params=scale, json={"ids": list(ids)})
 
     def health(self, group: ServerGroup) -> Health:
         answer = self.client.get(self._path(self._id(group)), params=HEALTH_EMBEDS, missing_ok=True)

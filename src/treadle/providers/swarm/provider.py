@@ -11,6 +11,7 @@ treadle.providers.swarm.jobs; the cluster lease: treadle.providers.swarm.leases.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
@@ -18,11 +19,19 @@ from typing import Any
 import docker.errors
 
 from treadle.console import Console
-from treadle.errors import AlreadyExists, ProviderUnavailable, ServerGroupGone, StageFailed
+from treadle.errors import (
+    AlreadyExists,
+    ProviderError,
+    ProviderUnavailable,
+    ServerGroupGone,
+    StageFailed,
+)
 from treadle.naming import Cluster
 from treadle.providers.base import (
     JOBS,
+    TERMINATE,
     Health,
+    Instance,
     NewServerGroup,
     Records,
     ServerGroup,
@@ -49,7 +58,7 @@ UPDATE_ATTEMPTS = 3
 class SwarmProvider(ServiceJobs, ServiceLeases):
     name = "swarm"
     default_region = spec.DEFAULT_REGION
-    capabilities = frozenset({JOBS})
+    capabilities = frozenset({JOBS, TERMINATE})
 
     def __init__(
         self,
@@ -254,6 +263,33 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         with translated(f"enabling {group.name}"):
             self._update(group, instances, records)
+
+    def instances(self, group: ServerGroup) -> list[Instance]:
+        with translated(f"listing the tasks of {group.name}"):
+            service = self._inspect(group)
+            tasks = self.api.tasks(filters={"service": service["ID"], "desired-state": "running"})
+        return [
+            Instance(t["ID"], t["Status"]["State"] == "running", t.get("NodeID") or "")
+            for t in sorted(tasks, key=lambda t: t.get("Slot") or 0)
+        ]
+
+    def terminate(self, group: ServerGroup, ids: Sequence[str], *, decrement: bool) -> None:
+        """Swarm replaces a task whose container is killed; with `decrement` the service
+        shrinks instead (Swarm itself chooses which of its tasks go)."""
+        with translated(f"terminating tasks of {group.name}"):
+            if decrement:
+                self._update(group, max(0, replicas(self._inspect(group)["Spec"]) - len(ids)), {})
+                return
+            for task_id in ids:
+                task = self.api.inspect_task(task_id)
+                container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+                if not container or task.get("NodeID") != self.node_id:
+                    raise ProviderError(
+                        f"task {task_id} of {group.name} runs on swarm node "
+                        f"{task.get('NodeID')}: treadle kills only the containers of the node "
+                        f"it talks to ({where()})"
+                    )
+                self.api.kill(container)
 
     def destroy(self, group: ServerGroup) -> None:
         with translated(f"destroying {group.name}"):
