@@ -41,6 +41,7 @@ from treadle.console import Console
 from treadle.errors import AlreadyExists, InputError, ProviderError, ServerGroupGone
 from treadle.naming import Cluster, parse_server_group, try_parse_server_group
 from treadle.providers.base import (
+    DECREMENT_CHOSEN,
     LABEL_CAPACITY,
     LABEL_CREATED_AT,
     LABEL_DISABLED_BY,
@@ -257,7 +258,7 @@ class MemorySettings:
 class MemoryProvider:
     name = "memory"
     default_region = DEFAULT_REGION
-    capabilities: frozenset[str] = frozenset({TERMINATE})
+    capabilities: frozenset[str] = frozenset({TERMINATE, DECREMENT_CHOSEN})
 
     def __init__(
         self,

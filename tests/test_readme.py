@@ -31,3 +31,18 @@ def test_marathon_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         assert marathon.app("/web-prod-v000") is None
         current = marathon.app("/web-prod-v001")
         assert current is not None and current["instances"] == 3 and current["tasksRunning"] == 3
+
+
+def test_pipeline_walkthrough(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with MarathonEmulator(
+        deploy_seconds=0.05, task_start_seconds=0.05, health_seconds=0.05
+    ) as marathon:
+        env = {"TREADLE_MARATHON_URL": marathon.url}
+        for step in walkthrough("pipeline"):
+            assert step.words[0] == "treadle", step.line
+            outcome = treadle(*step.words[1:], env=env)
+            assert outcome.code == step.exit_code, f"{step.line}\n{outcome}"
+        assert marathon.app("/shop-v000") is None and marathon.app("/shop-v001") is None
+        fixed = marathon.app("/shop-v002")
+        assert fixed is not None and fixed["instances"] == 2 and fixed["tasksRunning"] == 2

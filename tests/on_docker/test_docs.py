@@ -19,7 +19,14 @@ from walkthroughs import walkthrough
 pytestmark = pytest.mark.docker
 
 ROOT = Path(__file__).parent.parent.parent
-STAND_INS = {"busybox:latest": IMAGE, "busybox:1.36": IMAGE, "busybox:1.37": IMAGE_V2}
+STAND_INS = {
+    "busybox:latest": IMAGE,
+    "busybox:1.36": IMAGE,
+    "busybox:1.37": IMAGE_V2,
+    "registry.example/shop:1.0": IMAGE,
+    "registry.example/shop:1.1": IMAGE_V2,
+    "registry.example/shop:1.2": IMAGE,
+}
 
 
 def run_walkthrough(name: str, tmp_path: Path, env: dict[str, str]) -> None:
@@ -69,3 +76,24 @@ def test_walkthrough(
         True,
         2,
     )
+
+
+@pytest.mark.parametrize("provider", ["docker", "swarm"])
+def test_pipeline_walkthrough(
+    provider: str,
+    request: pytest.FixtureRequest,
+    region: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if provider == "swarm":
+        request.getfixturevalue("swarm")
+    monkeypatch.chdir(tmp_path)
+    env = {"TREADLE_PROVIDER": provider, "TREADLE_REGION": region}
+    run_walkthrough("pipeline", tmp_path, env)
+    found = treadle_on_engine(
+        "find-image", "--cluster", "shop", "--include-disabled", "--selection", "fail", env=env
+    )
+    assert found.code == 0, found
+    result: dict[str, Any] = found.result or {}
+    assert (result["server_group"], result["instances"]) == ("shop-v002", 2)

@@ -62,6 +62,9 @@ Records = Mapping[str, str | None]
 # What a provider can do beyond the seam's core, declared rather than probed.
 JOBS = "jobs"  # one-off jobs: it is a JobProvider
 TERMINATE = "terminate"  # it lists a group's instances and kills chosen ones
+# Shrinking a group by terminating instances takes out the chosen ones (Swarm chooses
+# which of its tasks go when a service shrinks).
+DECREMENT_CHOSEN = "decrement-chosen"
 EVENTS = "events"  # it hears of changes as they happen: watch() brings news
 JOB_EVENTS = "job-events"  # the same for job runs: watch_job() brings news
 

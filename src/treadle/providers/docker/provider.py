@@ -27,6 +27,7 @@ from treadle.console import Console
 from treadle.errors import AlreadyExists, ProviderError, ServerGroupGone, StageFailed
 from treadle.naming import Cluster
 from treadle.providers.base import (
+    DECREMENT_CHOSEN,
     EVENTS,
     JOB_EVENTS,
     JOBS,
@@ -63,7 +64,7 @@ ACTIVE = ("running", "restarting")
 class DockerProvider(ContainerJobs, ContainerLeases):
     name = "docker"
     default_region = spec.DEFAULT_REGION
-    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE})
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE, DECREMENT_CHOSEN})
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from treadle.console import Console
 from treadle.errors import AlreadyExists, Conflict, InputError, ServerGroupGone
 from treadle.naming import Cluster
 from treadle.providers.base import (
+    DECREMENT_CHOSEN,
     EVENTS,
     JOB_EVENTS,
     JOBS,
@@ -56,7 +57,7 @@ __all__ = ["MarathonProvider"]
 class MarathonProvider:
     name = "marathon"
     default_region = "/"
-    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE})
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE, DECREMENT_CHOSEN})
 
     def __init__(
         self,

@@ -1,0 +1,64 @@
+"""clone: a new server group from an existing one's definition (the spec it was deployed
+from, recorded on it), with overrides: another image, size or cluster, and a spec laid
+over the source's; then deploy's strategies and rollback, exactly as deploy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from treadle.errors import InputError
+from treadle.naming import Cluster
+from treadle.providers.base import LABEL_SPEC
+from treadle.stages.deploy import Request, deploy
+from treadle.stages.records import capacity
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import Selector
+
+
+@dataclass(frozen=True)
+class CloneRequest:
+    source: Selector
+    # The deploy to make: its cluster (None: the source's), image (None: the source's),
+    # size (None: the source's), and the spec laid over the source's.
+    deploy: Request
+    into: Cluster | None = None
+
+
+def overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """`over` laid over `base`: mappings merged key by key, anything else replaced."""
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = overlay(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def clone(rt: Runtime, request: CloneRequest) -> dict[str, object]:
+    selector = request.source.checked(rt.provider)
+    found, _ = selector.find(rt)
+    if found is None:
+        raise InputError(f"the source server group does not exist: {selector.describe()}")
+    recorded = found.labels.get(LABEL_SPEC)
+    if recorded is None:
+        raise InputError(
+            f"{found.name} has no recorded spec to clone (it was not deployed by this version "
+            "of treadle): deploy from a --spec instead"
+        )
+    spec = overlay(json.loads(recorded), request.deploy.spec or {})
+    made = replace(
+        request.deploy,
+        cluster=request.into or found.cluster,
+        image=request.deploy.image or found.image or "",
+        regions=(found.region,),
+        instances=request.deploy.instances
+        if request.deploy.instances is not None
+        else capacity(found),
+        spec=spec,
+    )
+    rt.console.info(f"cloning {found.name} in {found.region} into {made.cluster}")
+    return {**deploy(rt, made), "source": found.name}

@@ -1,0 +1,103 @@
+"""rollback: bring the previous server group of a cluster back at its remembered size,
+wait until it is healthy, then disable the current one (what Spinnaker's users ran after a
+manual judgment). By default the previous one is the newest disabled server group older
+than the newest enabled one; `--to` names it. Each region on its own. Refused (exit 3,
+nothing changed) when there is nothing to roll back to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from treadle.errors import InputError, Refused
+from treadle.naming import parse_cluster, parse_server_group
+from treadle.providers.base import ServerGroup
+from treadle.stages.deploy import combine
+from treadle.stages.guard import guard_capacity
+from treadle.stages.records import capacities, disabling, enabling
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import age_key, cluster_groups
+from treadle.stages.waits import endpoint_fields, refetch, wait_healthy
+
+
+@dataclass(frozen=True)
+class RollbackRequest:
+    cluster: str
+    regions: tuple[str, ...] = ()
+    to: str | None = None
+
+    def check(self, rt: Runtime) -> RollbackRequest:
+        cluster = parse_cluster(self.cluster)
+        if self.to is not None and parse_server_group(self.to).cluster != cluster:
+            raise InputError(f"--to {self.to} is not a server group of {self.cluster}")
+        regions = [
+            rt.provider.check_region(r) for r in self.regions or [rt.provider.default_region]
+        ]
+        return replace(self, regions=tuple(dict.fromkeys(regions)))
+
+
+def rollback(rt: Runtime, request: RollbackRequest) -> dict[str, object]:
+    request = request.check(rt)
+    return combine([one_region(rt, request, region) for region in request.regions])
+
+
+def choose(groups: list[ServerGroup], to: str | None) -> tuple[ServerGroup, ServerGroup | None]:
+    """(the group to bring back, the current one to take out); Refused when there is
+    nothing to roll back to. `groups`: the cluster's, newest first."""
+    current = next((g for g in groups if g.serving), None)
+    if to is not None:
+        target = next((g for g in groups if g.name == to), None)
+        if target is None:
+            raise InputError(f"--to {to}: no such server group")
+        if target is current:
+            raise Refused(f"{to} is the server group serving now: nothing to roll back")
+        return target, current
+    if current is None:
+        raise Refused("nothing serves in this cluster: nothing to roll back from")
+    target = next((g for g in groups if not g.serving and age_key(g) < age_key(current)), None)
+    if target is None:
+        raise Refused(
+            f"nothing to roll back to: no disabled server group older than {current.name}"
+        )
+    return target, current
+
+
+def one_region(rt: Runtime, request: RollbackRequest, region: str) -> dict[str, object]:
+    rt.hold(region, request.cluster)
+    groups = cluster_groups(rt, region, parse_cluster(request.cluster))
+    where = f"{request.cluster} in {region}"
+    try:
+        target, current = choose(groups, request.to)
+    except Refused as refused:
+        refused.args = (f"{where}: {refused}",)
+        raise
+    sizes = capacities(groups)
+    size = sizes[target.name]
+    if size == 0:
+        raise Refused(f"{where}: {target.name} remembers no size to come back at")
+    fields: dict[str, object] = {
+        "cluster": request.cluster,
+        "region": region,
+        "server_group": target.name,
+        "instances": size,
+        "previous_server_group": current.name if current else None,
+        "disabled_server_groups": [current.name] if current else [],
+    }
+    if rt.dry_run:
+        rt.plan(f"enable {target.name} in {region} at {size} instances")
+        if current:
+            rt.plan(f"disable {current.name} in {region}")
+        return fields
+    # It serves again before the current one goes: never a moment with nothing serving.
+    rt.console.info(f"rolling {where} back to {target.name} at {size} instances")
+    if not target.enabled:
+        rt.provider.enable(target, size, enabling(size))
+    elif target.instances != size:
+        rt.provider.resize(target, size)
+    wait_healthy(rt, refetch(rt, target))
+    if current is not None:
+        now = refetch(rt, current)
+        restored = [refetch(rt, g) if g.name == target.name else g for g in groups]
+        guard_capacity(restored, {now.name: 0}, f"disable {now.name}", force=False)
+        rt.provider.disable(now, disabling(now, sizes[now.name], by=target.name))
+        wait_healthy(rt, now)
+    return {**fields, **endpoint_fields(refetch(rt, target))}

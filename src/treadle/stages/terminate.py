@@ -1,0 +1,121 @@
+"""terminate-instances: kill chosen instances of a server group (a pipeline's chaos step)
+and, unless --no-wait, wait until their replacements are healthy; with --decrement the
+group shrinks by as many instead. The traffic guard applies: a server group left with
+nothing serving is refused unless --force."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from treadle.errors import InputError, StageFailed
+from treadle.providers.base import DECREMENT_CHOSEN, TERMINATE, Health, Instance, ServerGroup
+from treadle.stages.guard import guard_capacity
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import Selector
+from treadle.stages.waits import hopeless, refetch, watching
+from treadle.waiting import wait_for
+
+
+@dataclass(frozen=True)
+class TerminateRequest:
+    selector: Selector
+    instances: tuple[str, ...] = ()
+    count: int | None = None
+    random: bool = False
+    decrement: bool = False
+    force: bool = False
+
+    def check(self) -> TerminateRequest:
+        if bool(self.instances) == (self.count is not None):
+            raise InputError("give --instance ID (repeatable) or --count N, one of them")
+        if self.count is not None and self.count < 1:
+            raise InputError(f"--count must be 1 or more, not {self.count}")
+        if self.random and self.count is None:
+            raise InputError("--random goes with --count")
+        return self
+
+
+def chosen(request: TerminateRequest, running: Sequence[Instance], where: str) -> list[str]:
+    ids = [i.id for i in running]
+    if request.instances:
+        unknown = [i for i in request.instances if i not in ids]
+        if unknown:
+            raise InputError(
+                f"no instance {', '.join(unknown)} in {where} (it has {', '.join(ids) or 'none'})"
+            )
+        return list(dict.fromkeys(request.instances))
+    assert request.count is not None
+    if request.count > len(ids):
+        raise InputError(f"--count {request.count}: {where} runs {len(ids)} instances")
+    return random.sample(ids, request.count) if request.random else ids[: request.count]
+
+
+def terminate_instances(rt: Runtime, request: TerminateRequest) -> dict[str, object]:
+    request = request.check()
+    if TERMINATE not in rt.provider.capabilities:
+        raise InputError(f"the {rt.provider.name} provider cannot terminate instances")
+    selector = request.selector.checked(rt.provider)
+    rt.hold(selector.region, selector.cluster_name)
+    group, siblings = selector.require(rt)
+    if not group.enabled:
+        raise InputError(f"{group.name} is disabled: it runs no instances to terminate")
+    chooses = request.decrement and DECREMENT_CHOSEN not in rt.provider.capabilities
+    if chooses and request.instances:
+        raise InputError(
+            f"the {rt.provider.name} provider chooses which instances go when a server group "
+            "shrinks: give --count with --decrement, not --instance"
+        )
+    ids = chosen(request, rt.provider.instances(group), f"{group.name} in {group.region}")
+    left = group.instances - len(ids)
+    guard_capacity(
+        siblings,
+        {group.name: left},
+        f"terminate {len(ids)} of the {group.instances} instances of {group.name}",
+        force=request.force,
+        ratio=rt.min_capacity_ratio,
+    )
+    fields: dict[str, object] = {
+        "server_group": group.name,
+        "cluster": group.cluster.name,
+        "region": group.region,
+        "terminated": ids,
+        "instances": left if request.decrement else group.instances,
+    }
+    if rt.dry_run:
+        rt.plan(f"terminate {', '.join(ids)} of {group.name} in {group.region}")
+        return fields
+    rt.console.info(f"terminating {', '.join(ids)} of {group.name}")
+    rt.provider.terminate(group, ids, decrement=request.decrement)
+    if rt.wait:
+        # Where the provider chose, it is enough that the group is healthy at its size.
+        replaced(rt, refetch(rt, group), set() if chooses else set(ids))
+    return fields
+
+
+def replaced(rt: Runtime, group: ServerGroup, gone: set[str]) -> Health:
+    """Wait until none of `gone` runs and the group is healthy at its size."""
+
+    def check() -> tuple[Health, int]:
+        health = rt.provider.health(group)
+        why = hopeless(health)
+        if why:
+            raise StageFailed(f"{group.name} cannot become healthy: {why}")
+        still = sum(1 for i in rt.provider.instances(group) if i.id in gone)
+        return health, still
+
+    with rt.console.section(f"waiting for {group.name}"), watching(rt, group) as wakeup:
+        health, _ = wait_for(
+            check,
+            lambda state: state[0].ok and state[1] == 0,
+            deadline=rt.deadline,
+            describe=lambda state: (
+                state[0].describe()
+                + (f", {state[1]} terminated still stopping" if state[1] else "")
+            ),
+            what=group.name,
+            log=rt.console.info,
+            wakeup=wakeup,
+        )
+    return health
