@@ -48,7 +48,7 @@ from treadle.providers.docker.containers import (
 )
 from treadle.providers.docker.jobs import ContainerJobs
 from treadle.providers.docker.leases import ContainerLeases
-from treadle.providers.engine import spec
+from treadle.providers.engine import resources, spec
 from treadle.providers.engine.connection import connect, stable, translated
 from treadle.providers.engine.events import EngineEvents, group_key
 from treadle.waiting import Deadline, Wakeup
@@ -202,17 +202,21 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     # --- writing ------------------------------------------------------------------------
 
     def definition(self, new: NewServerGroup) -> dict[str, Any]:
-        workload = spec.parse(new.spec, new.image)
+        workload = spec.parse(new.spec, new.image, spec.DOCKER)
         return {
             "name": spec.new_resource_name(new.region, new.name.name),
             "instances": new.instances,
             "container": container_config(workload, spec.group_labels(new, workload.labels)),
+            "declared": workload.declared.as_json(),
         }
 
     def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
         config = definition["container"]
         name = config["Labels"][spec.LABEL_SERVER_GROUP]
         with translated(f"creating {name} in {region}"):
+            resources.ensure(
+                self.api, definition.get("declared") or {}, config["Labels"], swarm=False
+            )
             try:
                 self._create(definition["name"], config)
             except docker.errors.APIError as e:
@@ -261,13 +265,24 @@ class DockerProvider(ContainerJobs, ContainerLeases):
 
     def _create(self, name: str, config: dict[str, Any]) -> str:
         """Create a container, pulling its image first when the engine lacks it (as
-        `docker run` does)."""
+        `docker run` does), and connect it to its networks. An engine before API 1.44
+        takes one network at create: the others are connected before it starts."""
+        endpoints = (config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+        first = config["HostConfig"].get("NetworkMode")
+        body = dict(config)
+        if endpoints:
+            body["NetworkingConfig"] = {"EndpointsConfig": {first: endpoints.get(first) or {}}}
         try:
-            created = self.api.create_container_from_config(config, name=name)
+            created = self.api.create_container_from_config(body, name=name)
         except docker.errors.ImageNotFound:
             self._pull(config["Image"])
-            created = self.api.create_container_from_config(config, name=name)
+            created = self.api.create_container_from_config(body, name=name)
         container_id: str = created["Id"]
+        for network, endpoint in endpoints.items():
+            if network != first:
+                self.api.connect_container_to_network(
+                    container_id, network, aliases=endpoint.get("Aliases") or None
+                )
         return container_id
 
     def _pull(self, image: str) -> None:
@@ -288,7 +303,8 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     def _remove(self, container: dict[str, Any]) -> None:
         if container["State"] in ACTIVE:
             self.api.stop(container["Id"])
-        self.api.remove_container(container["Id"], force=True)
+        # With its anonymous volumes; named ones stay (treadle never removes those).
+        self.api.remove_container(container["Id"], force=True, v=True)
 
     def _scale(self, found: Containers, config: dict[str, Any], size: int) -> None:
         """Run exactly `size` instances: remove the newest beyond it, start any of the

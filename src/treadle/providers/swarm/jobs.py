@@ -21,9 +21,10 @@ import docker.errors
 from treadle.console import Console
 from treadle.errors import StageFailed
 from treadle.providers.base import JobRequest, JobRun, JobStatus
-from treadle.providers.engine import jobs
+from treadle.providers.engine import jobs, resources, spec
+from treadle.providers.engine.compose import DECLARED
 from treadle.providers.engine.connection import translated, where
-from treadle.providers.swarm.services import job_spec, update
+from treadle.providers.swarm.services import job_spec, update, with_ids
 from treadle.waiting import pause, poll_intervals
 
 if TYPE_CHECKING:
@@ -51,14 +52,15 @@ class ServiceJobs:
         return contextlib.nullcontext()
 
     def job_definition(self, job: JobRequest) -> dict[str, Any]:
-        return job_spec(jobs.plan(job), self.node_id if job.output_file else None)
+        return job_spec(jobs.plan(job, spec.SWARM), self.node_id if job.output_file else None)
 
     def start_job(self, definition: dict[str, Any]) -> JobRun:
         labels = definition["Labels"]
         run = JobRun(labels[jobs.LABEL_JOB], labels[jobs.LABEL_JOB_RUN])
         with translated(f"starting run {run.run_id} of job {run.job_id}"):
+            ids = resources.ensure(self.api, definition.get(DECLARED) or {}, labels, swarm=True)
             self.api.create_service(
-                definition["TaskTemplate"],
+                with_ids(definition["TaskTemplate"], ids),
                 name=definition["Name"],
                 labels=labels,
                 mode=definition["Mode"],

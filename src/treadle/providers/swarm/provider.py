@@ -29,11 +29,18 @@ from treadle.providers.base import (
     ServerGroup,
     merged,
 )
-from treadle.providers.engine import spec
+from treadle.providers.engine import resources, spec
+from treadle.providers.engine.compose import DECLARED
 from treadle.providers.engine.connection import connect, stable, translated, where
 from treadle.providers.swarm.jobs import ServiceJobs
 from treadle.providers.swarm.leases import ServiceLeases
-from treadle.providers.swarm.services import labels_of, replicas, service_spec, update
+from treadle.providers.swarm.services import (
+    labels_of,
+    replicas,
+    service_spec,
+    update,
+    with_ids,
+)
 from treadle.waiting import Deadline, Wakeup
 
 __all__ = ["SwarmProvider"]
@@ -198,7 +205,7 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
     # --- writing ------------------------------------------------------------------------
 
     def definition(self, new: NewServerGroup) -> dict[str, Any]:
-        workload = spec.parse(new.spec, new.image)
+        workload = spec.parse(new.spec, new.image, spec.SWARM)
         return service_spec(
             workload,
             spec.new_resource_name(new.region, new.name.name),
@@ -209,9 +216,11 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
     def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
         name = definition["Labels"][spec.LABEL_SERVER_GROUP]
         with translated(f"creating {name} in {region}"):
+            declared = definition.get(DECLARED) or {}
+            ids = resources.ensure(self.api, declared, definition["Labels"], swarm=True)
             try:
                 self.api.create_service(
-                    definition["TaskTemplate"],
+                    with_ids(definition["TaskTemplate"], ids),
                     name=definition["Name"],
                     labels=definition["Labels"],
                     mode=definition["Mode"],
