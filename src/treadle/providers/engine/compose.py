@@ -20,7 +20,7 @@ import functools
 import importlib.util
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,10 @@ def load_service(
     dotenv = base / DOTENV
     env = {**read_env_file(dotenv, environ, DOTENV), **environ} if dotenv.is_file() else environ
     unset: dict[str, None] = {}
-    document = interpolate(dict(document), env, "", lambda name: unset.setdefault(name))
+    try:
+        document = interpolate(dict(document), env, "", lambda name: unset.setdefault(name))
+    except InputError as e:
+        raise InputError(f"{what}: {e}") from None
     if unset and warn is not None:
         warn(f"{what}: {', '.join(unset)} unset, taken as empty")
     validate(document, what)
@@ -97,13 +100,28 @@ def validate(document: Mapping[str, Any], what: str) -> None:
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema())
-    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
-    if error is not None:
+    errors = list(leaves(validator.iter_errors(document)))
+    if errors:
+        # The deepest error says most; one about properties that no branch of an allOf
+        # took is only a consequence of an error inside that branch.
+        error = max(
+            errors, key=lambda e: (e.validator != "unevaluatedProperties", len(e.absolute_path))
+        )
         at = ".".join(str(p) for p in error.absolute_path) or "the top"
         message = error.message
         if len(message) > _SHOWN_CHARS:
             message = message[: _SHOWN_CHARS - 3] + "..."
         raise InputError(f"{what}: {at}: {message} (the Compose Specification's schema)")
+
+
+def leaves(errors: Iterable[Any]) -> Iterator[Any]:
+    """The errors that no other error explains (anyOf, oneOf and allOf keep theirs in
+    `context`)."""
+    for error in errors:
+        if error.context:
+            yield from leaves(error.context)
+        else:
+            yield error
 
 
 @functools.cache

@@ -108,6 +108,8 @@ def _braced(
             f"{where}: invalid interpolation in {text!r}: ${{ must be followed by a variable name"
         )
     name, i = m[0], m.end()
+    if i == len(text):
+        raise InputError(f"{where}: invalid interpolation in {text!r}: a ${{ is never closed")
     if text[i : i + 1] == "}":
         return _lookup(name, env, unset), i + 1
     operator = next((op for op in _OPERATORS if text.startswith(op, i)), None)

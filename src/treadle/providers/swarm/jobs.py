@@ -11,9 +11,7 @@ only reachable on the node treadle talks to: a run asked for one is placed on th
 
 from __future__ import annotations
 
-import contextlib
 import time
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -29,7 +27,6 @@ from treadle.waiting import pause, poll_intervals
 
 if TYPE_CHECKING:
     from treadle.providers.engine.connection import Engine
-    from treadle.waiting import Wakeup
 
 # Task states of a job run that has ended; the task's exit code is only known for those
 # whose container ran.
@@ -47,9 +44,6 @@ class ServiceJobs:
     api: Engine
     console: Console
     node_id: str
-
-    def watch_job(self, run: JobRun) -> AbstractContextManager[Wakeup | None]:
-        return contextlib.nullcontext()
 
     def job_definition(self, job: JobRequest) -> dict[str, Any]:
         return job_spec(jobs.plan(job, spec.SWARM), self.node_id if job.output_file else None)
