@@ -209,3 +209,15 @@ def test_run_job_joins_the_services_network(engine: Any, region: str, tmp_path: 
     )  # fmt: skip
     assert job.code == 0, job
     assert job.result is not None and job.result["outputs"] == {"db": "up"}
+
+
+def test_an_instance_its_restart_policy_leaves_stopped_fails_the_deploy_at_once(
+    region: str, tmp_path: Path
+) -> None:
+    path = write(tmp_path, {"web": {"command": ["sh", "-c", "exit 3"], "restart": "no"}})
+    deployed = deploy(region, path, "--timeout", "30s")
+    assert deployed.code == 1, deployed
+    assert (
+        "web-v000 cannot become healthy: web-v000-1 exited with code 3, and its restart "
+        "policy (no) does not start it again"
+    ) in deployed.stderr.replace(f"{region}_", "")

@@ -187,17 +187,42 @@ class DockerProvider(ContainerJobs, ContainerLeases):
 
     def _failures(self, states: list[dict[str, Any]]) -> tuple[int, str | None, str | None]:
         """(exits of the instance that exited most since treadle first saw it, how its last
-        exit went, why one cannot start at all)."""
+        exit went, why one cannot start at all or will not run again)."""
         failed, last = 0, None
         for s in states:
             name, state = s["Name"].lstrip("/"), s["State"]
             if not state["Running"] and state.get("Error"):
                 return failed, last, f"{name} cannot start: {state['Error']}"
+            if (
+                state["Status"] == "exited"
+                and not state["Restarting"]
+                and not self._restarts_again(s)
+            ):
+                policy = s["HostConfig"]["RestartPolicy"]["Name"]
+                return (
+                    failed,
+                    last,
+                    (
+                        f"{name} exited with code {state['ExitCode']}, and its restart policy "
+                        f"({policy}) does not start it again"
+                    ),
+                )
             restarts = self._restarted(s)
             if restarts > failed:
                 failed = restarts
                 last = f"{name} exited {restarts} times, the last time with exit code {state['ExitCode']}"
         return failed, last, None
+
+    @staticmethod
+    def _restarts_again(inspected: dict[str, Any]) -> bool:
+        """Whether the engine will start an exited instance again (a spec's restart)."""
+        policy = inspected["HostConfig"]["RestartPolicy"]
+        if policy["Name"] in ("always", "unless-stopped"):
+            return True
+        if policy["Name"] != "on-failure" or inspected["State"]["ExitCode"] == 0:
+            return False
+        limit = policy.get("MaximumRetryCount") or 0
+        return not limit or inspected["RestartCount"] < limit
 
     # --- writing ------------------------------------------------------------------------
 

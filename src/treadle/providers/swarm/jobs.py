@@ -20,7 +20,6 @@ from treadle.console import Console
 from treadle.errors import StageFailed
 from treadle.providers.base import JobRequest, JobRun, JobStatus
 from treadle.providers.engine import jobs, resources, spec
-from treadle.providers.engine.compose import DECLARED
 from treadle.providers.engine.connection import translated, where
 from treadle.providers.swarm.services import job_spec, update, with_ids
 from treadle.waiting import pause, poll_intervals
@@ -52,7 +51,7 @@ class ServiceJobs:
         labels = definition["Labels"]
         run = JobRun(labels[jobs.LABEL_JOB], labels[jobs.LABEL_JOB_RUN])
         with translated(f"starting run {run.run_id} of job {run.job_id}"):
-            ids = resources.ensure(self.api, definition.get(DECLARED) or {}, labels, swarm=True)
+            ids = resources.ensure(self.api, definition.get("declared") or {}, labels, swarm=True)
             self.api.create_service(
                 with_ids(definition["TaskTemplate"], ids),
                 name=definition["Name"],

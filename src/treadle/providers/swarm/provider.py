@@ -33,7 +33,6 @@ from treadle.providers.base import (
     merged,
 )
 from treadle.providers.engine import resources, spec
-from treadle.providers.engine.compose import DECLARED
 from treadle.providers.engine.connection import connect, stable, translated, where
 from treadle.providers.engine.events import SwarmEvents, group_key
 from treadle.providers.swarm.jobs import ServiceJobs
@@ -238,7 +237,7 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
     def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
         name = definition["Labels"][spec.LABEL_SERVER_GROUP]
         with translated(f"creating {name} in {region}"):
-            declared = definition.get(DECLARED) or {}
+            declared = definition.get("declared") or {}
             ids = resources.ensure(self.api, declared, definition["Labels"], swarm=True)
             try:
                 self.api.create_service(

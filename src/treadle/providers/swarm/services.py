@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from treadle.errors import InputError
 from treadle.providers.engine import jobs, spec
-from treadle.providers.engine.compose import DECLARED
 
 if TYPE_CHECKING:
     from treadle.providers.engine.connection import Engine
@@ -80,7 +79,7 @@ def service_spec(
     workload: spec.Workload, name: str, labels: dict[str, str], replicas: int
 ) -> dict[str, Any]:
     """The Engine API's ServiceSpec (POST /services/create) for a server group, and under
-    Declared what must exist before it (not part of the Engine API's body)."""
+    `declared` what must exist before it (not part of the Engine API's body)."""
     ports = []
     for i, port in enumerate(workload.ports):
         if port.host_ip is not None:
@@ -111,7 +110,7 @@ def service_spec(
         "TaskTemplate": task_template(workload, labels),
         "Mode": {"Replicated": {"Replicas": replicas}},
         "EndpointSpec": endpoint,
-        DECLARED: workload.declared.as_json(),
+        "declared": workload.declared.as_json(),
     }
 
 
@@ -128,7 +127,7 @@ def job_spec(run: jobs.Job, node_id: str | None) -> dict[str, Any]:
         "Labels": run.labels,
         "TaskTemplate": template,
         "Mode": {"ReplicatedJob": {"MaxConcurrent": 1, "TotalCompletions": 1}},
-        DECLARED: run.workload.declared.as_json(),
+        "declared": run.workload.declared.as_json(),
     }
 
 
