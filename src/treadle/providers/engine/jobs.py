@@ -99,7 +99,7 @@ def run_filter(run_id: str) -> dict[str, list[str]]:
     return {"label": [f"{LABEL_JOB_RUN}={run_id}"]}
 
 
-def plan(request: JobRequest, provider: str) -> Job:
+def plan(request: JobRequest, provider: str = spec.DOCKER) -> Job:
     """The run a request asks for: the spec (a server-group spec without ports and health
     check, whose `image` is used when --image is absent), with the flags laid over it."""
     fields = dict(request.spec or {})
