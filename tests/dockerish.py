@@ -106,9 +106,12 @@ def in_swarm(api: Any) -> bool:
 
 def remove_labelled(api: Any, label: str) -> None:
     """Remove every service and container with the label (`key=value`); Swarm removes a
-    service's containers on its own, a moment later."""
+    service's containers on its own, a moment later. Then the networks, volumes, secrets
+    and configs with it, which treadle makes when a spec declares them (labelled with the
+    region of the deploy that made them) and never removes."""
     filters = {"label": [label]}
-    if in_swarm(api):
+    swarm = in_swarm(api)
+    if swarm:
         for service in api.services(filters=filters):
             api.remove_service(service["ID"])
     end = time.monotonic() + CLEANUP_SECONDS
@@ -116,10 +119,33 @@ def remove_labelled(api: Any, label: str) -> None:
         assert time.monotonic() < end, f"containers labelled {label} left behind: {containers}"
         for container in containers:
             try:
-                api.remove_container(container["Id"], force=True)
+                api.remove_container(container["Id"], force=True, v=True)
             except docker.errors.APIError:
                 pass  # Swarm is removing it already
         time.sleep(0.2)
+    removals = [
+        (api.secrets, "ID", api.remove_secret) if swarm else None,
+        (api.configs, "ID", api.remove_config) if swarm else None,
+        (api.networks, "Id", api.remove_network),
+    ]
+    for listing, key, remove in filter(None, removals):
+        for found in listing(filters=filters):
+            remove_eventually(remove, found[key], end)
+    for volume in (api.volumes(filters=filters) or {}).get("Volumes") or []:
+        remove_eventually(api.remove_volume, volume["Name"], end)
+
+
+def remove_eventually(remove: Any, name: str, end: float) -> None:
+    """Swarm lets go of a network or secret a moment after a task that used it ends."""
+    while True:
+        try:
+            remove(name)
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:
+            assert time.monotonic() < end, f"{name} is still in use"
+            time.sleep(0.2)
 
 
 @pytest.fixture

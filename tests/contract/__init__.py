@@ -12,11 +12,13 @@ Fixtures a subclass provides:
     unhealthy_image  an image whose instances never become healthy
 
 A provider that runs jobs also subclasses `JobContract` (run-job; its own fixtures and
-hooks are in contract/job_contract.py).
+hooks are in contract/job_contract.py). An engine provider (Docker, Swarm) also
+subclasses `ComposeContract`: a Compose service with a sidecar, a volume and an env file.
 """
 
+from contract.compose_contract import ComposeContract
 from contract.job_contract import JobContract
 from contract.provider_contract import ProviderContract
 from contract.stage_contract import StageContract
 
-__all__ = ["JobContract", "ProviderContract", "StageContract"]
+__all__ = ["ComposeContract", "JobContract", "ProviderContract", "StageContract"]

@@ -1,5 +1,5 @@
 """The Docker provider on a real engine, through the shared contract suite
-(run-job included)."""
+(run-job and a Compose service included)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from contract import ProviderContract, StageContract
+from contract import ComposeContract, ProviderContract, StageContract
 from dockerish import EngineJobs, OnEngine
 
 from treadle.console import Console
@@ -17,7 +17,7 @@ from treadle.waiting import Deadline
 pytestmark = pytest.mark.docker
 
 
-class TestDocker(OnEngine, EngineJobs, ProviderContract, StageContract):
+class TestDocker(OnEngine, EngineJobs, ProviderContract, StageContract, ComposeContract):
     @pytest.fixture
     def connection_args(self) -> list[str]:
         return ["--provider", "docker"]

@@ -195,7 +195,7 @@ def test_containers_that_keep_failing_fail_the_deploy_before_its_timeout(
             {"healthcheck": {"test": "true", "interval": "soon"}},
             "spec: healthcheck.interval must be a duration",
         ),
-        ({"volumes": ["/data"]}, "spec: unknown field(s) volumes"),
+        ({"secrets": ["token"]}, "spec: secrets: Swarm's only (--provider swarm)"),
     ],
 )
 def test_a_bad_spec_is_exit_2_and_creates_nothing(

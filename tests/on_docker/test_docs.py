@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from dockerish import IMAGE, IMAGE_V2, treadle_on_engine
 from walkthroughs import walkthrough
@@ -32,9 +33,8 @@ STAND_INS = {
 def run_walkthrough(name: str, tmp_path: Path, env: dict[str, str]) -> None:
     """Each step of a README walkthrough, in a folder holding the examples it names."""
     (tmp_path / "examples").mkdir()
-    (tmp_path / "examples" / "hello.yaml").write_text(
-        (ROOT / "examples" / "hello.yaml").read_text()
-    )
+    for example in ("hello.yaml", "compose.yaml", "hello.env"):
+        (tmp_path / "examples" / example).write_text((ROOT / "examples" / example).read_text())
     for step in walkthrough(name):
         words = [STAND_INS.get(word, word) for word in step.words]
         assert words[0] == "treadle", step.line
@@ -76,6 +76,33 @@ def test_walkthrough(
         True,
         2,
     )
+
+
+@pytest.mark.parametrize("provider", ["docker", "swarm"])
+def test_compose_walkthrough(
+    provider: str,
+    request: pytest.FixtureRequest,
+    region: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if provider == "swarm":
+        request.getfixturevalue("swarm")
+    monkeypatch.chdir(tmp_path)
+    # The file's network and volume, made by the walkthrough: the test's own.
+    names = {"HELLO_NETWORK": f"{region}-backend", "HELLO_VOLUME": f"{region}-data"}
+    run_walkthrough(
+        "compose", tmp_path, {"TREADLE_PROVIDER": provider, "TREADLE_REGION": region, **names}
+    )
+
+    result = json.loads(Path("web-v001.json").read_text())
+    assert (result["server_group"], result["disabled_server_groups"]) == (
+        "hello-v001",
+        ["hello-v000"],
+    )
+    with httpx.Client(trust_env=False, timeout=5) as client:
+        visits = client.get(f"http://{result['endpoints'][0]}/visits").text
+    assert visits.splitlines() == ["hello from the env file, dev"] * 4
 
 
 @pytest.mark.parametrize("provider", ["docker", "swarm"])

@@ -12,7 +12,7 @@ from treadle.errors import InputError
 from treadle.naming import Cluster, ServerGroupName
 from treadle.providers.base import NewServerGroup, server_group_labels
 from treadle.providers.docker.containers import container_config
-from treadle.providers.engine import spec
+from treadle.providers.engine import fields, spec
 from treadle.providers.swarm.services import service_spec
 
 SECOND = 10**9
@@ -49,11 +49,11 @@ def test_a_full_spec_in_engine_units() -> None:
     assert w.command == ["httpd", "-f", "-p", "8080"]
     assert w.environment == ("LOG=debug", "PORT=8080")
     assert w.ports == (
-        spec.Port(80),
-        spec.Port(8080, "udp"),
-        spec.Port(8080, published=9000),
-        spec.Port(8081, host_ip="127.0.0.1"),
-        spec.Port(53, "udp", mode="host"),
+        fields.Port(80),
+        fields.Port(8080, "udp"),
+        fields.Port(8080, published=9000),
+        fields.Port(8081, host_ip="127.0.0.1"),
+        fields.Port(53, "udp", mode="host"),
     )
     assert w.healthcheck == {
         "Test": ["CMD-SHELL", "wget -qO- http://127.0.0.1/"],
@@ -90,7 +90,10 @@ def test_environment_as_a_list_and_a_disabled_health_check() -> None:
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({"replicas": 2}, "unknown field(s) replicas"),
+        ({"replicas": 2}, "replicas: not a Compose field that treadle applies on docker"),
+        ({"build": "."}, "build: treadle deploys an image (--image)"),
+        ({"depends_on": ["db"]}, "depends_on: treadle deploys one service"),
+        ({"secrets": ["token"]}, "secrets: Swarm's only"),
         ({"image": 3}, "image must be a string"),
         ({"command": [1]}, "command must be a string or a list of strings"),
         ({"command": "sh -c 'x"}, 'command "sh -c \'x" cannot be split'),
@@ -133,7 +136,8 @@ def test_environment_as_a_list_and_a_disabled_health_check() -> None:
             {"cpus": 1, "deploy": {"resources": {"limits": {"cpus": 1}}}},
             "give cpus or deploy.resources.limits.cpus",
         ),
-        ({"deploy": {"replicas": 3}}, "deploy takes only resources.limits"),
+        ({"deploy": {"update_config": {}}}, "deploy.update_config: not a Compose field"),
+        ({"deploy": {"mode": "global"}}, "deploy.mode: treadle sizes a server group itself"),
         ({"stop_grace_period": "soon"}, "stop_grace_period must be a duration"),
     ],
 )

@@ -115,3 +115,60 @@ def test_failing_tasks_fail_the_deploy_before_its_timeout(
         "web-prod-v000 cannot become healthy: 3 instances failed, the last one: failed: "
         "task: non-zero exit (3)"
     ) in deployed.stderr
+
+
+# PID 1 without a TERM handler ignores SIGTERM: each container takes its whole grace.
+IGNORES_SIGTERM = {"command": ["sleep", "3600"], "stop_grace_period": "4s"}
+
+
+def running_containers(swarm: Any, region: str, name: str) -> list[str]:
+    filters = {"label": [f"treadle.region={region}", f"treadle.server-group={name}"]}
+    return [c["Id"] for c in swarm.containers(filters=filters)]
+
+
+@pytest.mark.parametrize("stage", ["destroy", "disable"])
+def test_destroy_and_disable_return_once_no_container_runs(
+    swarm: Any, region: str, tmp_path: Path, stage: str
+) -> None:
+    assert deploy(region, tmp_path, IGNORES_SIGTERM, "--instances", "2").code == 0
+    assert len(running_containers(swarm, region, "web-prod-v000")) == 2
+    started = time.monotonic()
+    outcome = treadle_on_engine(
+        stage,
+        "--provider",
+        "swarm",
+        "--region",
+        region,
+        "--server-group",
+        "web-prod-v000",
+        "--force",
+        "--timeout",
+        "60s",
+    )
+    took = time.monotonic() - started
+    assert outcome.code == 0, outcome
+    assert running_containers(swarm, region, "web-prod-v000") == [], f"{stage} left them running"
+    assert took >= 4, f"returned after {took:.1f}s, before the 4s grace period ran out"
+
+
+def test_destroy_gives_up_at_the_timeout_while_containers_stop(
+    swarm: Any, region: str, tmp_path: Path
+) -> None:
+    slow = {**IGNORES_SIGTERM, "stop_grace_period": "30s"}
+    assert deploy(region, tmp_path, slow).code == 0
+    started = time.monotonic()
+    outcome = treadle_on_engine(
+        "destroy",
+        "--provider",
+        "swarm",
+        "--region",
+        region,
+        "--server-group",
+        "web-prod-v000",
+        "--force",
+        "--timeout",
+        "3s",
+    )
+    assert outcome.code == 1, outcome
+    assert time.monotonic() - started < 3 + 5
+    assert "web-prod-v000: 1 container stopping" in outcome.stderr

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 from treadle.cli.options import Changes, Common, Lease, flag, option, stage_command
 from treadle.cli.runner import run_stage
-from treadle.cli.spec import load_spec
+from treadle.cli.spec import load_spec, sized
 from treadle.cli.values import duration, percentages, whole
 from treadle.errors import InputError
 
@@ -36,6 +36,10 @@ def deploy_command(
             "--spec",
             help="Provider spec file, JSON or YAML: a Marathon app definition, or a Docker/Swarm service spec.",
         ),
+    ] = None,
+    service: Annotated[
+        str | None,
+        option("--service", help="With a Compose file as --spec: the service to deploy."),
     ] = None,
     instances: Annotated[
         str | None,
@@ -97,14 +101,15 @@ def deploy_command(
             raise InputError("name the cluster: --app (with --stack, --detail) or --cluster")
         step_text = r(steps, "--steps")
         delay = r(delay_before_disable, "--delay-before-disable")
+        spec_doc = load_spec(r(spec, "--spec"), context, r(service, "--service"), rt.console.warn)
         return deploy(
             rt,
             Request(
                 cluster=target,
                 image=str(r(image, "--image")),
                 regions=tuple(r(region or [], "--region")),
-                instances=whole(r(instances, "--instances"), "--instances"),
-                spec=load_spec(r(spec, "--spec"), context),
+                instances=sized(spec_doc, whole(r(instances, "--instances"), "--instances")),
+                spec=spec_doc,
                 strategy=r(strategy, "--strategy"),
                 max_remaining=whole(r(max_remaining, "--max-remaining"), "--max-remaining"),
                 steps=percentages(step_text, "--steps") if step_text else DEFAULT_STEPS,

@@ -23,6 +23,10 @@ def run_job_command(
             help="Job definition, JSON or YAML: a Metronome job, or a Docker/Swarm spec.",
         ),
     ] = None,
+    service: Annotated[
+        str | None,
+        option("--service", help="With a Compose file as --spec: the service to run."),
+    ] = None,
     job_id: Annotated[
         str | None, option("--job-id", help="The job's id, dotted names: ci.db-migrate.")
     ] = None,
@@ -60,7 +64,9 @@ def run_job_command(
                 env=tuple(str(e) for e in r(env or [], "--env")),
                 cpus=number(r(cpus, "--cpus"), "--cpus"),
                 mem=whole(r(mem, "--mem"), "--mem"),
-                spec=load_spec(r(spec, "--spec"), context),
+                spec=load_spec(
+                    r(spec, "--spec"), context, r(service, "--service"), rt.console.warn
+                ),
                 output_file=r(output_file, "--output-file"),
             ),
         )

@@ -17,42 +17,89 @@ RESTART_POLICY = {"Name": "unless-stopped"}
 JOB_RESTART_POLICY = {"Name": "no"}
 # The parts of a container's create body that a definition sets. Copied from an existing
 # container they make an identical one: what the engine filled in from the image (Env,
-# Cmd, Labels, Healthcheck) is what it would fill in again.
-CONFIG_KEYS = ("Image", "Cmd", "Env", "Labels", "ExposedPorts", "Healthcheck", "StopTimeout")
-HOST_CONFIG_KEYS = ("PortBindings", "RestartPolicy", "NanoCpus", "Memory")
+# Cmd, Entrypoint, Labels, Healthcheck, ...) is what it would fill in again.
+CONFIG_KEYS = (
+    "Image",
+    "Cmd",
+    "Entrypoint",
+    "Env",
+    "Labels",
+    "ExposedPorts",
+    "Healthcheck",
+    "StopTimeout",
+    "StopSignal",
+    "User",
+    "WorkingDir",
+)
+HOST_CONFIG_KEYS = (
+    "PortBindings",
+    "RestartPolicy",
+    "NanoCpus",
+    "Memory",
+    "MemoryReservation",
+    "PidsLimit",
+    "Mounts",
+    "NetworkMode",
+    "CapAdd",
+    "CapDrop",
+    "ExtraHosts",
+    "LogConfig",
+    "Ulimits",
+    "Init",
+    "ReadonlyRootfs",
+)
+# What the engine calls the network of a container that names none.
+DEFAULT_NETWORKS = ("default", "bridge")
 
 
 def container_config(
-    workload: spec.Workload, labels: dict[str, str], restart: dict[str, str] = RESTART_POLICY
+    workload: spec.Workload, labels: dict[str, str], restart: dict[str, Any] = RESTART_POLICY
 ) -> dict[str, Any]:
     """The Engine API's create body (POST /containers/create) for every container of a
     server group, or for a job's. Ports are published on 127.0.0.1, on ports the engine
-    picks, unless the spec says otherwise."""
-    config: dict[str, Any] = {
-        "Image": workload.image,
-        "Labels": labels,
-        "Env": list(workload.environment),
+    picks, unless the spec says otherwise; the container joins the spec's networks with
+    their aliases (the first in NetworkMode, all of them in NetworkingConfig)."""
+    w = workload
+    config: dict[str, Any] = {"Image": w.image, "Labels": labels, "Env": list(w.environment)}
+    optional = {
+        "Entrypoint": w.entrypoint,
+        "Cmd": w.command,
+        "Healthcheck": w.healthcheck,
+        "StopTimeout": None if w.stop_grace is None else math.ceil(w.stop_grace / 10**9),
+        "StopSignal": w.stop_signal,
+        "User": w.user,
+        "WorkingDir": w.working_dir,
     }
-    if workload.entrypoint is not None:
-        config["Entrypoint"] = workload.entrypoint
-    if workload.command is not None:
-        config["Cmd"] = workload.command
-    if workload.healthcheck is not None:
-        config["Healthcheck"] = workload.healthcheck
-    if workload.stop_grace is not None:
-        config["StopTimeout"] = math.ceil(workload.stop_grace / 10**9)
+    config.update({k: v for k, v in optional.items() if v is not None})
     bindings: dict[str, list[dict[str, str]]] = {}
-    for port in workload.ports:
+    for port in w.ports:
         bindings.setdefault(port.key, []).append(
             {"HostIp": port.host_ip or spec.LOOPBACK, "HostPort": str(port.published or "")}
         )
-    if bindings:
-        config["ExposedPorts"] = {key: {} for key in bindings}
-    host: dict[str, Any] = {"PortBindings": bindings, "RestartPolicy": restart}
-    if workload.nano_cpus is not None:
-        host["NanoCpus"] = workload.nano_cpus
-    if workload.memory is not None:
-        host["Memory"] = workload.memory
+    exposed = [*bindings, *w.expose]
+    if exposed:
+        config["ExposedPorts"] = {key: {} for key in exposed}
+    host: dict[str, Any] = {"PortBindings": bindings, "RestartPolicy": w.restart or restart}
+    host_optional = {
+        "NanoCpus": w.nano_cpus,
+        "Memory": w.memory,
+        "MemoryReservation": w.memory_reservation,
+        "PidsLimit": w.pids,
+        "Mounts": list(w.mounts) or None,
+        "CapAdd": list(w.cap_add) or None,
+        "CapDrop": list(w.cap_drop) or None,
+        "ExtraHosts": [f"{host}:{address}" for host, address in w.extra_hosts] or None,
+        "LogConfig": {"Type": w.logging[0], "Config": dict(w.logging[1])} if w.logging else None,
+        "Ulimits": list(w.ulimits) or None,
+        "Init": w.init,
+        "ReadonlyRootfs": w.read_only,
+    }
+    host.update({k: v for k, v in host_optional.items() if v is not None})
+    if w.networks:
+        host["NetworkMode"] = w.networks[0].name
+        config["NetworkingConfig"] = {
+            "EndpointsConfig": {n.name: {"Aliases": list(n.aliases)} for n in w.networks}
+        }
     config["HostConfig"] = host
     return config
 
@@ -65,6 +112,16 @@ def copy_config(inspected: dict[str, Any], labels: dict[str, str]) -> dict[str, 
     host = inspected["HostConfig"]
     config["HostConfig"] = {k: host[k] for k in HOST_CONFIG_KEYS if host.get(k) is not None}
     config["Labels"] = labels
+    # The engine adds the container's short id to its aliases: not the definition's.
+    own = inspected["Id"][:12]
+    networks = (inspected.get("NetworkSettings") or {}).get("Networks") or {}
+    endpoints = {
+        name: {"Aliases": [a for a in endpoint.get("Aliases") or [] if a != own]}
+        for name, endpoint in networks.items()
+        if name not in DEFAULT_NETWORKS
+    }
+    if endpoints:
+        config["NetworkingConfig"] = {"EndpointsConfig": endpoints}
     return config
 
 

@@ -10,7 +10,7 @@ import docker.errors
 from treadle.errors import StageFailed
 from treadle.providers.base import JobRequest, JobRun, JobStatus
 from treadle.providers.docker.containers import JOB_RESTART_POLICY, container_config
-from treadle.providers.engine import jobs
+from treadle.providers.engine import jobs, resources, spec
 from treadle.providers.engine.connection import translated
 
 if TYPE_CHECKING:
@@ -26,16 +26,18 @@ class ContainerJobs:
         raise NotImplementedError
 
     def job_definition(self, job: JobRequest) -> dict[str, Any]:
-        run = jobs.plan(job)
+        run = jobs.plan(job, spec.DOCKER)
         return {
             "name": run.name,
             "container": container_config(run.workload, run.labels, JOB_RESTART_POLICY),
+            "declared": run.workload.declared.as_json(),
         }
 
     def start_job(self, definition: dict[str, Any]) -> JobRun:
         labels = definition["container"]["Labels"]
         run = JobRun(labels[jobs.LABEL_JOB], labels[jobs.LABEL_JOB_RUN])
         with translated(f"starting run {run.run_id} of job {run.job_id}"):
+            resources.ensure(self.api, definition.get("declared") or {}, labels, swarm=False)
             container_id = self._create(definition["name"], definition["container"])
             try:
                 self.api.start(container_id)

@@ -51,7 +51,7 @@ from treadle.providers.docker.containers import (
 )
 from treadle.providers.docker.jobs import ContainerJobs
 from treadle.providers.docker.leases import ContainerLeases
-from treadle.providers.engine import spec
+from treadle.providers.engine import resources, spec
 from treadle.providers.engine.connection import connect, stable, translated
 from treadle.providers.engine.events import EngineEvents, group_key
 from treadle.waiting import Deadline, Wakeup
@@ -190,32 +190,61 @@ class DockerProvider(ContainerJobs, ContainerLeases):
 
     def _failures(self, states: list[dict[str, Any]]) -> tuple[int, str | None, str | None]:
         """(exits of the instance that exited most since treadle first saw it, how its last
-        exit went, why one cannot start at all)."""
+        exit went, why one cannot start at all or will not run again)."""
         failed, last = 0, None
         for s in states:
             name, state = s["Name"].lstrip("/"), s["State"]
             if not state["Running"] and state.get("Error"):
                 return failed, last, f"{name} cannot start: {state['Error']}"
+            if (
+                state["Status"] == "exited"
+                and not state["Restarting"]
+                and not self._restarts_again(s)
+            ):
+                policy = s["HostConfig"]["RestartPolicy"]["Name"]
+                return (
+                    failed,
+                    last,
+                    (
+                        f"{name} exited with code {state['ExitCode']}, and its restart policy "
+                        f"({policy}) does not start it again"
+                    ),
+                )
             restarts = self._restarted(s)
             if restarts > failed:
                 failed = restarts
                 last = f"{name} exited {restarts} times, the last time with exit code {state['ExitCode']}"
         return failed, last, None
 
+    @staticmethod
+    def _restarts_again(inspected: dict[str, Any]) -> bool:
+        """Whether the engine will start an exited instance again (a spec's restart)."""
+        policy = inspected["HostConfig"]["RestartPolicy"]
+        if policy["Name"] in ("always", "unless-stopped"):
+            return True
+        if policy["Name"] != "on-failure" or inspected["State"]["ExitCode"] == 0:
+            return False
+        limit = policy.get("MaximumRetryCount") or 0
+        return not limit or inspected["RestartCount"] < limit
+
     # --- writing ------------------------------------------------------------------------
 
     def definition(self, new: NewServerGroup) -> dict[str, Any]:
-        workload = spec.parse(new.spec, new.image)
+        workload = spec.parse(new.spec, new.image, spec.DOCKER)
         return {
             "name": spec.new_resource_name(new.region, new.name.name),
             "instances": new.instances,
             "container": container_config(workload, spec.group_labels(new, workload.labels)),
+            "declared": workload.declared.as_json(),
         }
 
     def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
         config = definition["container"]
         name = config["Labels"][spec.LABEL_SERVER_GROUP]
         with translated(f"creating {name} in {region}"):
+            resources.ensure(
+                self.api, definition.get("declared") or {}, config["Labels"], swarm=False
+            )
             try:
                 self._create(definition["name"], config)
             except docker.errors.APIError as e:
@@ -277,13 +306,24 @@ class DockerProvider(ContainerJobs, ContainerLeases):
 
     def _create(self, name: str, config: dict[str, Any]) -> str:
         """Create a container, pulling its image first when the engine lacks it (as
-        `docker run` does)."""
+        `docker run` does), and connect it to its networks. An engine before API 1.44
+        takes one network at create: the others are connected before it starts."""
+        endpoints = (config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+        first = config["HostConfig"].get("NetworkMode")
+        body = dict(config)
+        if endpoints:
+            body["NetworkingConfig"] = {"EndpointsConfig": {first: endpoints.get(first) or {}}}
         try:
-            created = self.api.create_container_from_config(config, name=name)
+            created = self.api.create_container_from_config(body, name=name)
         except docker.errors.ImageNotFound:
             self._pull(config["Image"])
-            created = self.api.create_container_from_config(config, name=name)
+            created = self.api.create_container_from_config(body, name=name)
         container_id: str = created["Id"]
+        for network, endpoint in endpoints.items():
+            if network != first:
+                self.api.connect_container_to_network(
+                    container_id, network, aliases=endpoint.get("Aliases") or None
+                )
         return container_id
 
     def _pull(self, image: str) -> None:
@@ -304,7 +344,8 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     def _remove(self, container: dict[str, Any]) -> None:
         if container["State"] in ACTIVE:
             self.api.stop(container["Id"])
-        self.api.remove_container(container["Id"], force=True)
+        # With its anonymous volumes; named ones stay (treadle never removes those).
+        self.api.remove_container(container["Id"], force=True, v=True)
 
     def _scale(self, found: Containers, config: dict[str, Any], size: int) -> None:
         """Run exactly `size` instances: remove the newest beyond it, start any of the

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from treadle.providers.engine import jobs, spec
 from treadle.providers.engine.connection import connect
@@ -22,6 +22,10 @@ from treadle.providers.feed import Feed
 # "health_status" matches "health_status: healthy" and "health_status: unhealthy".
 EVENTS = ("start", "die", "oom", "destroy", "health_status")
 FILTERS = {"type": ["container"], "event": list(EVENTS)}
+# A swarm manager also tells of services (created, scaled, removed); the containers of
+# their tasks are told of by the node that runs them, this one included.
+SERVICE_EVENTS = ("create", "update", "remove")
+SWARM_FILTERS = {"type": ["container", "service"], "event": [*EVENTS, *SERVICE_EVENTS]}
 # How long closing waits for the thread to let go of its connection.
 CLOSE_SECONDS = 2.0
 
@@ -31,8 +35,12 @@ def group_key(region: str, name: str) -> str:
 
 
 def keys_of(event: Mapping[str, Any]) -> list[str]:
-    """The waits an event is news for: its container's server group, or its job run."""
+    """The waits an event is news for: its container's server group, or its job run; a
+    service's server group, named by the service (spec.resource_name)."""
     labels = (event.get("Actor") or {}).get("Attributes") or {}
+    if event.get("Type") == "service":
+        region, separator, name = str(labels.get("name", "")).partition(spec.REGION_SEPARATOR)
+        return [group_key(region, name) if separator else group_key(spec.DEFAULT_REGION, region)]
     keys = []
     if spec.LABEL_SERVER_GROUP in labels and spec.LABEL_REGION in labels:
         keys.append(group_key(labels[spec.LABEL_REGION], labels[spec.LABEL_SERVER_GROUP]))
@@ -43,6 +51,7 @@ def keys_of(event: Mapping[str, Any]) -> list[str]:
 
 class EngineEvents(Feed):
     title = "the Docker engine's event stream"
+    filters: ClassVar[dict[str, list[str]]] = FILTERS
     # A container that restarted counts as running once it has stayed up a second
     # (treadle.providers.engine.connection.stable), which no event tells; and the engine is
     # near and cheap to ask.
@@ -53,7 +62,7 @@ class EngineEvents(Feed):
     def _stream(self) -> Iterator[Iterable[dict[str, Any]]]:
         api = connect()
         try:
-            events = self._events = api.events(filters=FILTERS, decode=True)
+            events = self._events = api.events(filters=self.filters, decode=True)
             try:
                 if self.closed:  # the stage ended while this connected
                     events.close()
@@ -89,3 +98,11 @@ class EngineEvents(Feed):
             if isinstance(event, dict):
                 self._tell(keys_of(event), decisive=True)
         return True
+
+
+class SwarmEvents(EngineEvents):
+    """A swarm manager's events: its services', and the containers of this node. Tasks on
+    other nodes bring no news, so waits still look every 2 s."""
+
+    title = "the swarm manager's event stream"
+    filters = SWARM_FILTERS

@@ -45,6 +45,9 @@ STOP_GRACE = 3 * 10**9
 NOT_FOR_JOBS = {
     "ports": "a job serves nothing: it runs to completion",
     "healthcheck": "a job is followed until it exits, not health-checked",
+    "restart": "a job runs once: it is never restarted",
+    "deploy.restart_policy": "a job runs once: it is never restarted",
+    "deploy.replicas": "a job runs one task",
 }
 # Metronome's job id syntax, so that one pipeline's --job-id works on every provider:
 # dot-separated names of lower-case letters, digits and inner hyphens.
@@ -96,14 +99,16 @@ def run_filter(run_id: str) -> dict[str, list[str]]:
     return {"label": [f"{LABEL_JOB_RUN}={run_id}"]}
 
 
-def plan(request: JobRequest) -> Job:
+def plan(request: JobRequest, provider: str = spec.DOCKER) -> Job:
     """The run a request asks for: the spec (a server-group spec without ports and health
     check, whose `image` is used when --image is absent), with the flags laid over it."""
     fields = dict(request.spec or {})
+    deploy = fields.get("deploy") if isinstance(fields.get("deploy"), dict) else {}
+    given = [*fields, *(f"deploy.{k}" for k in deploy or {})]
     for field, why in NOT_FOR_JOBS.items():
-        if field in fields:
+        if field in given:
             raise InputError(f"spec: {field} is not for a job: {why}")
-    workload = spec.parse(fields, request.image or fields.get("image") or "")
+    workload = spec.parse(fields, request.image or fields.get("image") or "", provider)
     if not workload.image:
         raise InputError(
             "the job has no image: give --image, or image in the --spec (a job is not kept "

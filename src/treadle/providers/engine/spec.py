@@ -1,24 +1,29 @@
-"""What the Docker and Swarm providers share, without any call to an engine: the spec file
-(a small YAML close to a Compose service), regions, resource names and labels.
+"""What the Docker and Swarm providers share, without any call to an engine: regions,
+resource names and labels, and the spec: one Compose service (from a Compose file, read
+by treadle.providers.engine.compose, or a file holding one service's mapping), checked
+into a Workload in the Engine API's shapes.
 
     image: web:1.4.2               # --image wins
     command: ["httpd", "-f"]       # or a string, split like a shell would
-    environment: {LOG: debug}      # or ["LOG=debug"]
+    environment: {LOG: debug}      # or ["LOG=debug"]; env_file: [web.env]
     ports: ["8080", "127.0.0.1::9090", "5353/udp", {target: 80, published: 8000, mode: host}]
-    healthcheck: {test: ["CMD", "wget", "-qO-", "http://127.0.0.1:8080/"], interval: 1s,
-                  timeout: 500ms, retries: 3, start_period: 2s}
-    labels: {team: web}            # or ["team=web"]
-    cpus: 0.5                      # or deploy.resources.limits.cpus
-    mem_limit: 256m                # or deploy.resources.limits.memory
-    stop_grace_period: 5s
+    networks: {backend: {aliases: [web]}}
+    volumes: ["data:/var/lib/web", "./conf:/etc/web:ro", {type: tmpfs, target: /tmp}]
+    healthcheck: {test: ["CMD", "wget", "-qO-", "http://127.0.0.1:8080/"], interval: 1s}
+    deploy: {resources: {limits: {cpus: "0.5", memory: 256M}}}
+    secrets: [token]               # Swarm
+
+Each provider applies the fields that mean something on it and refuses the others by
+name (APPLIES, NOT_HERE, REASONS), before anything is made.
 """
 
 from __future__ import annotations
 
+import os
 import re
-import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from treadle.errors import InputError
@@ -27,10 +32,13 @@ from treadle.providers.base import (
     LABEL_CLUSTER,
     LABEL_CREATED_AT,
     LABEL_DISABLED_INSTANCES,
-    LABEL_PREFIX,
     NewServerGroup,
     ServerGroup,
 )
+from treadle.providers.engine import attachments, fields
+from treadle.providers.engine.attachments import Declared, Network
+from treadle.providers.engine.compose import DECLARED, read_env_files
+from treadle.providers.engine.fields import Port, refuse
 
 DEFAULT_REGION = "local"
 LOOPBACK = "127.0.0.1"
@@ -38,37 +46,7 @@ LABEL_REGION = "treadle.region"
 LABEL_SERVER_GROUP = "treadle.server-group"
 # Neither a region nor a server group name can hold it, so prefixed names never collide.
 REGION_SEPARATOR = "_"
-
-FIELDS = (
-    "image",
-    "command",
-    "environment",
-    "ports",
-    "healthcheck",
-    "labels",
-    "cpus",
-    "mem_limit",
-    "stop_grace_period",
-    "deploy",
-)
-HEALTHCHECK_FIELDS = ("test", "interval", "timeout", "retries", "start_period", "disable")
-PORT_FIELDS = ("target", "published", "host_ip", "protocol", "mode")
-PROTOCOLS = ("tcp", "udp", "sctp")
-PUBLISH_MODES = ("ingress", "host")
-
 _REGION = re.compile(r"[a-z0-9]+(-[a-z0-9]+)*")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_NANOS = {
-    "ns": 1,
-    "us": 10**3,
-    "µs": 10**3,
-    "ms": 10**6,
-    "s": 10**9,
-    "m": 60 * 10**9,
-    "h": 3600 * 10**9,
-}
-_BYTES = re.compile(r"(\d+(?:\.\d+)?)\s*([bkmgt]?)i?b?", re.IGNORECASE)
-_POWERS = {"": 0, "b": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
 
 def check_region(region: str) -> str:
@@ -156,27 +134,75 @@ def to_server_group(
 
 # --- the spec ------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True)
-class Port:
-    target: int
-    protocol: str = "tcp"
-    # None: an ephemeral port that the engine picks.
-    published: int | None = None
-    # None: the provider's default (127.0.0.1 on Docker; Swarm binds every address).
-    host_ip: str | None = None
-    # Swarm only: ingress (the routing mesh, Swarm's default) or host.
-    mode: str | None = None
-
-    @property
-    def key(self) -> str:
-        """Docker's name for the container port: `8080/tcp`."""
-        return f"{self.target}/{self.protocol}"
+DOCKER, SWARM = "docker", "swarm"
+# The service fields treadle applies on both providers, and those it applies on one only.
+FIELDS = (
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env_file",
+    "ports",
+    "expose",
+    "networks",
+    "volumes",
+    "tmpfs",
+    "healthcheck",
+    "labels",
+    "user",
+    "working_dir",
+    "init",
+    "read_only",
+    "cap_add",
+    "cap_drop",
+    "extra_hosts",
+    "logging",
+    "ulimits",
+    "stop_signal",
+    "stop_grace_period",
+    "cpus",
+    "mem_limit",
+    "mem_reservation",
+    "pids_limit",
+    "deploy",
+)
+# endpoint_mode: Swarm's (dnsrr: its names answer with the tasks' own addresses, as a
+# container's aliases always do on Docker, where it changes nothing).
+DEPLOY_FIELDS = ("resources", "replicas", "mode", "endpoint_mode")
+APPLIES = {
+    "restart": DOCKER,
+    "secrets": SWARM,
+    "configs": SWARM,
+    "deploy.placement": SWARM,
+    "deploy.restart_policy": SWARM,
+}
+# Why a field of APPLIES is refused on the other provider.
+NOT_HERE = {
+    "restart": "Docker's only: on Swarm, deploy.restart_policy says when a task restarts",
+    "secrets": "Swarm's only (--provider swarm): a Docker engine keeps no secrets; mount a "
+    "file with volumes instead",
+    "configs": "Swarm's only (--provider swarm): mount a file with volumes instead",
+    "deploy.placement": "Swarm's only (--provider swarm): a Docker engine is one node",
+    "deploy.restart_policy": "Swarm's only: on Docker, restart says when a container restarts",
+}
+# Why treadle refuses a Compose field on every provider.
+REASONS = {
+    "build": "treadle deploys an image (--image): build it in an earlier step",
+    "depends_on": "treadle deploys one service: deploy what it depends on first, as a "
+    "cluster of its own, and reach it by an alias on a shared network",
+    "links": "reach other services by an alias on a shared network (networks.NAME.aliases)",
+    "container_name": "treadle names containers after the server group",
+    "scale": "the size is --instances",
+    "extends": "treadle reads one service as written: merge what it extends into it",
+    "profiles": "treadle deploys the service that --service names",
+    "deploy.mode": "treadle sizes a server group itself (--instances): only replicated applies",
+}
 
 
 @dataclass(frozen=True)
 class Workload:
-    """A checked spec, in the Engine API's own units (nanoseconds, bytes, nano-CPUs)."""
+    """A checked spec, in the Engine API's own shapes and units (nanoseconds, bytes,
+    nano-CPUs); each provider makes its create body of it."""
 
     image: str
     command: list[str] | None
@@ -188,258 +214,181 @@ class Workload:
     nano_cpus: int | None
     memory: int | None
     stop_grace: int | None
-    # Replaces the image's ENTRYPOINT; no spec field sets it, run-job's --cmd does.
+    # Replaces the image's ENTRYPOINT (the spec's entrypoint, or run-job's --cmd shell).
     entrypoint: list[str] | None = None
+    expose: tuple[str, ...] = ()
+    networks: tuple[Network, ...] = ()
+    # The Engine API's Mounts, the same for a container and a Swarm task.
+    mounts: tuple[dict[str, Any], ...] = ()
+    user: str | None = None
+    working_dir: str | None = None
+    init: bool | None = None
+    read_only: bool | None = None
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()
+    # (driver, options); the driver "" is the engine's default.
+    logging: tuple[str, Mapping[str, str]] | None = None
+    ulimits: tuple[dict[str, Any], ...] = ()
+    stop_signal: str | None = None
+    pids: int | None = None
+    memory_reservation: int | None = None
+    cpu_reservation: int | None = None
+    # Docker's RestartPolicy (restart), Swarm's (deploy.restart_policy) and Placement.
+    restart: dict[str, Any] | None = None
+    restart_policy: dict[str, Any] | None = None
+    placement: dict[str, Any] | None = None
+    # Swarm's SecretReferences and ConfigReferences, by name (ids are found at create).
+    secrets: tuple[dict[str, Any], ...] = ()
+    configs: tuple[dict[str, Any], ...] = ()
+    endpoint_mode: str | None = None
+    # What must exist before it runs, made when missing and never removed by treadle.
+    declared: Declared = field(default_factory=Declared)
 
 
-def parse(spec: Mapping[str, Any] | None, image: str) -> Workload:
-    """A spec file's content, checked; InputError names the field to fix."""
-    spec = spec or {}
-    unknown = sorted(set(spec) - set(FIELDS))
-    if unknown:
-        raise InputError(
-            f"spec: unknown field(s) {', '.join(unknown)}: a Docker or Swarm spec takes "
-            f"{', '.join(FIELDS)}"
-        )
+def parse(spec: Mapping[str, Any] | None, image: str, provider: str = DOCKER) -> Workload:
+    """A spec's content, checked for `provider`; InputError names the field to fix."""
+    spec = dict(spec or {})
+    given = {k: v for k, v in spec.items() if not str(k).startswith("x-")}
+    deploy = fields.mapping(given.get("deploy"), "deploy")
+    check_fields(set(given), deploy, provider)
     if "image" in spec and not isinstance(spec["image"], str):
         raise InputError(f"spec: image must be a string, not {spec['image']!r}")
-    nano_cpus, memory = limits(spec)
+    if "env_file" in given:  # a service's own file: paths from the working directory
+        files = read_env_files(given["env_file"], Path.cwd(), os.environ, "spec")
+        given["environment"] = {**files, **fields.pairs(given.get("environment"), "environment")}
+    declared_in = fields.mapping(spec.get(DECLARED), DECLARED)
+    declared = Declared()
+    resources = fields.mapping(deploy.get("resources"), "deploy.resources")
+    nano_cpus, memory, pids = limits(
+        given, fields.mapping(resources.get("limits"), "deploy.resources.limits")
+    )
+    reserved = reservations(given, resources, provider)
+    logging = given.get("logging")
     return Workload(
         image=image,
-        command=command(spec["command"]) if "command" in spec else None,
-        environment=environment(spec.get("environment")),
-        ports=tuple(port(p, f"ports[{i}]") for i, p in enumerate(listed(spec, "ports"))),
-        healthcheck=healthcheck(spec["healthcheck"]) if "healthcheck" in spec else None,
-        labels=labels(spec.get("labels")),
+        command=fields.command(given["command"]) if "command" in given else None,
+        entrypoint=fields.command(given["entrypoint"], "entrypoint")
+        if "entrypoint" in given
+        else None,
+        environment=tuple(
+            f"{k}={v}" for k, v in fields.pairs(given.get("environment"), "environment").items()
+        ),
+        ports=tuple(
+            fields.port(p, f"ports[{i}]")
+            for i, p in enumerate(fields.listed(given.get("ports"), "ports"))
+        ),
+        expose=tuple(
+            fields.expose(p, f"expose[{i}]")
+            for i, p in enumerate(fields.listed(given.get("expose"), "expose"))
+        ),
+        healthcheck=fields.healthcheck(given["healthcheck"]) if "healthcheck" in given else None,
+        labels=fields.labels(given.get("labels")),
         nano_cpus=nano_cpus,
         memory=memory,
-        stop_grace=duration(spec["stop_grace_period"], "stop_grace_period")
-        if "stop_grace_period" in spec
+        pids=pids,
+        memory_reservation=reserved[1],
+        cpu_reservation=reserved[0],
+        stop_grace=fields.duration(given["stop_grace_period"], "stop_grace_period")
+        if "stop_grace_period" in given
         else None,
+        networks=attachments.networks(given.get("networks") or [], declared_in, declared),
+        mounts=tuple(
+            attachments.mounts(given.get("volumes"), given.get("tmpfs"), declared_in, declared)
+        ),
+        user=fields.scalar(given["user"], "user") if "user" in given else None,
+        working_dir=fields.scalar(given["working_dir"], "working_dir")
+        if "working_dir" in given
+        else None,
+        init=fields.boolean(given["init"], "init") if "init" in given else None,
+        read_only=fields.boolean(given["read_only"], "read_only") if "read_only" in given else None,
+        cap_add=tuple(fields.strings(given.get("cap_add") or [], "cap_add")),
+        cap_drop=tuple(fields.strings(given.get("cap_drop") or [], "cap_drop")),
+        extra_hosts=tuple(fields.extra_hosts(given.get("extra_hosts") or [])),
+        logging=fields.logging(logging) if logging is not None else None,
+        ulimits=tuple(fields.ulimits(given.get("ulimits"))),
+        stop_signal=fields.scalar(given["stop_signal"], "stop_signal")
+        if "stop_signal" in given
+        else None,
+        restart=fields.restart(given["restart"]) if "restart" in given else None,
+        restart_policy=fields.restart_policy(deploy["restart_policy"])
+        if "restart_policy" in deploy
+        else None,
+        placement=fields.placement(deploy["placement"]) if "placement" in deploy else None,
+        endpoint_mode=fields.choice(
+            deploy.get("endpoint_mode"), "deploy.endpoint_mode", ("vip", "dnsrr")
+        ),
+        secrets=tuple(attachments.files("secrets", given.get("secrets"), declared_in, declared)),
+        configs=tuple(attachments.files("configs", given.get("configs"), declared_in, declared)),
+        declared=declared,
     )
 
 
-def listed(spec: Mapping[str, Any], field: str) -> list[Any]:
-    value = spec.get(field) or []
-    if not isinstance(value, list):
-        raise InputError(f"spec: {field} must be a list, not {value!r}")
-    return value
-
-
-def command(value: Any) -> list[str]:
-    if isinstance(value, str):
-        try:
-            return shlex.split(value)
-        except ValueError as e:
-            raise InputError(f"spec: command {value!r} cannot be split: {e}") from None
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise InputError(f"spec: command must be a string or a list of strings, not {value!r}")
-
-
-def scalar(value: Any, field: str) -> str:
-    """A string, or a number written as one (YAML reads `PORT: 8080` as a number)."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise InputError(f"spec: {field} must be a string or a number, not {value!r}")
-
-
-def pairs(value: Any, field: str) -> dict[str, str]:
-    """`{KEY: value}` or `["KEY=value"]`, as Compose takes environment and labels."""
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        found = {str(k): scalar(v, f"{field}.{k}") for k, v in value.items()}
-    elif isinstance(value, list):
-        found = {}
-        for i, item in enumerate(value):
-            key, equals, text = item.partition("=") if isinstance(item, str) else ("", "", "")
-            if not key or not equals:
-                raise InputError(f"spec: {field}[{i}] must be KEY=VALUE, not {item!r}")
-            found[key] = text
-    else:
-        raise InputError(f"spec: {field} must be a map or a list of KEY=VALUE, not {value!r}")
-    if "" in found:
-        raise InputError(f"spec: {field} has an empty name")
-    return found
-
-
-def environment(value: Any) -> tuple[str, ...]:
-    return tuple(f"{k}={v}" for k, v in pairs(value, "environment").items())
-
-
-def labels(value: Any) -> dict[str, str]:
-    found = pairs(value, "labels")
-    reserved = sorted(k for k in found if k.startswith(LABEL_PREFIX))
-    if reserved:
-        raise InputError(
-            f"spec: labels {', '.join(reserved)}: the {LABEL_PREFIX}* labels are treadle's own"
-        )
-    return found
-
-
-def port_number(value: Any, field: str) -> int:
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not text.isdigit() or not 0 < int(text) < 65536:
-        raise InputError(f"spec: {field} must be a port number (1-65535), not {value!r}")
-    return int(text)
-
-
-def port(value: Any, field: str) -> Port:
-    """`8080`, `"8080/udp"`, `"9000:8080"`, `"127.0.0.1::8080"`, or Compose's long form
-    `{target, published, host_ip, protocol, mode}`."""
-    if isinstance(value, dict):
-        unknown = sorted(set(value) - set(PORT_FIELDS))
-        if unknown or "target" not in value:
+def check_fields(given: set[str], deploy: Mapping[str, Any], provider: str) -> None:
+    """Refuse, naming it, the first field that does not apply on `provider`."""
+    for name in sorted(given) + sorted(f"deploy.{k}" for k in deploy):
+        if name in APPLIES and APPLIES[name] != provider:
+            raise InputError(f"spec: {name}: {NOT_HERE[name]}")
+        if name in REASONS and (name != "deploy.mode" or deploy["mode"] != "replicated"):
+            raise InputError(f"spec: {name}: {REASONS[name]}")
+        known = DEPLOY_FIELDS if name.startswith("deploy.") else FIELDS
+        if name not in APPLIES and name.removeprefix("deploy.") not in known:
             raise InputError(
-                f"spec: {field} takes {', '.join(PORT_FIELDS)} and needs target "
-                f"(unknown: {', '.join(unknown) or 'none'})"
+                f"spec: {name}: not a Compose field that treadle applies on {provider} "
+                "(docs/docker.md lists those that apply where)"
             )
-        host_ip, protocol, mode = (
-            value.get("host_ip"),
-            value.get("protocol", "tcp"),
-            value.get("mode"),
-        )
-        published = value.get("published")
-        target = value["target"]
-    elif isinstance(value, (int, str)) and not isinstance(value, bool):
-        text, _, protocol = str(value).partition("/")
-        parts = text.rsplit(":", 2)
-        target = parts[-1]
-        published = parts[-2] if len(parts) > 1 else None
-        host_ip = parts[0] if len(parts) > 2 else None
-        protocol, mode = protocol or "tcp", None
-    else:
-        raise InputError(f'spec: {field} must be a port like "8080" or an object, not {value!r}')
-    if protocol not in PROTOCOLS:
-        raise InputError(
-            f"spec: {field} protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}"
-        )
-    if mode is not None and mode not in PUBLISH_MODES:
-        raise InputError(f"spec: {field} mode must be ingress or host, not {mode!r}")
-    if host_ip is not None and (not isinstance(host_ip, str) or not host_ip):
-        raise InputError(
-            f"spec: {field} host_ip must be an address like 127.0.0.1, not {host_ip!r}"
-        )
-    return Port(
-        target=port_number(target, f"{field} target"),
-        protocol=protocol,
-        published=None if published in (None, "") else port_number(published, f"{field} published"),
-        host_ip=host_ip,
-        mode=mode,
-    )
 
 
-def duration(value: Any, field: str) -> int:
-    """Nanoseconds from `1m30s`, `500ms`, `2s` (Compose's durations) or a number of seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-        return int(value * 10**9)
-    text = value.strip() if isinstance(value, str) else ""
-    parts = _DURATION_PART.findall(text)
-    if not text or "".join(n + u for n, u in parts) != text:
-        raise InputError(f"spec: {field} must be a duration like 1s, 500ms or 1m30s, not {value!r}")
-    return int(sum(float(n) * _NANOS[u] for n, u in parts))
-
-
-def healthcheck(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise InputError(
-            f"spec: healthcheck must be an object with test, interval, ..., not {value!r}"
-        )
-    unknown = sorted(set(value) - set(HEALTHCHECK_FIELDS))
-    if unknown:
-        raise InputError(
-            f"spec: unknown healthcheck field(s) {', '.join(unknown)}: it takes "
-            f"{', '.join(HEALTHCHECK_FIELDS)}"
-        )
-    if value.get("disable") is True:
-        return {"Test": ["NONE"]}
-    test = value.get("test")
-    if isinstance(test, str) and test:
-        test = ["CMD-SHELL", test]
-    if not (
-        isinstance(test, list)
-        and test
-        and all(isinstance(t, str) for t in test)
-        and test[0] in ("CMD", "CMD-SHELL", "NONE")
-    ):
-        raise InputError(
-            "spec: healthcheck.test must be a shell command string or a list starting with "
-            f"CMD, CMD-SHELL or NONE, not {test!r}"
-        )
-    check: dict[str, Any] = {"Test": test}
-    for field, key in (
-        ("interval", "Interval"),
-        ("timeout", "Timeout"),
-        ("start_period", "StartPeriod"),
-    ):
-        if field in value:
-            nanos = duration(value[field], f"healthcheck.{field}")
-            # The engine refuses anything between 0 and 1ms.
-            if nanos < 10**6:
-                raise InputError(
-                    f"spec: healthcheck.{field} must be 1ms or more, not {value[field]!r}"
-                )
-            check[key] = nanos
-    if "retries" in value:
-        retries = value["retries"]
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
-            raise InputError(
-                f"spec: healthcheck.retries must be a whole number of 1 or more, not {retries!r}"
-            )
-        check["Retries"] = retries
-    return check
-
-
-def limits(spec: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    """(nano-CPUs, memory bytes) from `cpus`/`mem_limit` or Compose's
+def limits(
+    given: Mapping[str, Any], deploy_limits: Mapping[str, Any]
+) -> tuple[int | None, int | None, int | None]:
+    """(nano-CPUs, memory bytes, pids) from `cpus`, `mem_limit`, `pids_limit` or Compose's
     `deploy.resources.limits`, not both."""
-    deploy = spec.get("deploy")
-    deploy_limits: dict[str, Any] = {}
-    if deploy is not None:
-        resources = deploy.get("resources") if isinstance(deploy, dict) else None
-        found = resources.get("limits") if isinstance(resources, dict) else None
-        if (
-            not isinstance(found, dict)
-            or set(deploy) != {"resources"}
-            or set(resources or {}) != {"limits"}
-            or not set(found) <= {"cpus", "memory"}
-        ):
-            raise InputError(
-                "spec: deploy takes only resources.limits.cpus and resources.limits.memory "
-                "(--instances sets the size)"
-            )
-        deploy_limits = found
-    for short, long in (("cpus", "cpus"), ("mem_limit", "memory")):
-        if short in spec and long in deploy_limits:
+    unknown = sorted(set(deploy_limits) - {"cpus", "memory", "pids"})
+    if unknown:
+        raise refuse(
+            f"deploy.resources.limits.{unknown[0]}", "is not applied (cpus, memory and pids are)"
+        )
+    for short, long in (("cpus", "cpus"), ("mem_limit", "memory"), ("pids_limit", "pids")):
+        if short in given and long in deploy_limits:
             raise InputError(f"spec: give {short} or deploy.resources.limits.{long}, not both")
-    cpus = spec.get("cpus", deploy_limits.get("cpus"))
-    memory = spec.get("mem_limit", deploy_limits.get("memory"))
+    cpus = given.get("cpus", deploy_limits.get("cpus"))
+    memory = given.get("mem_limit", deploy_limits.get("memory"))
+    pids = given.get("pids_limit", deploy_limits.get("pids"))
     return (
-        None if cpus is None else nano_cpus(cpus),
-        None if memory is None else memory_bytes(memory),
+        None if cpus is None else fields.nano_cpus(cpus),
+        None if memory is None else fields.memory_bytes(memory),
+        None if pids is None else fields.whole(pids, "pids_limit", -1),
     )
 
 
-def nano_cpus(value: Any) -> int:
-    try:
-        cpus = float(value) if not isinstance(value, bool) else -1.0
-    except (TypeError, ValueError):
-        cpus = -1.0
-    if not cpus > 0:
-        raise InputError(f"spec: cpus must be a number of CPUs above 0 (0.5, 2), not {value!r}")
-    return int(cpus * 10**9)
-
-
-def memory_bytes(value: Any) -> int:
-    """Bytes from `268435456`, `256m`, `1g`, `512MiB` (powers of 1024, as Docker counts)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    m = _BYTES.fullmatch(value.strip()) if isinstance(value, str) else None
-    if m is None or float(m[1]) <= 0:
-        raise InputError(
-            f"spec: memory limit must be bytes or a size like 256m or 1g, not {value!r}"
+def reservations(
+    given: Mapping[str, Any], resources: Mapping[str, Any], provider: str
+) -> tuple[int | None, int | None]:
+    """(nano-CPUs, memory bytes) reserved: `mem_reservation` or
+    `deploy.resources.reservations`; a CPU reservation is Swarm's."""
+    unknown = sorted(set(resources) - {"limits", "reservations"})
+    if unknown:
+        raise refuse(
+            f"deploy.resources.{unknown[0]}", "is not applied (limits and reservations are)"
         )
-    return int(float(m[1]) * 1024 ** _POWERS[m[2].lower()])
+    reserved = fields.mapping(resources.get("reservations"), "deploy.resources.reservations")
+    unknown = sorted(set(reserved) - {"cpus", "memory"})
+    if unknown:
+        raise refuse(
+            f"deploy.resources.reservations.{unknown[0]}", "is not applied (cpus and memory are)"
+        )
+    if "mem_reservation" in given and "memory" in reserved:
+        raise InputError(
+            "spec: give mem_reservation or deploy.resources.reservations.memory, not both"
+        )
+    if "cpus" in reserved and provider != SWARM:
+        raise refuse(
+            "deploy.resources.reservations.cpus", "is Swarm's: a Docker engine reserves no CPUs"
+        )
+    memory = given.get("mem_reservation", reserved.get("memory"))
+    cpus = reserved.get("cpus")
+    return (
+        None if cpus is None else fields.nano_cpus(cpus, "deploy.resources.reservations.cpus"),
+        None if memory is None else fields.memory_bytes(memory, "memory reservation"),
+    )

@@ -11,9 +11,7 @@ only reachable on the node treadle talks to: a run asked for one is placed on th
 
 from __future__ import annotations
 
-import contextlib
 import time
-from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 import docker.errors
@@ -21,14 +19,13 @@ import docker.errors
 from treadle.console import Console
 from treadle.errors import StageFailed
 from treadle.providers.base import JobRequest, JobRun, JobStatus
-from treadle.providers.engine import jobs
+from treadle.providers.engine import jobs, resources, spec
 from treadle.providers.engine.connection import translated, where
-from treadle.providers.swarm.services import job_spec, update
+from treadle.providers.swarm.services import job_spec, update, with_ids
 from treadle.waiting import pause, poll_intervals
 
 if TYPE_CHECKING:
     from treadle.providers.engine.connection import Engine
-    from treadle.waiting import Wakeup
 
 # Task states of a job run that has ended; the task's exit code is only known for those
 # whose container ran.
@@ -47,18 +44,16 @@ class ServiceJobs:
     console: Console
     node_id: str
 
-    def watch_job(self, run: JobRun) -> AbstractContextManager[Wakeup | None]:
-        return contextlib.nullcontext()
-
     def job_definition(self, job: JobRequest) -> dict[str, Any]:
-        return job_spec(jobs.plan(job), self.node_id if job.output_file else None)
+        return job_spec(jobs.plan(job, spec.SWARM), self.node_id if job.output_file else None)
 
     def start_job(self, definition: dict[str, Any]) -> JobRun:
         labels = definition["Labels"]
         run = JobRun(labels[jobs.LABEL_JOB], labels[jobs.LABEL_JOB_RUN])
         with translated(f"starting run {run.run_id} of job {run.job_id}"):
+            ids = resources.ensure(self.api, definition.get("declared") or {}, labels, swarm=True)
             self.api.create_service(
-                definition["TaskTemplate"],
+                with_ids(definition["TaskTemplate"], ids),
                 name=definition["Name"],
                 labels=labels,
                 mode=definition["Mode"],

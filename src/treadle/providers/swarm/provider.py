@@ -10,7 +10,7 @@ treadle.providers.swarm.jobs; the cluster lease: treadle.providers.swarm.leases.
 
 from __future__ import annotations
 
-import contextlib
+import functools
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -28,26 +28,38 @@ from treadle.errors import (
 )
 from treadle.naming import Cluster
 from treadle.providers.base import (
+    EVENTS,
+    JOB_EVENTS,
     JOBS,
     TERMINATE,
     Health,
     Instance,
+    JobRun,
     NewServerGroup,
     Records,
     ServerGroup,
     merged,
 )
-from treadle.providers.engine import spec
+from treadle.providers.engine import resources, spec
 from treadle.providers.engine.connection import connect, stable, translated, where
+from treadle.providers.engine.events import SwarmEvents, group_key
 from treadle.providers.swarm.jobs import ServiceJobs
 from treadle.providers.swarm.leases import ServiceLeases
-from treadle.providers.swarm.services import labels_of, replicas, service_spec, update
-from treadle.waiting import Deadline, Wakeup
+from treadle.providers.swarm.services import (
+    labels_of,
+    replicas,
+    service_spec,
+    update,
+    with_ids,
+)
+from treadle.waiting import Deadline, Wakeup, wait_for
 
 __all__ = ["SwarmProvider"]
 
 # A task is "starting" until its container passes its health check, then "running".
 STARTED = ("starting", "running")
+# Task states whose container has stopped, or never started.
+ENDED = ("complete", "failed", "shutdown", "rejected", "orphaned", "remove")
 FAILED = ("failed", "rejected")
 # UpdateStatus states of an update that has not finished.
 UPDATING = ("updating", "paused", "rollback_started", "rollback_paused")
@@ -55,10 +67,16 @@ UPDATING = ("updating", "paused", "rollback_started", "rollback_paused")
 UPDATE_ATTEMPTS = 3
 
 
+def stopping(left: int) -> str:
+    if not left:
+        return "its containers are gone"
+    return f"{left} container{'s' if left > 1 else ''} stopping"
+
+
 class SwarmProvider(ServiceJobs, ServiceLeases):
     name = "swarm"
     default_region = spec.DEFAULT_REGION
-    capabilities = frozenset({JOBS, TERMINATE})
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE})
 
     def __init__(
         self,
@@ -83,17 +101,27 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
         # The node treadle talks to: the only one whose containers it can copy files from.
         self.node_id: str = swarm.get("NodeID") or ""
         self.console = console
+        self.deadline = deadline
         self._node_addresses: dict[str, str] = {}
 
     def close(self) -> None:
+        if "events" in self.__dict__:
+            self.events.close()
         self.api.close()
+
+    @functools.cached_property
+    def events(self) -> SwarmEvents:
+        """The manager's events, followed from the first wait on."""
+        return SwarmEvents(self.console)
 
     def check_region(self, region: str) -> str:
         return spec.check_region(region)
 
     def watch(self, group: ServerGroup) -> AbstractContextManager[Wakeup | None]:
-        # A manager's events tell of services, not of the tasks running them.
-        return contextlib.nullcontext()
+        return self.events.watching(group_key(group.region, group.name))
+
+    def watch_job(self, run: JobRun) -> AbstractContextManager[Wakeup | None]:
+        return self.events.watching(run.run_id)
 
     # --- reading ------------------------------------------------------------------------
 
@@ -206,7 +234,7 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
     # --- writing ------------------------------------------------------------------------
 
     def definition(self, new: NewServerGroup) -> dict[str, Any]:
-        workload = spec.parse(new.spec, new.image)
+        workload = spec.parse(new.spec, new.image, spec.SWARM)
         return service_spec(
             workload,
             spec.new_resource_name(new.region, new.name.name),
@@ -217,9 +245,11 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
     def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
         name = definition["Labels"][spec.LABEL_SERVER_GROUP]
         with translated(f"creating {name} in {region}"):
+            declared = definition.get("declared") or {}
+            ids = resources.ensure(self.api, declared, definition["Labels"], swarm=True)
             try:
                 self.api.create_service(
-                    definition["TaskTemplate"],
+                    with_ids(definition["TaskTemplate"], ids),
                     name=definition["Name"],
                     labels=definition["Labels"],
                     mode=definition["Mode"],
@@ -292,8 +322,33 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
                 self.api.kill(container)
 
     def destroy(self, group: ServerGroup) -> None:
+        """Remove the service, then wait (within the stage's deadline) until its tasks'
+        containers are gone: Swarm removes a service at once and stops its containers
+        afterwards, each within its stop_grace_period."""
         with translated(f"destroying {group.name}"):
             try:
                 self.api.remove_service(group.id or spec.resource_name(group.region, group.name))
             except docker.errors.NotFound:
                 pass
+        with self.watch(group) as wakeup:
+            wait_for(
+                lambda: self._remaining(group),
+                lambda left: left == 0,
+                deadline=self.deadline,
+                describe=stopping,
+                what=group.name,
+                log=self.console.info,
+                wakeup=wakeup,
+            )
+
+    def _remaining(self, group: ServerGroup) -> int:
+        """The tasks of a removed service whose containers have not stopped yet (the
+        swarm lists a removed service's tasks by their labels until they have), and its
+        containers still running on this node."""
+        labels = spec.region_filter(group.region, group.name)
+        with translated(f"reading what is left of {group.name}"):
+            tasks = self.api.tasks(filters=labels)
+            running = self.api.containers(filters=labels)
+        stopping = {t["ID"] for t in tasks if t["Status"]["State"] not in ENDED}
+        here = {c["Labels"].get("com.docker.swarm.task.id") for c in running}
+        return len(stopping | here)
