@@ -21,6 +21,7 @@ from treadle.providers.base import (
     JobRequest,
     JobRun,
     JobStatus,
+    LogStream,
 )
 from treadle.stages import job_outputs
 from treadle.stages.runtime import Runtime
@@ -28,6 +29,7 @@ from treadle.waiting import SAFETY_NET_POLL, Wakeup, pause, poll_intervals, shie
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LOG_TAIL_LINES = 20
+STREAMS: tuple[LogStream, ...] = ("stdout", "stderr")
 # How often a job's log is read while news of its run comes as it happens.
 LOG_FIRST, LOG_MAX = 1.0, 5.0
 
@@ -184,22 +186,42 @@ def stop_at_deadline(
 
 
 class LogFollower:
-    """Reads the job's stdout as it grows and echoes each new line to stderr."""
+    """Reads the job's stdout and stderr as they grow and echoes each new line to stderr,
+    the streams told apart (`| ` and `! `); outputs are read from stdout alone. Each look
+    shows what is new in stdout, then what is new in stderr: the engines and Mesos keep
+    them apart, so lines of the two are not interleaved to the moment."""
 
     def __init__(self, rt: Runtime, provider: JobProvider, run: JobRun) -> None:
         self.rt, self.provider, self.run = rt, provider, run
-        self.text = ""
-        self.offset = 0
-        self._partial = ""
+        self.streams = {name: _Stream() for name in STREAMS}
+
+    @property
+    def text(self) -> str:
+        """The whole stdout so far."""
+        return self.streams["stdout"].text
 
     def read(self, final: bool = False) -> None:
-        chunk, self.offset = self.provider.job_log(self.run, self.offset)
-        self.text += chunk
-        lines = (self._partial + chunk).split("\n")
-        self._partial = "" if final else lines.pop()
-        # The job's own words: they must not drive the CI system's log (treadle.ci).
-        self.rt.console.untrusted([f"| {line}" for line in lines if line or not final])
+        for name, stream in self.streams.items():
+            chunk, stream.offset = self.provider.job_log(self.run, stream.offset, name)
+            stream.text += chunk
+            lines = (stream.partial + chunk).split("\n")
+            stream.partial = "" if final else lines.pop()
+            # The job's own words: they must not drive the CI system's log (treadle.ci).
+            self.rt.console.untrusted([line for line in lines if line or not final], stream=name)
 
     def tail(self) -> str:
-        lines = self.text.rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
-        return ("\nlast lines of its log:\n" + "\n".join(lines)) if lines else ""
+        """The last lines of each stream that has any, for a failure's message."""
+        parts = []
+        for name, stream in self.streams.items():
+            lines = stream.text.rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
+            if lines:
+                parts.append(f"\nlast lines of its {name}:\n" + "\n".join(lines))
+        return "".join(parts)
+
+
+@dataclass
+class _Stream:
+    text: str = ""
+    offset: int = 0
+    # A line not ended yet, printed once it is (or at the end).
+    partial: str = ""
