@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
-from treadle import __version__
+from treadle import __version__, tracing
 from treadle.errors import Cancelled, InputError, StageFailed, Timeout, TreadleError
 from treadle.providers.base import (
     JOB_EVENTS,
@@ -95,8 +95,13 @@ def run_job(rt: Runtime, request: Request) -> dict[str, object]:
         return fields
     log = LogFollower(rt, provider, run)
     try:
-        with rt.console.section(f"run {run.run_id} of job {run.job_id}: its log"):
-            status = follow(rt, provider, run, log)
+        with (
+            rt.console.section(f"run {run.run_id} of job {run.job_id}: its log"),
+            tracing.span(
+                "wait job run", {"treadle.wait.for": f"run {run.run_id} of job {run.job_id}"}
+            ) as span,
+        ):
+            status = follow(rt, provider, run, log, span)
         fields.update(job_status=status.state, exit_code=status.exit_code)
         outputs = job_outputs.from_log(log.text)
         if request.output_file and status.succeeded:
@@ -121,7 +126,13 @@ def run_job(rt: Runtime, request: Request) -> dict[str, object]:
     return fields
 
 
-def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) -> JobStatus:
+def follow(
+    rt: Runtime,
+    provider: JobProvider,
+    run: JobRun,
+    log: LogFollower,
+    span: tracing.Span = tracing.NOOP,
+) -> JobStatus:
     """Stream the log until the run ends; stop it at the deadline.
 
     Without news of the run, its state and log are polled together, from 0.1 s backing
@@ -130,7 +141,7 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
     (every 10 s on Mesos, 2 s on Docker) in case some got lost, and the log at its own pace, from LOG_FIRST backing off to
     LOG_MAX: a job's output reaches the CI log a little later, for far fewer requests.
     """
-    last_state = ""
+    last_state, looks = "", 0
     polls, log_pace = poll_intervals(), poll_intervals(LOG_FIRST, LOG_MAX)
     with watching_job(rt, provider, run) as news:
         looked = next_log = time.monotonic()
@@ -147,7 +158,7 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
             now, live = time.monotonic(), news is not None and news.live
             safety_net = news.safety_net if news is not None else SAFETY_NET_POLL
             if woken or not live or rt.deadline.expired() or now - looked >= safety_net:
-                looked = now
+                looked, looks = now, looks + 1
                 status = provider.job_status(run)
                 if status.finished:
                     log.read(final=True)
@@ -155,6 +166,14 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
                     rt.console.info(f"run {run.run_id}: {status.state}")
                     last_state = status.state
                 if status.finished:
+                    span.set(
+                        {
+                            "treadle.wait.looks": looks,
+                            "treadle.wait.woke_by": "event" if woken else "poll",
+                            "treadle.wait.events_live": live,
+                            "treadle.wait.state": status.state,
+                        }
+                    )
                     return status
                 if rt.deadline.expired():
                     stop_at_deadline(rt, provider, run, log, status)

@@ -100,7 +100,7 @@ class Runtime:
 
     def for_region(self, region: str) -> Runtime:
         """The same runtime with log lines prefixed by the region, for concurrent work."""
-        return replace(self, console=self.console.child(f"[{region}] "))
+        return replace(self, console=self.console.child(f"[{region}] ", region=region))
 
     def plan(self, line: str) -> None:
         self.planned.append(line)
@@ -111,6 +111,8 @@ class Runtime:
         held until the stage ends. A dry run changes nothing and takes none."""
         if self.dry_run:
             return
+        from treadle import tracing
         from treadle.stages.lease import leases_of
 
-        leases_of(self).take(region, cluster)
+        with tracing.span("wait lease", {"treadle.wait.for": f"{cluster} in {region}"}):
+            leases_of(self).take(region, cluster)
