@@ -55,6 +55,7 @@ class Receiver:
     def __init__(self, *, hang: bool = False) -> None:
         self.requests: list[ExportTraceServiceRequest] = []
         self.paths: list[str] = []
+        self.headers: list[dict[str, str]] = []
         self.release = threading.Event()
         receiver = self
 
@@ -62,6 +63,7 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 receiver.paths.append(self.path)
+                receiver.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if hang:
                     receiver.release.wait(30)
                     return

@@ -349,3 +349,29 @@ def test_a_collector_that_is_not_there_is_one_warning_and_no_failure() -> None:
         f"warning: the trace was not sent to {closed}"
     )
     assert took < 5
+
+
+def test_the_otlp_headers_reach_the_collector_and_are_masked(receiver: Receiver) -> None:
+    key = "k3y-4b9e-for-the-backend"
+    with MarathonEmulator(**FAST) as emu:
+        outcome = treadle(
+            "deploy",
+            "--app",
+            "web",
+            "--image",
+            f"web:{key}",
+            "--marathon-url",
+            emu.url,
+            env={
+                **traced(receiver),
+                "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={key},x-env=prod",
+                "GITHUB_ACTIONS": "true",
+            },
+        )
+    assert outcome.code == 0, outcome
+    assert receiver.headers and all(h["x-api-key"] == key for h in receiver.headers)
+    lines = outcome.stderr.splitlines()
+    assert f"::add-mask::{key}" in lines, "GitHub is told to hide it"
+    assert key not in "\n".join(line for line in lines if not line.startswith("::add-mask::"))
+    assert key not in everything(receiver.spans())
+    assert "::add-mask::prod" not in lines, "a plain value stays plain"

@@ -17,7 +17,9 @@ in a span.
 from __future__ import annotations
 
 import logging
+import re
 import threading
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +31,11 @@ ENDPOINTS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"
 FLUSH_SECONDS = 1.0
 # An attribute's text is cut here (an error message quoting a long answer).
 MAX_TEXT = 1000
+
+# An OTLP header is masked when its name says it holds a credential, or its value is
+# this long (a key); `x-env=prod` is not, lest every `prod` in the log become `***`.
+_CREDENTIAL = re.compile(r"auth|key|token|secret|pass|team|credential|signature", re.IGNORECASE)
+LONG_HEADER = 16
 
 Attributes = Mapping[str, object]
 
@@ -98,6 +105,13 @@ def begin(stage: str, environ: Mapping[str, str], console: Console) -> None:
             "does not send; it sends OTLP over HTTP (http/protobuf)"
         )
         return
+    for variable in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
+        # `name=value,...`: a backend's API key travels there (`x-honeycomb-team=KEY`).
+        for pair in environ.get(variable, "").split(","):
+            name, _, value = pair.partition("=")
+            value = urllib.parse.unquote(value).strip()
+            if _CREDENTIAL.search(name) or len(value) >= LONG_HEADER:
+                console.mask(value)
     try:
         _tracing = _Tracing(stage, environ, console)
     except ImportError as e:
