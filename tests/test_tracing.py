@@ -375,3 +375,23 @@ def test_the_otlp_headers_reach_the_collector_and_are_masked(receiver: Receiver)
     assert key not in "\n".join(line for line in lines if not line.startswith("::add-mask::"))
     assert key not in everything(receiver.spans())
     assert "::add-mask::prod" not in lines, "a plain value stays plain"
+
+
+def test_grpc_is_not_spoken_and_says_so(receiver: Receiver) -> None:
+    with MarathonEmulator(**FAST) as emu:
+        outcome = treadle(
+            "deploy",
+            "--app",
+            "web",
+            "--image",
+            "web:1",
+            "--marathon-url",
+            emu.url,
+            env=traced(receiver, OTEL_EXPORTER_OTLP_PROTOCOL="grpc"),
+        )
+    assert outcome.code == 0, outcome
+    assert [line for line in outcome.stderr.splitlines() if line.startswith("warning:")] == [
+        "warning: tracing is off: OTEL_EXPORTER_OTLP_PROTOCOL=grpc asks for what treadle does "
+        "not send; it sends OTLP over HTTP (http/protobuf)"
+    ]
+    assert receiver.requests == []

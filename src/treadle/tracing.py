@@ -96,15 +96,14 @@ def begin(stage: str, environ: Mapping[str, str], console: Console) -> None:
         end({}, bound=0)
     if not requested(environ):
         return
-    protocol = environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "")
-    )
-    if protocol.strip() not in ("", "http/protobuf"):
-        console.warn(
-            f"tracing is off: OTEL_EXPORTER_OTLP_PROTOCOL={protocol} asks for what treadle "
-            "does not send; it sends OTLP over HTTP (http/protobuf)"
-        )
-        return
+    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = environ.get(variable, "").strip()
+        if protocol not in ("", "http/protobuf"):
+            console.warn(
+                f"tracing is off: {variable}={protocol} asks for what treadle does not send; "
+                "it sends OTLP over HTTP (http/protobuf)"
+            )
+            return
     for variable in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
         # `name=value,...`: a backend's API key travels there (`x-honeycomb-team=KEY`).
         for pair in environ.get(variable, "").split(","):
@@ -112,13 +111,16 @@ def begin(stage: str, environ: Mapping[str, str], console: Console) -> None:
             value = urllib.parse.unquote(value).strip()
             if _CREDENTIAL.search(name) or len(value) >= LONG_HEADER:
                 console.mask(value)
+    variable = next(name for name in ENDPOINTS if environ.get(name))
     try:
         _tracing = _Tracing(stage, environ, console)
     except ImportError as e:
         console.warn(
-            f"tracing is off: {ENDPOINTS[1]} is set but the OpenTelemetry SDK is missing "
+            f"tracing is off: {variable} is set but the OpenTelemetry SDK is missing "
             f"({e.name or e}): pip install 'treadle[otel]'"
         )
+    except Exception as e:  # noqa: BLE001 (a bad OTEL_* value must not fail the stage)
+        console.warn(f"tracing is off: the OpenTelemetry SDK refused its settings ({e})")
 
 
 def end(attributes: Attributes, *, failed: str | None = None, bound: float = FLUSH_SECONDS) -> None:
