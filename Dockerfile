@@ -13,7 +13,7 @@ COPY pyproject.toml ./
 COPY src/treadle/__init__.py src/treadle/
 RUN python3 -m venv /opt/treadle \
  && touch README.md \
- && /opt/treadle/bin/pip install --quiet '.[dcos]'
+ && /opt/treadle/bin/pip install --quiet '.[dcos,otel]'
 # Then treadle itself (.dockerignore lets in only pyproject.toml, README.md and src/).
 # pip and setuptools only install things: the final image has no use for them.
 COPY . ./

@@ -10,6 +10,8 @@ fresh process per stage.
 - start-up: `treadle --version` and `treadle deploy --help` against `python -c pass`.
 - CPU: a deploy's own CPU time (whole process) against a plain httpx script sending the
   same Marathon requests (benchmarks/plain_deploy.py), from the same interpreter.
+- tracing: a deploy sending its trace over OTLP/HTTP (to a receiver in this process)
+  against the same deploy untraced: CPU and wall time of the whole process.
 - the cluster lease: its requests and time where nobody else holds it, on each provider.
 - stage overhead: deploy, resize and run-job, from the moment the emulator's deployment
   (or job run) finished to the moment treadle exited, with the requests each stage sent
@@ -95,13 +97,17 @@ def clean_env() -> dict[str, str]:
     return {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("TREADLE_", "DCOS_", "GITHUB_", "GITLAB_"))
+        if not k.startswith(("TREADLE_", "DCOS_", "GITHUB_", "GITLAB_", "OTEL_", "TRACEPARENT"))
     }
 
 
-def run(command: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run(
+    command: list[str], env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=clean_env())
+    done = subprocess.run(
+        command, capture_output=True, text=True, env={**clean_env(), **(env or {})}
+    )
     took = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -118,17 +124,20 @@ def seconds(value: float) -> str:
 def treadle_python(given: str | None) -> tuple[str, str]:
     """The interpreter to run treadle with, and how to say which it is. By default a
     virtualenv holding treadle (installed editable, from this tree, with its providers'
-    extras) and its own dependencies only, made on first use: what `pip install
-    'treadle[dcos]'` gives, without whatever else the machine's Python has (on
+    extras and tracing's) and its own dependencies only, made on first use: what `pip
+    install 'treadle[dcos,otel]'` gives, without whatever else the machine's Python has (on
     some machines httpx then loads trio, click, pygments: 0.1-0.2 s more per start)."""
     if given:
         return given, given
     python = VENV / "bin" / "python"
-    ready = python.exists() and subprocess.run([python, "-c", "import docker"]).returncode == 0
+    ready = (
+        python.exists()
+        and subprocess.run([python, "-c", "import docker, opentelemetry.sdk"]).returncode == 0
+    )
     if not ready:
         progress(f"making {VENV.relative_to(ROOT)} (once): treadle and its dependencies only")
         made = subprocess.run(
-            f"{sys.executable} -m venv {VENV} && {python} -m pip install -q -e '{ROOT}[dcos]'",
+            f"{sys.executable} -m venv {VENV} && {python} -m pip install -q -e '{ROOT}[dcos,otel]'",
             shell=True,
             capture_output=True,
             text=True,
@@ -175,14 +184,19 @@ def start_up(runs: int) -> None:
 # -- CPU: treadle against a plain script making the same requests ----------------------
 
 
-def cpu_seconds(command: list[str]) -> float:
+def cpu_seconds(command: list[str], env: dict[str, str] | None = None) -> float:
     """User and system CPU of one run of `command` (waiting costs none)."""
+    return cpu_and_wall(command, env)[0]
+
+
+def cpu_and_wall(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """User and system CPU, and wall time, of one run of `command`."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    run(command)
+    wall, _ = run(command, env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), wall
 
 
 def cpu(runs: int) -> None:
@@ -213,6 +227,46 @@ def cpu(runs: int) -> None:
             seconds(ours),
             f"{ours / base:.2f}x",
             f"<= 1.2x: {'met' if ours <= 1.2 * base else 'MISSED'}",
+        ),
+    ]
+
+
+# -- tracing: a deploy sending its trace against the same deploy untraced --------------
+
+
+def tracing(runs: int) -> None:
+    """A deploy with OTEL_EXPORTER_OTLP_ENDPOINT set (its trace sent to a receiver in this
+    process, tests/otlp.py) against the same deploy without, alternately: the whole
+    process's CPU and wall time; the difference is the SDK's import, the spans and the
+    export at the end."""
+    from otlp import Receiver
+
+    table = section(
+        f"tracing: one deploy (median of {runs} runs, alternating)",
+        "CPU",
+        "wall",
+        "spans sent",
+        "cost of tracing (CPU, wall)",
+    )
+    deploy = [*TREADLE, "deploy", "--app", "web", "--image", "web:1", "--instances", "3"]
+    off: list[tuple[float, float]] = []
+    on: list[tuple[float, float]] = []
+    with MarathonEmulator(**FAST) as emu, Receiver() as receiver:
+        args = [*deploy, "--marathon-url", emu.url]
+        for _ in range(runs):
+            off.append(cpu_and_wall(args))
+            on.append(cpu_and_wall(args, {"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}))
+        spans = len(receiver.spans()) / runs
+    cpu_off, wall_off = (statistics.median(x) for x in zip(*off, strict=True))
+    cpu_on, wall_on = (statistics.median(x) for x in zip(*on, strict=True))
+    table.rows += [
+        ("tracing off", seconds(cpu_off), seconds(wall_off), "-", ""),
+        (
+            "traced (OTLP/HTTP to 127.0.0.1)",
+            seconds(cpu_on),
+            seconds(wall_on),
+            f"{spans:g}",
+            f"+{seconds(cpu_on - cpu_off)}, +{seconds(wall_on - wall_off)}",
         ),
     ]
 
@@ -412,7 +466,8 @@ def run_job_args(emu: HttpEmulator) -> list[str]:
 
 
 def run_job(name: str, start: Callable[[], HttpEmulator]) -> Scenario:
-    return Scenario(name, start, run_job_args, run_end, job_look, per_look=2)
+    # Each look by 1 s polling: the run's state, its stdout and its stderr.
+    return Scenario(name, start, run_job_args, run_end, job_look, per_look=3)
 
 
 STAGES = [
@@ -781,6 +836,7 @@ def print_table() -> None:
 SECTIONS = (
     "start-up",
     "cpu",
+    "tracing",
     "lease",
     "overhead",
     "longer",
@@ -822,6 +878,8 @@ def main() -> None:
             start_up(runs)
         if "cpu" in only:
             cpu(runs + 5)
+        if "tracing" in only:
+            tracing(runs)
         if "lease" in only:
             lease_cost(runs * 2)
         overhead_runs = max(3, runs // 2)

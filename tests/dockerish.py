@@ -223,14 +223,15 @@ class EngineJobs(JobContract):
         job_id: str,
         *,
         stdout: str = "",
+        stderr: str = "",
         seconds: float = 0,
         files: Mapping[str, str] | None = None,
         exit_code: int = 0,
     ) -> list[str]:
         # What the job prints and writes reaches it through its environment: no text can
         # break the script's quoting.
-        env = {"STDOUT": stdout}
-        script = ['printf %s "$STDOUT"']
+        env = {"STDOUT": stdout, "STDERR": stderr}
+        script = ['printf %s "$STDOUT"', 'printf %s "$STDERR" >&2']
         if seconds:
             script.append(f"sleep {seconds:g}")
         for i, (path, text) in enumerate((files or {}).items()):

@@ -16,7 +16,17 @@ from unittest import mock
 from treadle.cli import main
 
 # Variables from the machine running the tests must not steer the stage under test.
-_FOREIGN = ("TREADLE_", "DCOS_", "GITHUB_", "GITLAB_", "CI_", "DOCKER_HOST")
+_FOREIGN = (
+    "TREADLE_",
+    "DCOS_",
+    "GITHUB_",
+    "GITLAB_",
+    "CI_",
+    "DOCKER_HOST",
+    "OTEL_",
+    "TRACEPARENT",
+    "TRACESTATE",
+)
 
 
 @dataclass

@@ -420,3 +420,39 @@ def test_a_urls_credential_is_masked_everywhere_and_in_the_result_tree() -> None
     assert (
         lines(stream)[-1] == "GET http://***@marathon.example:8080/v2/apps sent Authorization: ***"
     )
+
+
+def test_json_lines_keep_githubs_masks_and_leave_out_its_other_markup() -> None:
+    stream = io.StringIO()
+    out = Console(stream, log=GitHubLog(), json=True, stage="deploy").child("[/a] ", region="/a")
+    out.mask(SECRET)
+    with out.section("waiting for web-v001"):
+        out.info("web-v001: 1/2 healthy", instances=2)
+        out.untrusted(["::set-output name=x::1", f"uses {SECRET}"], stream="stderr")
+    out.warn("slow ##[warning]")
+    out.error("web-v001 failed\nlast lines")
+    raw = lines(stream)
+    assert raw[0] == f"::add-mask::{SECRET}"
+    records = [json.loads(line) for line in raw[1:]]
+    assert [(r["level"], r["message"], r["fields"]) for r in records] == [
+        (
+            "info",
+            "web-v001: 1/2 healthy",
+            {"section": "[/a] waiting for web-v001", "region": "/a", "instances": 2},
+        ),
+        (
+            "info",
+            "::set-output name=x::1",
+            {"section": "[/a] waiting for web-v001", "region": "/a", "stream": "stderr"},
+        ),
+        (
+            "info",
+            "uses ***",
+            {"section": "[/a] waiting for web-v001", "region": "/a", "stream": "stderr"},
+        ),
+        ("warning", "slow ##[warning]", {"region": "/a"}),
+        ("error", "web-v001 failed\nlast lines", {"region": "/a"}),
+    ]
+    assert all(r["stage"] == "deploy" for r in records)
+    # Nothing the runner would obey: each line is one JSON object, `##[` written escaped.
+    assert all(line.startswith("{") and "##[" not in line for line in raw[1:])

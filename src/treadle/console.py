@@ -6,7 +6,14 @@ quotes from elsewhere.
 
 Secrets are masked in every form a server could echo them back in: as given, URL-encoded,
 JSON-escaped, and for an HTTP basic credential `user:password` in base64 (`Basic ...`).
-A URL's password is never printed, registered or not (`redact_url`)."""
+A URL's password is never printed, registered or not (`redact_url`).
+
+Two ways to print (--log-format): `text`, lines for people and the CI system's markup;
+`json`, one JSON object per line (time, level, stage, message, fields) for log shippers.
+In json mode the CI markup that only decorates is left out (sections become a `section`
+field, annotations a `level`), but a GitHub mask is still its own `::add-mask::` line:
+the runner hides a secret only when told so. With --verbose every HTTP exchange is
+logged too (`http_request`, `http_response`), its body cut at VERBOSE_BODY characters."""
 
 from __future__ import annotations
 
@@ -18,8 +25,9 @@ import re
 import sys
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from treadle.ci import PlainLog
@@ -28,6 +36,10 @@ from treadle.ci import PlainLog
 # shred the log and show the value to anyone who looks at where `***` appears.
 MIN_SECRET_LENGTH = 4
 MASK = "***"
+# How much of a request's or answer's body --verbose shows.
+VERBOSE_BODY = 500
+# How a job's two streams are told apart in the log.
+STREAM_MARKS = {"stdout": "| ", "stderr": "! "}
 
 
 @dataclass
@@ -43,24 +55,43 @@ class _Shared:
     secrets: list[str] = field(default_factory=list)
     section: str | None = None
     keys: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    verbose: bool = False
+    json: bool = False
+    stage: str = ""
+    # The open section's title, a field of every JSON line inside it.
+    section_title: str | None = None
 
 
 class Console:
     def __init__(
-        self, stream: TextIO | None = None, *, quiet: bool = False, log: PlainLog | None = None
+        self,
+        stream: TextIO | None = None,
+        *,
+        quiet: bool = False,
+        log: PlainLog | None = None,
+        verbose: bool = False,
+        json: bool = False,
+        stage: str = "",
     ) -> None:
         self._stream = stream
         self.quiet = quiet
         self.prefix = ""
-        self._shared = _Shared(log or PlainLog())
+        # What a JSON line's `fields` always hold (a concurrent region's name).
+        self.fields: dict[str, object] = {}
+        self._shared = _Shared(log or PlainLog(), verbose=verbose, json=json, stage=stage)
 
-    def child(self, prefix: str) -> Console:
+    def child(self, prefix: str, **fields: object) -> Console:
         """A console sharing this one's stream, lock, masks and section, with a line
-        prefix."""
+        prefix (in json mode: `fields` on every line instead)."""
         child = Console.__new__(Console)
         child.__dict__.update(self.__dict__)
         child.prefix = self.prefix + prefix
+        child.fields = {**self.fields, **fields}
         return child
+
+    @property
+    def verbose(self) -> bool:
+        return self._shared.verbose
 
     @property
     def stream(self) -> TextIO:
@@ -136,44 +167,130 @@ class Console:
     def _line(self, message: str) -> str:
         return self.redact(self.prefix + message)
 
-    def info(self, message: str) -> None:
-        if not self.quiet:
+    def _record(self, level: str, message: str, fields: Mapping[str, object]) -> str:
+        """One JSON log line, masked. `##[` is written `#\\u0023[`, the same JSON, so that
+        GitHub's runner reads no command in it (nothing else can start one: the line
+        starts with `{` and JSON escapes every control character)."""
+        shared = self._shared
+        section = {"section": shared.section_title} if shared.section_title else {}
+        record = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": level,
+            "stage": shared.stage,
+            "message": self.redact(message),
+            "fields": self.redact_tree({**section, **self.fields, **fields}),
+        }
+        return json.dumps(record).replace("##[", "#\\u0023[")
+
+    def info(self, message: str, **fields: object) -> None:
+        if self.quiet:
+            return
+        if self._shared.json:
+            self._emit(self._record("info", message, fields))
+        else:
             self._emit(self._shared.log.line(self._line(message)))
 
-    def untrusted(self, lines: list[str]) -> None:
-        """Lines someone else wrote (a job's log), redacted and made inert by the log
-        format, printed together: nothing of ours may fall between (on GitHub they sit in
-        a stretch where the runner obeys no command, a mask included)."""
+    def untrusted(self, lines: list[str], *, stream: str | None = None) -> None:
+        """Lines someone else wrote (a job's log; `stream` says which of its streams, marked
+        as STREAM_MARKS says), redacted and made inert by the log format, printed
+        together: nothing of ours may fall between (on GitHub they sit in a stretch where
+        the runner obeys no command, a mask included)."""
         if self.quiet or not lines:
             return
-        marked = self._shared.log.untrusted([self._line(line) for line in lines])
+        if self._shared.json:
+            fields = {"stream": stream} if stream else {}
+            text = "".join(f"{self._record('info', line, fields)}\n" for line in lines)
+        else:
+            mark = STREAM_MARKS.get(stream or "", "")
+            marked = self._shared.log.untrusted([self._line(mark + line) for line in lines])
+            text = "".join(f"{line}\n" for line in marked)
         with self._shared.lock:
-            self.stream.write("".join(f"{line}\n" for line in marked))
+            self.stream.write(text)
             self.stream.flush()
 
-    def warn(self, message: str) -> None:
-        self._emit(self._shared.log.warning(self._line(message)))
+    def warn(self, message: str, **fields: object) -> None:
+        if self._shared.json:
+            self._emit(self._record("warning", message, fields))
+        else:
+            self._emit(self._shared.log.warning(self._line(message)))
 
-    def error(self, message: str) -> None:
-        self._emit(self._shared.log.error(self._line(message)))
+    def error(self, message: str, **fields: object) -> None:
+        if self._shared.json:
+            self._emit(self._record("error", message, fields))
+        else:
+            self._emit(self._shared.log.error(self._line(message)))
 
     def raw(self, text: str) -> None:
         """A document the user asked for (a dry-run plan), printed as it is but redacted and
         made inert (a spec's string could hold `##[...]`)."""
+        if self._shared.json:
+            self._emit(self._record("info", text.rstrip("\n"), {}))
+            return
         with self._shared.lock:
             self.stream.write(self._shared.log.line(self.redact(text)))
             self.stream.flush()
 
+    def http_request(self, method: str, url: str, body: bytes | str | None = None) -> None:
+        """With --verbose: a request about to be sent (`> GET URL body`)."""
+        if not self._shared.verbose:
+            return
+        shown = shown_body(body)
+        if self._shared.json:
+            fields = {"http": "request", "method": method, "url": url, "body": shown or None}
+            self._emit(self._record("debug", f"{method} {url}", fields))
+        else:
+            self._emit(self._shared.log.line(self._line(f"> {method} {url} {shown}".rstrip())))
+
+    def http_response(
+        self,
+        method: str,
+        url: str,
+        status: int | None,
+        seconds: float,
+        body: bytes | str | None = None,
+        *,
+        content_type: str = "",
+        note: str = "",
+    ) -> None:
+        """With --verbose: its answer (`< 200 GET URL (12 ms) body`), or why none came
+        (`status` None, `note` the error); `note` also stands for a body not shown."""
+        if not self._shared.verbose:
+            return
+        shown = note or shown_body(body, content_type)
+        took = f"{seconds * 1000:.0f} ms"
+        if self._shared.json:
+            fields = {
+                "http": "response",
+                "method": method,
+                "url": url,
+                "status": status,
+                "seconds": round(seconds, 4),
+                "body": shown or None,
+            }
+            self._emit(self._record("debug", f"{method} {url} -> {status or 'no answer'}", fields))
+        else:
+            line = f"< {status or 'no answer'} {method} {url} ({took}) {shown}".rstrip()
+            self._emit(self._shared.log.line(self._line(line)))
+
     @contextlib.contextmanager
     def section(self, title: str) -> Iterator[None]:
-        """Fold the lines logged inside (a long wait) under `title` where the CI log can.
-        Inside an open section, or when quiet, it adds nothing."""
+        """Fold the lines logged inside (a long wait) under `title` where the CI log can
+        (in json mode: `section` is a field of each). Inside an open section, or when
+        quiet, it adds nothing."""
         shared = self._shared
         with shared.lock:
             key = None if self.quiet or shared.section else f"treadle_{next(shared.keys)}"
             shared.section = shared.section or key
         if key is None:
             yield
+            return
+        if shared.json:
+            shared.section_title = self.redact(self.prefix + title)
+            try:
+                yield
+            finally:
+                with shared.lock:
+                    shared.section = shared.section_title = None
             return
         start = shared.log.open_section(key, self._line(title))
         if start is not None:
@@ -186,6 +303,27 @@ class Console:
                 self._emit(end)
             with shared.lock:
                 shared.section = None
+
+
+def shown_body(body: bytes | str | None, content_type: str = "") -> str:
+    """A body as --verbose shows it: text on one line, cut at VERBOSE_BODY characters;
+    anything else by its size and type."""
+    if not body:
+        return ""
+    if isinstance(body, bytes):
+        textual = any(kind in content_type for kind in ("json", "text", "xml", "form"))
+        try:
+            if not textual and content_type:
+                raise UnicodeDecodeError("utf-8", body, 0, 1, "not text")
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"({len(body)} bytes{', ' + content_type if content_type else ''})"
+    else:
+        text = body
+    text = text.strip().replace("\r", "\\r").replace("\n", "\\n")
+    if len(text) <= VERBOSE_BODY:
+        return text
+    return f"{text[:VERBOSE_BODY]}... ({len(text)} characters)"
 
 
 def encoded_forms(secret: str) -> list[str]:

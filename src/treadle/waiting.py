@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+from treadle import tracing
 from treadle.errors import Cancelled, Timeout, TreadleError
 
 T = TypeVar("T")
@@ -268,23 +269,44 @@ def wait_for(
     what: str,
     log: Callable[[str], None],
     wakeup: Wakeup | None = None,
+    goal: str = "done",
 ) -> T:
     """Call `check` until `done` says yes, logging each new state as `what: state`; raise
     Timeout at the deadline with the last state in the message. `wakeup`: the provider's
-    news, which ends a pause early."""
-    last_line, last_logged = "", 0.0
-    for interval in poll_intervals():
-        state = check()
-        line = f"{what}: {describe(state)}"
-        now = time.monotonic()
-        if line != last_line or now - last_logged >= PROGRESS_EVERY:
-            log(line)
-            last_line, last_logged = line, now
-        if done(state):
-            return state
-        if deadline.expired():
-            raise Timeout(f"{what}: not done after {deadline.seconds:g}s ({describe(state)})")
-        if wakeup is not None and wakeup.live:
-            interval = wakeup.safety_net
-        pause(min(interval, max(0.05, deadline.remaining())), wakeup)
-    raise AssertionError("unreachable")
+    news, which ends a pause early. Traced as a span `wait <goal>`: how many looks it
+    took, and what woke the last one (the provider's news, or the poll's timer)."""
+    with tracing.span(f"wait {goal}", {"treadle.wait.for": what}) as span:
+        looks, woken_by_news, woke = 0, 0, "none"
+        state: T | None = None
+        try:
+            last_line, last_logged = "", 0.0
+            for interval in poll_intervals():
+                state = check()
+                looks += 1
+                line = f"{what}: {describe(state)}"
+                now = time.monotonic()
+                if line != last_line or now - last_logged >= PROGRESS_EVERY:
+                    log(line)
+                    last_line, last_logged = line, now
+                if done(state):
+                    return state
+                if deadline.expired():
+                    raise Timeout(
+                        f"{what}: not done after {deadline.seconds:g}s ({describe(state)})"
+                    )
+                if wakeup is not None and wakeup.live:
+                    interval = wakeup.safety_net
+                news = pause(min(interval, max(0.05, deadline.remaining())), wakeup)
+                woken_by_news += news
+                woke = "event" if news else "poll"
+            raise AssertionError("unreachable")
+        finally:
+            span.set(
+                {
+                    "treadle.wait.looks": looks,
+                    "treadle.wait.woke_by": woke,
+                    "treadle.wait.events": woken_by_news,
+                    "treadle.wait.events_live": wakeup is not None and wakeup.live,
+                    "treadle.wait.state": None if state is None else describe(state),
+                }
+            )

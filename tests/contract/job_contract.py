@@ -38,13 +38,14 @@ class JobContract:
         job_id: str,
         *,
         stdout: str = "",
+        stderr: str = "",
         seconds: float = 0,
         files: Mapping[str, str] | None = None,
         exit_code: int = 0,
     ) -> list[str]:
-        """run-job options (besides --job-id) for a job that prints `stdout`, then takes
-        `seconds`, then writes `files` (path relative to its working directory -> text) and
-        exits with `exit_code`."""
+        """run-job options (besides --job-id) for a job that prints `stdout`, then `stderr`
+        to its standard error, then takes `seconds`, then writes `files` (path relative to
+        its working directory -> text) and exits with `exit_code`."""
         raise NotImplementedError
 
     def leftovers(self, provider: Any, job_id: str) -> list[str]:
@@ -158,6 +159,30 @@ class JobContract:
         assert message.endswith("migration 29\nerror: table locked")
         assert "migration 9\n" not in message, "only the tail of the log"
         assert "Traceback" not in outcome.stderr
+        self.assert_nothing_left(provider, job_id)
+
+    def test_its_stderr_streams_apart_and_a_failure_quotes_both_streams(
+        self, connection_args, provider, job_id
+    ) -> None:
+        stdout = "migrating\nTREADLE_OUTPUT step=3\n"
+        stderr = "TREADLE_OUTPUT ignored=yes\nwarning: slow\nerror: table locked\n"
+        outcome = self.run_job(
+            connection_args,
+            job_id,
+            *self.job_args(job_id, stdout=stdout, stderr=stderr, exit_code=2),
+        )
+        assert outcome.code == 1, outcome
+        lines = outcome.stderr.splitlines()
+        assert [line[2:] for line in lines if line.startswith("| ")] == stdout.splitlines()
+        assert [line[2:] for line in lines if line.startswith("! ")] == stderr.splitlines()
+        result = outcome.result
+        assert result is not None and result["exit_code"] == 2
+        assert result["outputs"] == {"step": "3"}, "outputs come from stdout alone"
+        assert result["error"]["message"].endswith(
+            "\nlast lines of its stdout:\nmigrating\nTREADLE_OUTPUT step=3"
+            "\nlast lines of its stderr:\nTREADLE_OUTPUT ignored=yes\nwarning: slow"
+            "\nerror: table locked"
+        )
         self.assert_nothing_left(provider, job_id)
 
     def test_a_job_still_running_at_the_timeout_is_stopped(

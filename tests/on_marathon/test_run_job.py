@@ -128,14 +128,17 @@ def test_a_log_that_fits_one_read_costs_one_read_per_look(metronome: MetronomeEm
     metronome.script("ci.steps", stdout="".join(f"step {n}\n" for n in range(20)), seconds=0.6)
     outcome = run_job(metronome, "--job-id", "ci.steps", "--cmd", "./steps.sh")
     assert outcome.code == 0, outcome
-    reads = [
-        r
-        for r in metronome.requests
-        if r.path.endswith("/files/read") and r.param("offset") != "-1"
-    ]
     looks = [r for r in metronome.requests if r.method == "GET" and "/runs/" in r.path]
-    assert reads and all(r.param("length") == "65536" for r in reads)
-    assert len(reads) <= len(looks) + 1, "the log was read again to find its end"
+    for stream in ("stdout", "stderr"):
+        reads = [
+            r
+            for r in metronome.requests
+            if r.path.endswith("/files/read")
+            and r.param("offset") != "-1"
+            and (r.param("path") or "").endswith(f"/{stream}")
+        ]
+        assert reads and all(r.param("length") == "65536" for r in reads)
+        assert len(reads) <= len(looks) + 1, f"the {stream} was read again to find its end"
 
 
 def test_a_log_larger_than_one_mesos_read_arrives_whole(metronome: MetronomeEmulator) -> None:
@@ -199,7 +202,8 @@ def test_a_failing_job_is_exit_1_with_its_reason_and_the_tail_of_its_log(
 ) -> None:
     metronome.script(
         "ci.migrate",
-        stdout="".join(f"migration {n}\n" for n in range(30)) + "error: table locked\n",
+        stdout="".join(f"migration {n}\n" for n in range(30)),
+        stderr="TREADLE_OUTPUT ignored=yes\npsycopg2.OperationalError: table locked\n",
         exit_code=3,
     )
     outcome = run_job(
@@ -210,8 +214,16 @@ def test_a_failing_job_is_exit_1_with_its_reason_and_the_tail_of_its_log(
     assert (outcome.result["job_status"], outcome.result["exit_code"]) == ("FAILED", 3)
     message = outcome.result["error"]["message"]
     assert "failed with exit code 3: Command exited with status 3 (TASK_FAILED)" in message
-    assert message.endswith("migration 29\nerror: table locked")
+    # The tail of each stream: stderr (the job's own lines amid the executor's) last.
+    stdout, _, stderr = message.partition("\nlast lines of its stderr:\n")
+    assert stdout.endswith(
+        "last lines of its stdout:\n" + "\n".join(f"migration {n}" for n in range(10, 30))
+    )
     assert "migration 9\n" not in message, "only the tail of the log"
+    assert "psycopg2.OperationalError: table locked" in stderr.splitlines()
+    assert "Command exited with status 3" in stderr.splitlines()[-1]
+    assert "! psycopg2.OperationalError: table locked" in outcome.stderr.splitlines()
+    assert outcome.result["outputs"] == {}, "outputs come from stdout alone"
     assert "Traceback" not in outcome.stderr
 
 
@@ -369,7 +381,7 @@ def test_with_no_route_to_the_sandbox_a_failed_job_says_its_exit_code_could_not_
         "code could not be read: cannot locate Mesos task "
     ), message
     assert message.endswith(NEITHER_ROUTE), message
-    assert "warning: cannot read the job's log" in outcome.stderr
+    assert "warning: cannot read the job's stdout" in outcome.stderr
 
 
 def test_a_sandbox_young_runs_cannot_locate_yet_is_looked_for_again_quietly(

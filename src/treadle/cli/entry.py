@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,9 @@ except ImportError:  # pragma: no cover - older typer
 from treadle import __version__
 from treadle.cli.commands import register
 from treadle.cli.options import app
+
+if TYPE_CHECKING:
+    from treadle.console import Console
 
 __all__ = ["app", "main"]
 
@@ -41,10 +44,18 @@ def root(
     pass
 
 
+def usage_console() -> Console:
+    """Where a usage error goes: the options were not read, their variables were."""
+    from treadle.ci import log_format
+    from treadle.console import Console
+
+    json = os.environ.get("TREADLE_LOG_FORMAT", "").strip().lower() == "json"
+    return Console(log=log_format(), json=json)
+
+
 def main() -> None:
     """The console script: usage errors as one line, exit codes as documented."""
-    from treadle.ci import forget_result_variables, log_format
-    from treadle.console import Console
+    from treadle.ci import forget_result_variables
     from treadle.waiting import cancel_on_signals
 
     forget_result_variables(os.environ)
@@ -54,10 +65,10 @@ def main() -> None:
             code = app(standalone_mode=False, prog_name="treadle")
     except click_errors.UsageError as e:
         command = e.ctx.command_path if e.ctx else "treadle"
-        Console(log=log_format()).error(f"{command}: {e.format_message()} (see {command} --help)")
+        usage_console().error(f"{command}: {e.format_message()} (see {command} --help)")
         sys.exit(2)
     except click_errors.ClickException as e:
-        Console(log=log_format()).error(f"treadle: {e.format_message()}")
+        usage_console().error(f"treadle: {e.format_message()}")
         sys.exit(e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         sys.stderr.write("treadle: cancelled\n")

@@ -78,6 +78,8 @@ class Common:
     no_wait: bool
     dry_run: bool
     quiet: bool
+    verbose: bool
+    log_format: str
     # Every provider's own options (treadle.providers.settings), by field name.
     connection: dict[str, Any]
 
@@ -167,6 +169,25 @@ COMMON: dict[str, tuple[Any, Any, Any]] = {
         bool,
         flag("--quiet", "-q", help="Only errors on stderr.", rich_help_panel=RESULTS),
         False,
+    ),
+    "verbose": (
+        bool,
+        flag(
+            "--verbose",
+            "-v",
+            help="Also log every request and answer (secrets masked, bodies cut short).",
+            rich_help_panel=RESULTS,
+        ),
+        False,
+    ),
+    "log_format": (
+        str,
+        option(
+            "--log-format",
+            help="text, or json: one JSON object per line on stderr, for log shippers.",
+            rich_help_panel=RESULTS,
+        ),
+        "text",
     ),
 }
 

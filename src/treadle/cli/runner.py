@@ -33,6 +33,21 @@ Body = Callable[["Runtime", "Context"], dict[str, object]]
 # whatever it is doing (CI systems kill a cancelled step's process some seconds later).
 CANCEL_SECONDS = 2.0
 STOP_SECONDS = 2.8
+LOG_FORMATS = ("text", "json")
+# How long a cancelled stage's trace may take to be sent, within what is left of 3 s.
+OVERRUN_FLUSH = 0.15
+# Result fields that the stage's span carries (as treadle.<field>).
+TRACED_FIELDS = (
+    "cluster",
+    "region",
+    "server_group",
+    "image",
+    "strategy",
+    "previous_server_group",
+    "job_id",
+    "run_id",
+    "job_status",
+)
 
 
 def now() -> str:
@@ -75,9 +90,9 @@ class Outcome:
             if self._written:
                 return 1
             self._written = True
-            if error is not None:
-                self.console.error(str(error))
             code = error.exit_code if error else 0
+            if error is not None:
+                self.console.error(str(error), type=error.type, exit_code=code)
             try:
                 publish(
                     self.envelope(fields, error),
@@ -103,7 +118,27 @@ class Outcome:
         if rt is not None and rt.changed:
             error.after_change()
         code = self.finish(fields, error)
+        from treadle import tracing
+
+        # What is left of the time a cancelled step is given.
+        tracing.end(self.traced(fields, error, code), failed=str(error), bound=OVERRUN_FLUSH)
         os._exit(code)
+
+    def traced(
+        self, fields: dict[str, object], error: TreadleError | None, code: int
+    ) -> dict[str, object]:
+        """The stage span's attributes: what it acted on and how it ended."""
+        job_code = fields.get("exit_code") if self.stage == "run-job" else None
+        return {
+            "treadle.stage": self.stage,
+            "treadle.provider": self.provider,
+            "treadle.status": error.status if error else "succeeded",
+            "treadle.exit_code": code,
+            "treadle.dry_run": self.common.dry_run,
+            **{f"treadle.{name}": fields.get(name) for name in TRACED_FIELDS},
+            "treadle.job.exit_code": job_code,
+            "error.type": error.type if error else None,
+        }
 
 
 def run_stage(
@@ -113,20 +148,32 @@ def run_stage(
     lease: Lease | None = None,
     changes: Changes | None = None,
 ) -> NoReturn:
+    from treadle import tracing
     from treadle.ci import ci_run_key, log_format, provenance
     from treadle.console import Console
     from treadle.context import Context
+    from treadle.errors import InputError
     from treadle.providers.registry import choose, open_provider, settings_for
     from treadle.results import check_destination
     from treadle.stages.runtime import Runtime
     from treadle.waiting import Deadline, on_signal, shielded
 
-    console = Console(quiet=common.quiet, log=log_format())
+    log_kind = (common.log_format or "text").strip().lower()
+    console = Console(
+        quiet=common.quiet,
+        log=log_format(),
+        verbose=common.verbose,
+        json=log_kind == "json",
+        stage=stage,
+    )
     outcome = Outcome(stage, common, console)
     fields: dict[str, object] = {}
     error: TreadleError | None = None
     provider = None
+    tracing.begin(stage, os.environ, console)
     try:
+        if log_kind not in LOG_FORMATS:
+            raise InputError(f"invalid --log-format {common.log_format!r}: use text or json")
         for path, flag in ((common.output, "--output"), (common.dotenv, "--dotenv")):
             if path:
                 check_destination(path, flag)
@@ -189,7 +236,12 @@ def run_stage(
             provider.close()
     if error is not None and outcome.rt is not None and outcome.rt.changed:
         error.after_change()
-    raise typer.Exit(outcome.finish(fields, error))
+    code = 1
+    try:
+        code = outcome.finish(fields, error)
+    finally:
+        tracing.end(outcome.traced(fields, error, code), failed=str(error) if error else None)
+    raise typer.Exit(code)
 
 
 def duration(context: Context, value: Any, flag: str) -> float:

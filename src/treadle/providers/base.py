@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from treadle.naming import Cluster, ServerGroupName, try_parse_server_group
 
@@ -303,6 +303,10 @@ class JobRequest:
     output_file: str | None = None
 
 
+# A job's output streams, read apart: outputs come from stdout only.
+LogStream = Literal["stdout", "stderr"]
+
+
 @dataclass(frozen=True)
 class JobRun:
     job_id: str
@@ -332,8 +336,9 @@ class JobProvider(Protocol):
 
     def job_status(self, run: JobRun) -> JobStatus: ...
 
-    def job_log(self, run: JobRun, offset: int) -> tuple[str, int]:
-        """The job's stdout from `offset` on, and the offset after it ("" when nothing new)."""
+    def job_log(self, run: JobRun, offset: int, stream: LogStream = "stdout") -> tuple[str, int]:
+        """One of the job's streams (stdout, stderr) from `offset` on, and the offset after
+        it ("" when nothing new)."""
 
     def job_file(self, run: JobRun, path: str) -> bytes | None:
         """A file the job wrote (relative paths: in its working directory or sandbox),

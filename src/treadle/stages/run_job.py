@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
-from treadle import __version__
+from treadle import __version__, tracing
 from treadle.errors import Cancelled, InputError, StageFailed, Timeout, TreadleError
 from treadle.providers.base import (
     JOB_EVENTS,
@@ -21,6 +21,7 @@ from treadle.providers.base import (
     JobRequest,
     JobRun,
     JobStatus,
+    LogStream,
 )
 from treadle.stages import job_outputs
 from treadle.stages.runtime import Runtime
@@ -28,6 +29,7 @@ from treadle.waiting import SAFETY_NET_POLL, Wakeup, pause, poll_intervals, shie
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LOG_TAIL_LINES = 20
+STREAMS: tuple[LogStream, ...] = ("stdout", "stderr")
 # How often a job's log is read while news of its run comes as it happens.
 LOG_FIRST, LOG_MAX = 1.0, 5.0
 
@@ -93,8 +95,13 @@ def run_job(rt: Runtime, request: Request) -> dict[str, object]:
         return fields
     log = LogFollower(rt, provider, run)
     try:
-        with rt.console.section(f"run {run.run_id} of job {run.job_id}: its log"):
-            status = follow(rt, provider, run, log)
+        with (
+            rt.console.section(f"run {run.run_id} of job {run.job_id}: its log"),
+            tracing.span(
+                "wait job run", {"treadle.wait.for": f"run {run.run_id} of job {run.job_id}"}
+            ) as span,
+        ):
+            status = follow(rt, provider, run, log, span)
         fields.update(job_status=status.state, exit_code=status.exit_code)
         outputs = job_outputs.from_log(log.text)
         if request.output_file and status.succeeded:
@@ -119,7 +126,13 @@ def run_job(rt: Runtime, request: Request) -> dict[str, object]:
     return fields
 
 
-def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) -> JobStatus:
+def follow(
+    rt: Runtime,
+    provider: JobProvider,
+    run: JobRun,
+    log: LogFollower,
+    span: tracing.Span = tracing.NOOP,
+) -> JobStatus:
     """Stream the log until the run ends; stop it at the deadline.
 
     Without news of the run, its state and log are polled together, from 0.1 s backing
@@ -128,7 +141,7 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
     (every 10 s on Mesos, 2 s on Docker) in case some got lost, and the log at its own pace, from LOG_FIRST backing off to
     LOG_MAX: a job's output reaches the CI log a little later, for far fewer requests.
     """
-    last_state = ""
+    last_state, looks = "", 0
     polls, log_pace = poll_intervals(), poll_intervals(LOG_FIRST, LOG_MAX)
     with watching_job(rt, provider, run) as news:
         looked = next_log = time.monotonic()
@@ -145,7 +158,7 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
             now, live = time.monotonic(), news is not None and news.live
             safety_net = news.safety_net if news is not None else SAFETY_NET_POLL
             if woken or not live or rt.deadline.expired() or now - looked >= safety_net:
-                looked = now
+                looked, looks = now, looks + 1
                 status = provider.job_status(run)
                 if status.finished:
                     log.read(final=True)
@@ -153,6 +166,14 @@ def follow(rt: Runtime, provider: JobProvider, run: JobRun, log: LogFollower) ->
                     rt.console.info(f"run {run.run_id}: {status.state}")
                     last_state = status.state
                 if status.finished:
+                    span.set(
+                        {
+                            "treadle.wait.looks": looks,
+                            "treadle.wait.woke_by": "event" if woken else "poll",
+                            "treadle.wait.events_live": live,
+                            "treadle.wait.state": status.state,
+                        }
+                    )
                     return status
                 if rt.deadline.expired():
                     stop_at_deadline(rt, provider, run, log, status)
@@ -184,22 +205,42 @@ def stop_at_deadline(
 
 
 class LogFollower:
-    """Reads the job's stdout as it grows and echoes each new line to stderr."""
+    """Reads the job's stdout and stderr as they grow and echoes each new line to stderr,
+    the streams told apart (`| ` and `! `); outputs are read from stdout alone. Each look
+    shows what is new in stdout, then what is new in stderr: the engines and Mesos keep
+    them apart, so lines of the two are not interleaved to the moment."""
 
     def __init__(self, rt: Runtime, provider: JobProvider, run: JobRun) -> None:
         self.rt, self.provider, self.run = rt, provider, run
-        self.text = ""
-        self.offset = 0
-        self._partial = ""
+        self.streams = {name: _Stream() for name in STREAMS}
+
+    @property
+    def text(self) -> str:
+        """The whole stdout so far."""
+        return self.streams["stdout"].text
 
     def read(self, final: bool = False) -> None:
-        chunk, self.offset = self.provider.job_log(self.run, self.offset)
-        self.text += chunk
-        lines = (self._partial + chunk).split("\n")
-        self._partial = "" if final else lines.pop()
-        # The job's own words: they must not drive the CI system's log (treadle.ci).
-        self.rt.console.untrusted([f"| {line}" for line in lines if line or not final])
+        for name, stream in self.streams.items():
+            chunk, stream.offset = self.provider.job_log(self.run, stream.offset, name)
+            stream.text += chunk
+            lines = (stream.partial + chunk).split("\n")
+            stream.partial = "" if final else lines.pop()
+            # The job's own words: they must not drive the CI system's log (treadle.ci).
+            self.rt.console.untrusted([line for line in lines if line or not final], stream=name)
 
     def tail(self) -> str:
-        lines = self.text.rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
-        return ("\nlast lines of its log:\n" + "\n".join(lines)) if lines else ""
+        """The last lines of each stream that has any, for a failure's message."""
+        parts = []
+        for name, stream in self.streams.items():
+            lines = stream.text.rstrip("\n").splitlines()[-LOG_TAIL_LINES:]
+            if lines:
+                parts.append(f"\nlast lines of its {name}:\n" + "\n".join(lines))
+        return "".join(parts)
+
+
+@dataclass
+class _Stream:
+    text: str = ""
+    offset: int = 0
+    # A line not ended yet, printed once it is (or at the end).
+    partial: str = ""

@@ -108,7 +108,7 @@ class Runtime:
 
     def for_region(self, region: str) -> Runtime:
         """The same runtime with log lines prefixed by the region, for concurrent work."""
-        return replace(self, console=self.console.child(f"[{region}] "))
+        return replace(self, console=self.console.child(f"[{region}] ", region=region))
 
     def plan(self, line: str) -> None:
         self.planned.append(line)
@@ -120,10 +120,12 @@ class Runtime:
         run's, held until the stage ends. A dry run changes nothing and passes neither."""
         if self.dry_run:
             return
+        from treadle import tracing
         from treadle.stages.lease import leases_of
         from treadle.stages.windows import gate
 
         if not self.progress.gated:
             self.progress.gated = True
             gate(self)
-        leases_of(self).take(region, cluster)
+        with tracing.span("wait lease", {"treadle.wait.for": f"{cluster} in {region}"}):
+            leases_of(self).take(region, cluster)

@@ -60,6 +60,7 @@ def wait_healthy(rt: Runtime, group: ServerGroup, label: str | None = None) -> H
             what=name,
             log=rt.console.info,
             wakeup=wakeup,
+            goal="healthy",
         )
 
 
@@ -75,6 +76,7 @@ def wait_gone(rt: Runtime, group: ServerGroup) -> None:
             what=group.name,
             log=rt.console.info,
             wakeup=wakeup,
+            goal="gone",
         )
 
 

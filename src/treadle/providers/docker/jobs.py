@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import docker.errors
 
 from treadle.errors import StageFailed
-from treadle.providers.base import JobRequest, JobRun, JobStatus
+from treadle.providers.base import JobRequest, JobRun, JobStatus, LogStream
 from treadle.providers.docker.containers import JOB_RESTART_POLICY, container_config
 from treadle.providers.engine import jobs, resources, spec
 from treadle.providers.engine.connection import translated
@@ -76,10 +76,12 @@ class ContainerJobs:
             return JobStatus(status, finished=True, succeeded=True, exit_code=code)
         return JobStatus(status, finished=True, exit_code=code, message=message)
 
-    def job_log(self, run: JobRun, offset: int) -> tuple[str, int]:
-        with translated(f"reading the log of run {run.run_id} of job {run.job_id}"):
+    def job_log(self, run: JobRun, offset: int, stream: LogStream = "stdout") -> tuple[str, int]:
+        with translated(f"reading the {stream} of run {run.run_id} of job {run.job_id}"):
             data: bytes = self.api.logs(
-                jobs.resource_name(run.job_id, run.run_id), stdout=True, stderr=False
+                jobs.resource_name(run.job_id, run.run_id),
+                stdout=stream == "stdout",
+                stderr=stream == "stderr",
             )
         return jobs.decoded_from(data, offset)
 

@@ -74,7 +74,7 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         console: Console,
         request_timeout: float = 60.0,
     ) -> None:
-        self.api = connect(deadline, request_timeout)
+        self.api = connect(deadline, request_timeout, console)
         self.console = console
         # Restart count of each instance when treadle last started it or first saw it.
         self._restarts: dict[str, int] = {}

@@ -60,7 +60,7 @@ class EngineEvents(Feed):
 
     @contextlib.contextmanager
     def _stream(self) -> Iterator[Iterable[dict[str, Any]]]:
-        api = connect()
+        api = connect(console=self.console)
         try:
             events = self._events = api.events(filters=self.filters, decode=True)
             try:

@@ -19,7 +19,7 @@ from treadle.providers.marathon.auth import (
     ServiceAccountAuth,
     TokenAuth,
 )
-from treadle.providers.marathon.http import DcosClient, check_url
+from treadle.providers.marathon.http import DcosClient, check_url, observed_post
 from treadle.providers.marathon.settings import MarathonSettings
 from treadle.waiting import Deadline
 
@@ -80,7 +80,9 @@ class Session:
         # its own IAM proxy).
         login_host = self.urls.root or self.urls.marathon or self.urls.metronome
         assert login_host is not None
-        self.auth = choose_auth(connection, login_host + LOGIN_PATH, self.http, console.mask)
+        self.auth = choose_auth(
+            connection, login_host + LOGIN_PATH, observed_post(self.http, console), console.mask
+        )
 
     def client(self, base_url: str, what: str) -> DcosClient:
         return DcosClient(
@@ -115,7 +117,10 @@ def tls_verification(connection: MarathonSettings, urls: Urls) -> bool | ssl.SSL
 
 
 def choose_auth(
-    connection: MarathonSettings, login_url: str, http: httpx.Client, secret: Callable[[str], None]
+    connection: MarathonSettings,
+    login_url: str,
+    post: Callable[..., httpx.Response],
+    secret: Callable[[str], None],
 ) -> Auth:
     """`secret` is told every credential obtained on the way (a login's token), so that
     it is masked like the ones given."""
@@ -128,7 +133,7 @@ def choose_auth(
             connection.service_account_uid,
             connection.service_account_key,
             login_url,
-            post=http.post,
+            post=post,
             on_token=secret,
         )
     if connection.token:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import random
+import re
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ from treadle.errors import (
     Rejected,
     StageFailed,
 )
+from treadle.exchanges import exchange
 from treadle.providers.marathon.auth import Auth
 from treadle.waiting import Deadline, pause
 
@@ -37,6 +39,37 @@ CONNECT_SECONDS = 5.0
 # Marathon's event stream sends a heartbeat every 10 s (Jetty's EventSource), the Mesos
 # master's every 15 s: a minute of silence means the connection is gone.
 STREAM_TIMEOUT = httpx.Timeout(30.0, connect=5.0, read=60.0)
+
+
+# The ids in DC/OS paths, as placeholders: a trace groups requests by what they ask.
+_IDS = (
+    (re.compile(r"(/v1/jobs)/[^/]+/runs/[^/]+"), r"\1/{id}/runs/{run}"),
+    (re.compile(r"(/v1/jobs)/(?!\{id\})[^/]+"), r"\1/{id}"),
+    (re.compile(r"(/v2/(?:apps|groups|deployments))/.+"), r"\1/{id}"),
+    (re.compile(r"(/agent)/[^/]+"), r"\1/{id}"),
+)
+CREDENTIALS = "(credentials: not shown)"
+
+
+def path_template(path: str) -> str:
+    """`/v2/apps/prod/web-v003` as `/v2/apps/{id}`, `/v1/jobs/ci.x/runs/2024..` as
+    `/v1/jobs/{id}/runs/{run}`, `/agent/<agent id>/files/read` as `/agent/{id}/files/read`."""
+    for pattern, template in _IDS:
+        path = pattern.sub(template, path, count=1)
+    return path
+
+
+def observed_post(http: httpx.Client, console: Console) -> Callable[..., httpx.Response]:
+    """`http.post`, traced and shown by --verbose like every other request, its bodies
+    never (a login: they hold the credential and the token it buys)."""
+
+    def post(url: str, **kwargs: Any) -> httpx.Response:
+        with exchange(console, "POST", url, urlsplit(url).path, note=CREDENTIALS) as seen:
+            response = http.post(url, **kwargs)
+            seen.answered(response.status_code)
+        return response
+
+    return post
 
 
 def check_url(url: str, flag: str) -> str:
@@ -69,6 +102,14 @@ def message_of(response: httpx.Response) -> str:
             text += " (" + ", ".join(parts) + ")"
         return text
     return str(body)
+
+
+def body_of(request: httpx.Request) -> bytes | None:
+    """A request's body as built (JSON), for --verbose."""
+    try:
+        return request.content
+    except httpx.RequestNotRead:  # a streamed upload; treadle sends none
+        return None
 
 
 class DcosClient:
@@ -150,7 +191,17 @@ class DcosClient:
         )
         self.auth.apply(request)
         self.requests += 1
-        return self.http.send(request, stream=True)
+        with exchange(
+            self.console,
+            method,
+            str(request.url),
+            path_template(request.url.path),
+            body=body_of(request),
+            stream=True,
+        ) as seen:
+            response = self.http.send(request, stream=True)
+            seen.answered(response.status_code, note="(a stream)")
+        return response
 
     def download(self, path: str, params: Any = None) -> bytes | None:
         """The raw body of a GET; None for any 404, because Mesos answers a missing file
@@ -193,7 +244,20 @@ class DcosClient:
         try:
             self.auth.apply(request)
             self.requests += 1
-            response = self.http.send(request)
+            with exchange(
+                self.console,
+                method,
+                str(request.url),
+                path_template(request.url.path),
+                body=body_of(request),
+                attempt=attempt,
+            ) as seen:
+                response = self.http.send(request)
+                seen.answered(
+                    response.status_code,
+                    response.content,
+                    content_type=response.headers.get("content-type", ""),
+                )
         except httpx.TransportError as e:
             reason = str(e) or type(e).__name__
             if isinstance(e, httpx.TimeoutException) and self.deadline.in_grace:

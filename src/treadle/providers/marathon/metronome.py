@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from urllib.parse import quote
 
 from treadle.console import Console
 from treadle.errors import Conflict, InputError, StageFailed
-from treadle.providers.base import JobRequest, JobRun, JobStatus
+from treadle.providers.base import JobRequest, JobRun, JobStatus, LogStream
 from treadle.providers.marathon.http import DcosClient
 from treadle.providers.marathon.mesos_events import TaskEvents
 from treadle.providers.marathon.sandbox import Sandbox, SandboxUnavailable
@@ -176,8 +177,8 @@ class _Followed:
 
     task_id: str | None = None
     state: str = "INITIAL"
-    # The task whose stdout the log offsets count in.
-    log_task: str | None = None
+    # The task whose stdout (stderr) the log offsets count in.
+    log_tasks: dict[str, str | None] = dataclasses.field(default_factory=dict)
 
 
 class MetronomeJobs:
@@ -313,26 +314,28 @@ class MetronomeJobs:
         # A run that ended meanwhile has nothing left to stop.
         self.client.request("POST", path, missing_ok=True)
 
-    def log(self, run: JobRun, offset: int) -> tuple[str, int]:
+    def log(self, run: JobRun, offset: int, stream: LogStream = "stdout") -> tuple[str, int]:
+        """The run's stdout or stderr from its sandbox. Only stdout must be read: a
+        stderr that cannot be is warned about, once."""
         followed = self._runs.get(run.run_id)
         if self.sandbox is None or followed is None:
             return "", offset  # warned about before the job ran
         if followed.task_id is None:
-            if followed.state == SUCCESS:
+            if followed.state == SUCCESS and stream == "stdout":
                 self._unreadable_log(run, "Metronome names no Mesos task of the run")
             return "", offset
-        if followed.log_task != followed.task_id:
-            # A relaunched task writes a stdout of its own.
-            followed.log_task, offset = followed.task_id, 0
+        if followed.log_tasks.get(stream) != followed.task_id:
+            # A relaunched task writes a stdout (stderr) of its own.
+            followed.log_tasks[stream], offset = followed.task_id, 0
         try:
-            return self.sandbox.read(followed.task_id, "stdout", offset)
+            return self.sandbox.read(followed.task_id, stream, offset)
         except SandboxUnavailable as e:
             # While the run is young its task may not have reached an agent yet; a failed
             # run fails anyway, saying why its exit code is missing.
-            if followed.state == SUCCESS:
+            if followed.state == SUCCESS and stream == "stdout":
                 self._unreadable_log(run, str(e))
-            if followed.state == FAILED:
-                self._warn_about_log(f"cannot read the job's log: {e}")
+            if followed.state in (SUCCESS, FAILED):
+                self._warn_about_log(f"cannot read the job's {stream}: {e}")
             return "", offset
 
     def _unreadable_log(self, run: JobRun, why: str) -> NoReturn:

@@ -30,6 +30,7 @@ from treadle.providers.base import (
     JobStatus,
     Lease,
     LeaseKey,
+    LogStream,
     NewServerGroup,
     Records,
     ServerGroup,
@@ -281,8 +282,8 @@ class MarathonProvider:
     def job_status(self, run: JobRun) -> JobStatus:
         return self.jobs.status(run)
 
-    def job_log(self, run: JobRun, offset: int) -> tuple[str, int]:
-        return self.jobs.log(run, offset)
+    def job_log(self, run: JobRun, offset: int, stream: LogStream = "stdout") -> tuple[str, int]:
+        return self.jobs.log(run, offset, stream)
 
     def job_file(self, run: JobRun, path: str) -> bytes | None:
         return self.jobs.file(run, path)

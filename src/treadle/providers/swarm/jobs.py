@@ -18,7 +18,7 @@ import docker.errors
 
 from treadle.console import Console
 from treadle.errors import StageFailed
-from treadle.providers.base import JobRequest, JobRun, JobStatus
+from treadle.providers.base import JobRequest, JobRun, JobStatus, LogStream
 from treadle.providers.engine import jobs, resources, spec
 from treadle.providers.engine.connection import translated, where
 from treadle.providers.swarm.services import job_spec, update, with_ids
@@ -89,10 +89,13 @@ class ServiceJobs:
             message=None if state == "complete" else status.get("Err") or status.get("Message"),
         )
 
-    def job_log(self, run: JobRun, offset: int) -> tuple[str, int]:
-        with translated(f"reading the log of run {run.run_id} of job {run.job_id}"):
+    def job_log(self, run: JobRun, offset: int, stream: LogStream = "stdout") -> tuple[str, int]:
+        with translated(f"reading the {stream} of run {run.run_id} of job {run.job_id}"):
             chunks = self.api.service_logs(
-                jobs.resource_name(run.job_id, run.run_id), stdout=True, is_tty=False
+                jobs.resource_name(run.job_id, run.run_id),
+                stdout=stream == "stdout",
+                stderr=stream == "stderr",
+                is_tty=False,
             )
             data = b"".join(chunks)
         return jobs.decoded_from(data, offset)

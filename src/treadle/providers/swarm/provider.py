@@ -86,7 +86,7 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
         console: Console,
         request_timeout: float = 60.0,
     ) -> None:
-        self.api = connect(deadline, request_timeout)
+        self.api = connect(deadline, request_timeout, console)
         with translated("asking the Docker engine about its swarm"):
             swarm = self.api.info().get("Swarm") or {}
         if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
