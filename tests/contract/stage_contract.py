@@ -555,3 +555,47 @@ class StageContract:
         )
         assert resized.code == 0, resized
         assert self.groups(provider, region)["web-prod-v001"] == (True, 3)
+
+    def test_canary_then_promote_from_another_job(
+        self, connection_args, provider, region, image, image_v2
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image, "--instances", "2").code == 0
+        canary = self.deploy(
+            conn, region, image_v2, "--strategy", "canary", "--canary-instances", "1"
+        )
+        assert canary.code == 0, canary
+        assert canary.result is not None and canary.result["canary_instances"] == 1
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (True, 2),
+            "web-prod-v001": (True, 1),
+        }
+        promoted = self.cluster_stage(conn, region, "promote")
+        assert promoted.code == 0, promoted
+        assert promoted.result is not None
+        assert promoted.result["disabled_server_groups"] == ["web-prod-v000"]
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (False, 0),
+            "web-prod-v001": (True, 2),
+        }
+        again = self.cluster_stage(conn, region, "promote")
+        assert again.code == 3, again
+        assert "no canary" in again.stderr
+
+    def test_canary_then_abort_restores_what_served(
+        self, connection_args, provider, region, image, image_v2
+    ) -> None:
+        conn = connection_args
+        assert self.deploy(conn, region, image, "--instances", "2").code == 0
+        canary = self.deploy(
+            conn, region, image_v2, "--strategy", "canary", "--canary-percent", "50"
+        )
+        assert canary.code == 0, canary
+        aborted = self.cluster_stage(conn, region, "abort")
+        assert aborted.code == 0, aborted
+        assert self.groups(provider, region) == {
+            "web-prod-v000": (True, 2),
+            "web-prod-v001": (False, 0),
+        }
+        assert self.cluster_stage(conn, region, "abort").code == 3
+        assert self.cluster_stage(conn, region, "promote").code == 3

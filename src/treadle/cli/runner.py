@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from treadle.errors import Cancelled, TreadleError
+from treadle.errors import Cancelled, InputError, TreadleError
 
 if TYPE_CHECKING:
     from treadle.cli.options import Changes, Common, Lease
@@ -152,7 +152,7 @@ def run_stage(
     from treadle.ci import ci_run_key, log_format, provenance
     from treadle.console import Console
     from treadle.context import Context
-    from treadle.errors import InputError
+    from treadle.providers.base import KEEP_RUNNING
     from treadle.providers.registry import choose, open_provider, settings_for
     from treadle.results import check_destination
     from treadle.stages.runtime import Runtime
@@ -209,6 +209,11 @@ def run_stage(
             console=console,
             request_timeout=request_timeout,
         )
+        if gate.get("keep_running") and KEEP_RUNNING not in provider.capabilities:
+            raise InputError(
+                f"--keep-running: the {outcome.provider} provider stops a disabled server "
+                "group's instances (it is for the docker provider)"
+            )
         outcome.rt = Runtime.tracking(
             provider,
             console=console,
@@ -272,7 +277,17 @@ def schedule(context: Context, changes: Changes | None) -> dict[str, Any]:
             duration_range(jitter, "--jitter") if jitter else (0.0, 0.0),
         ),
         "min_capacity_ratio": check_ratio(ratio),
+        "drain": duration_or_zero(r(changes.drain, "--drain")),
+        "keep_running": changes.keep_running,
     }
+
+
+def duration_or_zero(value: Any) -> float:
+    from treadle.cli.values import duration
+
+    if value is None or value == "":
+        return 2.0
+    return 0.0 if str(value).strip() in ("0", "0s") else duration(value, "--drain")
 
 
 def check_run_key(key: Any) -> str | None:

@@ -45,6 +45,12 @@ LABEL_DISABLED_INSTANCES = "treadle.disabled-instances"
 LABEL_DISABLED_BY = "treadle.disabled-by"
 LABEL_PREVIOUS = "treadle.previous-server-group"
 LABEL_REPLACES = "treadle.replaces"
+# The network on which its instances answer under the cluster's name (ALIAS), and a
+# disabled group left running outside that alias (KEEP_RUNNING).
+LABEL_NETWORK = "treadle.network"
+LABEL_KEPT_RUNNING = "treadle.kept-running"
+# A canary: the size its deploy will grow it to when promoted.
+LABEL_CANARY = "treadle.canary"
 # Where it was deployed from: the CI system, its run, and what that run built (treadle.ci).
 LABEL_CI = "treadle.ci"
 LABEL_RUN_URL = "treadle.run-url"
@@ -65,6 +71,11 @@ TERMINATE = "terminate"  # it lists a group's instances and kills chosen ones
 # Shrinking a group by terminating instances takes out the chosen ones (Swarm chooses
 # which of its tasks go when a service shrinks).
 DECREMENT_CHOSEN = "decrement-chosen"
+# A group's instances answer under its cluster's name on a network (NewServerGroup's
+# `network`), and can leave that alias before they stop (leave, join).
+ALIAS = "alias"
+# A disabled group can keep running outside the alias, to come back at once.
+KEEP_RUNNING = "keep-running"
 EVENTS = "events"  # it hears of changes as they happen: watch() brings news
 JOB_EVENTS = "job-events"  # the same for job runs: watch_job() brings news
 
@@ -170,6 +181,8 @@ class NewServerGroup:
     instances: int
     spec: Mapping[str, Any] | None
     labels: Mapping[str, str]
+    # The network on which its instances answer under the cluster's name (ALIAS).
+    network: str | None = None
 
 
 @dataclass(frozen=True)
@@ -220,12 +233,20 @@ class Provider(Protocol):
         """Run `instances` instances (starting any that should run and do not), and change
         nothing else: no record is written, no running instance replaced."""
 
-    def disable(self, group: ServerGroup, records: Records) -> None:
-        """Run no instances, keep the definition, and write `records` (which mark it
+    def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
+        """Run no instances (or, with `keep_running`, leave them running outside the
+        alias: KEEP_RUNNING), keep the definition, and write `records` (which mark it
         disabled) first, so that an interrupted disable is seen as one."""
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
-        """Bring a disabled group back at `instances`, writing `records`."""
+        """Bring a disabled group back at `instances`, in its alias, writing `records`."""
+
+    def leave(self, group: ServerGroup) -> None:
+        """Take its running instances out of the cluster's alias; they keep running and
+        finish what they serve (ALIAS)."""
+
+    def join(self, group: ServerGroup) -> None:
+        """Put its running instances back in the cluster's alias (ALIAS)."""
 
     def destroy(self, group: ServerGroup) -> None:
         """Remove it; one already gone is not an error."""

@@ -11,7 +11,7 @@ from typing import Any
 
 from treadle.errors import InputError
 from treadle.naming import Cluster
-from treadle.providers.base import LABEL_SPEC
+from treadle.providers.base import LABEL_NETWORK, LABEL_SPEC
 from treadle.stages.deploy import Request, deploy
 from treadle.stages.records import capacity
 from treadle.stages.runtime import Runtime
@@ -59,6 +59,7 @@ def clone(rt: Runtime, request: CloneRequest) -> dict[str, object]:
         if request.deploy.instances is not None
         else capacity(found),
         spec=spec,
+        network=request.deploy.network or found.labels.get(LABEL_NETWORK),
     )
     rt.console.info(f"cloning {found.name} in {found.region} into {made.cluster}")
     return {**deploy(rt, made), "source": found.name}

@@ -27,6 +27,7 @@ from treadle.stages.guard import guard_capacity
 from treadle.stages.records import capacities, disabling
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import age_key, cluster_groups
+from treadle.stages.traffic import take_out
 from treadle.stages.waits import refetch, wait_gone, wait_healthy
 
 ACTIONS = ("disable", "scale-down", "shrink")
@@ -156,23 +157,22 @@ def choose(
 
 
 def disable_one(rt: Runtime, group: ServerGroup, size: int) -> None:
-    rt.provider.disable(group, disabling(group, size))
-    wait_healthy(rt, group)
+    take_out(rt, group, disabling(group, size))
 
 
 def scale_down_one(rt: Runtime, group: ServerGroup, size: int) -> None:
     """To 0, remembering its size: a disabled one (its remembered size stays), or an enabled
     one that becomes disabled at 0 so that `enable` brings it back whole."""
     if group.enabled:
-        rt.provider.disable(group, disabling(group, size))
+        take_out(rt, group, disabling(group, size), keep=False)
     else:
         rt.provider.resize(group, 0)
-    wait_healthy(rt, group)
+        wait_healthy(rt, group)
 
 
 def shrink_one(rt: Runtime, group: ServerGroup, size: int) -> None:
     if group.serving:
-        disable_one(rt, group, size)
+        take_out(rt, group, disabling(group, size), keep=False)
     rt.provider.destroy(group)
     wait_gone(rt, group)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -34,8 +35,11 @@ from treadle.errors import (
 )
 from treadle.naming import Cluster, ServerGroupName, next_sequence
 from treadle.providers.base import (
+    ALIAS,
+    LABEL_CANARY,
     LABEL_CAPACITY,
     LABEL_CREATED_AT,
+    LABEL_NETWORK,
     LABEL_PREVIOUS,
     LABEL_RUN_KEY,
     LABEL_SPEC,
@@ -55,6 +59,7 @@ from treadle.stages.records import (
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import cluster_groups
 from treadle.stages.strategies import DEFAULT_STEPS, STRATEGIES, Step, strategy_steps, touched
+from treadle.stages.traffic import take_out
 from treadle.stages.waits import endpoint_fields, refetch, wait_gone, wait_healthy
 from treadle.waiting import pause, shielded
 
@@ -83,6 +88,11 @@ class Request:
     # red-black: a pause between the new group healthy and the old ones disabled (for a
     # load balancer to notice the new one, or a person to look).
     delay_before_disable: float = 0.0
+    # The network on which the cluster's server groups answer under its name (ALIAS).
+    network: str | None = None
+    # canary: the new group's size until promoted (a number, or a share of its size).
+    canary_instances: int | None = None
+    canary_percent: float | None = None
 
     def check(self, rt: Runtime) -> Request:
         if self.strategy not in STRATEGIES:
@@ -115,6 +125,22 @@ class Request:
         if self.delay_before_disable and self.strategy not in ("red-black", "rolling-red-black"):
             raise InputError(
                 "--delay-before-disable goes with --strategy red-black or rolling-red-black"
+            )
+        canary = (self.canary_instances, self.canary_percent)
+        if self.strategy == "canary" and (canary.count(None) != 1):
+            raise InputError("--strategy canary takes --canary-instances N or --canary-percent P")
+        if self.strategy != "canary" and canary != (None, None):
+            raise InputError("--canary-instances and --canary-percent go with --strategy canary")
+        if self.canary_instances is not None and self.canary_instances < 1:
+            raise InputError(f"--canary-instances must be 1 or more, not {self.canary_instances}")
+        if self.canary_percent is not None and not 0 < self.canary_percent < 100:
+            raise InputError(
+                f"--canary-percent must be between 0 and 100, not {self.canary_percent:g}"
+            )
+        if self.network and ALIAS not in rt.provider.capabilities:
+            raise InputError(
+                f"--network: the {rt.provider.name} provider has no network alias for a "
+                "cluster (Marathon routes by labels: see the README's Traffic section)"
             )
         if self.destroy_failed and not self.rollback_on_failure:
             raise InputError("--destroy-failed goes with --rollback-on-failure")
@@ -277,6 +303,7 @@ def is_earlier_attempt(rt: Runtime, group: ServerGroup, request: Request) -> boo
 def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any]:
     created_at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     rolling = request.strategy == "rolling-red-black"
+    size = 0 if rolling else canary_size(request, plan.instances)
     labels = {
         **rt.provenance,
         **server_group_labels(plan.name, __version__, created_at),
@@ -287,10 +314,16 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
         labels[LABEL_RUN_KEY] = rt.run_key
     if plan.previous:
         labels[LABEL_PREVIOUS] = plan.previous
+    if request.network:
+        labels[LABEL_NETWORK] = request.network
     spec = json.dumps(request.spec or {}, separators=(",", ":"), sort_keys=True, default=str)
     if len(spec) <= SPEC_LABEL_MAX:
         labels[LABEL_SPEC] = spec
     serving_before = {name: plan.sizes[name] for name, served in plan.before.items() if served}
+    if request.strategy == "canary":
+        # Replaced when it is promoted: the groups serving beside it now.
+        serving_before = {g.name: plan.sizes[g.name] for g in plan.others if g.serving}
+        labels[LABEL_CANARY] = str(plan.instances)
     labels.update({k: v for k, v in replacing(serving_before).items() if v is not None})
     plan.labels = labels
     return rt.provider.definition(
@@ -298,9 +331,10 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
             name=plan.name,
             region=plan.region,
             image=request.image,
-            instances=0 if rolling else plan.instances,
+            instances=size,
             spec=request.spec,
             labels=labels,
+            network=request.network,
         )
     )
 
@@ -317,8 +351,23 @@ def guard_clean_up(plan: RegionPlan) -> None:
         )
 
 
+def canary_size(request: Request, target: int) -> int:
+    """What the new group runs at first: its size, or a canary's."""
+    if request.canary_instances is not None:
+        return min(request.canary_instances, target) if target else request.canary_instances
+    if request.canary_percent is not None:
+        return max(1, math.ceil(target * request.canary_percent / 100))
+    return target
+
+
 def plan_fields(request: Request, plan: RegionPlan) -> dict[str, object]:
+    canary = (
+        {"canary_instances": canary_size(request, plan.instances)}
+        if request.strategy == "canary"
+        else {}
+    )
     return {
+        **canary,
         "server_group": plan.name.name,
         "cluster": request.cluster.name,
         "region": plan.region,
@@ -345,7 +394,8 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
     rt.note(**fields)
     try:
         if plan.adopted is not None:
-            created = carry_on(rt, plan, rolling=request.strategy == "rolling-red-black")
+            rolling = request.strategy == "rolling-red-black"
+            created = carry_on(rt, plan, None if rolling else canary_size(request, plan.instances))
         else:
             created = create(rt, request, plan)
         fields["server_group"] = created.name
@@ -433,12 +483,12 @@ def ours(group: ServerGroup, plan: RegionPlan) -> bool:
     )
 
 
-def carry_on(rt: Runtime, plan: RegionPlan, *, rolling: bool) -> ServerGroup:
-    """The earlier attempt's group, brought to where that attempt meant it to be: its
-    recorded size (a rolling deploy: the step it reached), with every instance started."""
+def carry_on(rt: Runtime, plan: RegionPlan, size: int | None) -> ServerGroup:
+    """The earlier attempt's group, brought to where that attempt meant it to be: `size`
+    (None: the step a rolling deploy reached), with every instance started."""
     assert plan.adopted is not None
     group = refetch(rt, plan.adopted)
-    rt.provider.resize(group, group.instances if rolling else plan.instances)
+    rt.provider.resize(group, group.instances if size is None else size)
     return refetch(rt, group)
 
 
@@ -449,8 +499,7 @@ def carry_out(rt: Runtime, step: Step, group: ServerGroup, plan: RegionPlan) -> 
         wait_healthy(rt, group)
     elif step.verb == "disable":
         size = plan.sizes.get(group.name, group.instances)
-        rt.provider.disable(group, disabling(group, size, by=plan.name.name))
-        wait_healthy(rt, group)
+        take_out(rt, group, disabling(group, size, by=plan.name.name))
     elif step.verb == "destroy":
         rt.provider.destroy(group)
         wait_gone(rt, group)
@@ -501,8 +550,7 @@ def roll_back(rt: Runtime, request: Request, plan: RegionPlan, new: str) -> tupl
             done.append(f"destroyed {new}")
         else:
             if made.enabled or made.instances:
-                rt.provider.disable(made, disabling(made, plan.instances))
-                wait_healthy(rt, made)
+                take_out(rt, made, disabling(made, plan.instances), keep=False)
             done.append(f"disabled {new}")
     rt.console.info(f"rolled back: {', '.join(done)}")
     return ", ".join(done), whole

@@ -4,9 +4,10 @@ recorded size, and bring it back at that size."""
 from __future__ import annotations
 
 from treadle.stages.guard import guard_capacity
-from treadle.stages.records import capacities, capacity, disabling, enabling
+from treadle.stages.records import capacities, capacity, disabling, enabling, kept_running
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector
+from treadle.stages.traffic import take_out
 from treadle.stages.waits import group_fields, refetch, wait_healthy
 
 
@@ -15,7 +16,7 @@ def disable(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str
     rt.hold(selector.region, selector.cluster_name)
     group, siblings = selector.require(rt)
     # Marked disabled with instances still running: an interrupted disable to finish.
-    if not group.enabled and not group.instances:
+    if not group.enabled and (not group.instances or kept_running(group)):
         rt.console.info(f"{group.name} is already disabled")
         return {**group_fields(group), "changed": False}
     guard_capacity(
@@ -26,8 +27,7 @@ def disable(rt: Runtime, selector: Selector, *, force: bool = False) -> dict[str
         rt.plan(f"disable {group.name} in {group.region} (remembering {size} instances)")
         return {**group_fields(group), "changed": False}
     rt.console.info(f"disabling {group.name} in {group.region}")
-    rt.provider.disable(group, disabling(group, size))
-    wait_healthy(rt, refetch(rt, group))
+    take_out(rt, group, disabling(group, size))
     return {**group_fields(refetch(rt, group)), "changed": True}
 
 

@@ -25,6 +25,7 @@ from treadle.providers.base import (
     LABEL_CAPACITY,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
+    LABEL_KEPT_RUNNING,
     LABEL_REPLACES,
     Records,
     ServerGroup,
@@ -85,7 +86,18 @@ def disabling(group: ServerGroup, size: int, by: str | None = None) -> Records:
 
 
 def enabling(size: int) -> Records:
-    return {LABEL_CAPACITY: str(size), LABEL_DISABLED_INSTANCES: None, LABEL_DISABLED_BY: None}
+    return {
+        LABEL_CAPACITY: str(size),
+        LABEL_DISABLED_INSTANCES: None,
+        LABEL_DISABLED_BY: None,
+        LABEL_KEPT_RUNNING: None,
+    }
+
+
+def kept_running(group: ServerGroup) -> bool:
+    """Disabled, and left running outside its cluster's alias on purpose (--keep-running):
+    not an interrupted disable."""
+    return not group.enabled and bool(group.labels.get(LABEL_KEPT_RUNNING))
 
 
 def disabled_by(group: ServerGroup) -> str | None:

@@ -16,6 +16,7 @@ from treadle.stages.guard import guard_capacity
 from treadle.stages.records import capacities, disabling, enabling
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import age_key, cluster_groups
+from treadle.stages.traffic import take_out
 from treadle.stages.waits import endpoint_fields, refetch, wait_healthy
 
 
@@ -98,6 +99,5 @@ def one_region(rt: Runtime, request: RollbackRequest, region: str) -> dict[str, 
         now = refetch(rt, current)
         restored = [refetch(rt, g) if g.name == target.name else g for g in groups]
         guard_capacity(restored, {now.name: 0}, f"disable {now.name}", force=False)
-        rt.provider.disable(now, disabling(now, sizes[now.name], by=target.name))
-        wait_healthy(rt, now)
+        take_out(rt, now, disabling(now, sizes[now.name], by=target.name))
     return {**fields, **endpoint_fields(refetch(rt, target))}

@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from treadle.providers.base import ServerGroup
-from treadle.stages.records import disabled_by
+from treadle.stages.records import disabled_by, kept_running
 
-STRATEGIES = ("none", "highlander", "red-black", "rolling-red-black")
+STRATEGIES = ("none", "highlander", "red-black", "rolling-red-black", "canary")
 DEFAULT_STEPS = (25, 50, 100)
 
 
@@ -71,7 +71,9 @@ def strategy_steps(
     if strategy in ("red-black", "rolling-red-black"):
         # Disabled by an interrupted disable but still running: finish it.
         plan += [
-            Step("disable", g.name) for g in others if g.serving or (g.instances and not g.enabled)
+            Step("disable", g.name)
+            for g in others
+            if g.serving or (g.instances and not g.enabled and not kept_running(g))
         ]
         if max_remaining is not None:
             plan += [Step("destroy", g.name) for g in reversed(others[max_remaining:])]

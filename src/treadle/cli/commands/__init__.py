@@ -17,6 +17,8 @@ STAGES = {
     "disable": "enable_disable",
     "enable": "enable_disable",
     "rollback": "rollback",
+    "promote": "canary",
+    "abort": "canary",
     "disable-cluster": "cluster",
     "scale-down-cluster": "cluster",
     "shrink-cluster": "cluster",

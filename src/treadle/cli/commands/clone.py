@@ -54,6 +54,14 @@ def clone_command(
     delay_before_disable: Annotated[
         str | None, option("--delay-before-disable", help="red-black: pause before disabling.")
     ] = None,
+    network: Annotated[
+        str | None,
+        option(
+            "--network",
+            help="docker/swarm: server groups answer under the cluster's name on this network "
+            "(made when missing), for a load balancer to follow.",
+        ),
+    ] = None,
     rollback_on_failure: Annotated[
         bool, flag("--rollback-on-failure", help="Roll back when the new server group fails.")
     ] = False,
@@ -99,6 +107,7 @@ def clone_command(
             rollback_on_failure=rollback_on_failure,
             destroy_failed=destroy_failed,
             delay_before_disable=duration(delay, "--delay-before-disable") if delay else 0.0,
+            network=r(network, "--network"),
         )
         selected = Selector(
             region=r(region, "--region") or "",

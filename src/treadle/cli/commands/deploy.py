@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from treadle.cli.options import Changes, Common, Lease, flag, option, stage_command
 from treadle.cli.runner import run_stage
 from treadle.cli.spec import load_spec, sized
-from treadle.cli.values import duration, percentages, whole
+from treadle.cli.values import duration, number, percentages, whole
 from treadle.errors import InputError
 
 if TYPE_CHECKING:
@@ -46,14 +46,31 @@ def deploy_command(
         option("--instances", help="Size (default: the newest enabled server group's, else 1)."),
     ] = None,
     strategy: Annotated[
-        str, option("--strategy", help="none, highlander, red-black or rolling-red-black.")
+        str,
+        option("--strategy", help="none, highlander, red-black, rolling-red-black or canary."),
     ] = "none",
+    canary_instances: Annotated[
+        str | None,
+        option("--canary-instances", help="canary: start the new server group at N instances."),
+    ] = None,
+    canary_percent: Annotated[
+        str | None,
+        option("--canary-percent", help="canary: or at P percent of its size."),
+    ] = None,
     max_remaining: Annotated[
         str | None,
         option("--max-remaining", help="red-black: keep at most N older server groups."),
     ] = None,
     steps: Annotated[
         str | None, option("--steps", help="rolling-red-black: percentages, e.g. 25,50,100.")
+    ] = None,
+    network: Annotated[
+        str | None,
+        option(
+            "--network",
+            help="docker/swarm: server groups answer under the cluster's name on this network "
+            "(made when missing), for a load balancer to follow.",
+        ),
     ] = None,
     rollback_on_failure: Annotated[
         bool,
@@ -116,6 +133,11 @@ def deploy_command(
                 rollback_on_failure=rollback_on_failure,
                 destroy_failed=destroy_failed,
                 delay_before_disable=duration(delay, "--delay-before-disable") if delay else 0.0,
+                network=r(network, "--network"),
+                canary_instances=whole(
+                    r(canary_instances, "--canary-instances"), "--canary-instances"
+                ),
+                canary_percent=number(r(canary_percent, "--canary-percent"), "--canary-percent"),
             ),
         )
 

@@ -27,11 +27,16 @@ from treadle.console import Console
 from treadle.errors import AlreadyExists, ProviderError, ServerGroupGone, StageFailed
 from treadle.naming import Cluster
 from treadle.providers.base import (
+    ALIAS,
     DECREMENT_CHOSEN,
     EVENTS,
     JOB_EVENTS,
     JOBS,
+    KEEP_RUNNING,
+    LABEL_CLUSTER,
     LABEL_DISABLED_INSTANCES,
+    LABEL_KEPT_RUNNING,
+    LABEL_NETWORK,
     TERMINATE,
     Health,
     Instance,
@@ -64,7 +69,9 @@ ACTIVE = ("running", "restarting")
 class DockerProvider(ContainerJobs, ContainerLeases):
     name = "docker"
     default_region = spec.DEFAULT_REGION
-    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE, DECREMENT_CHOSEN})
+    capabilities = frozenset(
+        {JOBS, EVENTS, JOB_EVENTS, TERMINATE, DECREMENT_CHOSEN, ALIAS, KEEP_RUNNING}
+    )
 
     def __init__(
         self,
@@ -159,6 +166,8 @@ class DockerProvider(ContainerJobs, ContainerLeases):
             found = self._require(group)
             states = [self.api.inspect_container(c["Id"]) for c in found.instances]
         enabled = LABEL_DISABLED_INSTANCES not in found.source["Labels"]
+        # Disabled but left running outside the alias: its instances are meant to run.
+        meant = enabled or LABEL_KEPT_RUNNING in found.source["Labels"]
         running = [s for s in states if self._running(s)]
         healthy = [
             s
@@ -167,7 +176,7 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         ]
         failed, last, stuck = self._failures(states) if enabled else (0, None, None)
         return Health(
-            desired=len(states) if enabled else 0,
+            desired=len(states) if meant else 0,
             running=len(running),
             healthy=len(healthy),
             failed=failed,
@@ -230,7 +239,9 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     # --- writing ------------------------------------------------------------------------
 
     def definition(self, new: NewServerGroup) -> dict[str, Any]:
-        workload = spec.parse(new.spec, new.image, spec.DOCKER)
+        workload = spec.with_cluster_network(
+            spec.parse(new.spec, new.image, spec.DOCKER), new.network, new.name.cluster.name
+        )
         return {
             "name": spec.new_resource_name(new.region, new.name.name),
             "instances": new.instances,
@@ -264,10 +275,13 @@ class DockerProvider(ContainerJobs, ContainerLeases):
             inspected = self._inspect(found)
             self._scale(found, copy_config(inspected, inspected["Config"]["Labels"]), instances)
 
-    def disable(self, group: ServerGroup, records: Records) -> None:
+    def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
         with translated(f"disabling {group.name}"):
             found = self._require(group)
             self._replace_definition(found, records)
+            if keep_running:
+                self._leave(found)
+                return
             for container in found.instances:
                 if container["State"] in ACTIVE:
                     self.api.stop(container["Id"])
@@ -276,6 +290,40 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         with translated(f"enabling {group.name}"):
             found = self._require(group)
             self._scale(found, self._replace_definition(found, records), instances)
+            self._join(self._require(group))
+
+    # --- the cluster's alias on its network ---------------------------------------------
+
+    def _network(self, found: Containers) -> str | None:
+        return found.source["Labels"].get(LABEL_NETWORK) or None
+
+    def leave(self, group: ServerGroup) -> None:
+        with translated(f"taking {group.name} out of its cluster's alias"):
+            self._leave(self._require(group))
+
+    def join(self, group: ServerGroup) -> None:
+        with translated(f"putting {group.name} back in its cluster's alias"):
+            self._join(self._require(group))
+
+    def _leave(self, found: Containers) -> None:
+        """Off the network: the engine's DNS drops a container from an alias only then.
+        It keeps running, reachable on its published ports."""
+        network = self._network(found)
+        if network is None:
+            return
+        for container in found.instances:
+            if network in ((container.get("NetworkSettings") or {}).get("Networks") or {}):
+                self.api.disconnect_container_from_network(container["Id"], network)
+
+    def _join(self, found: Containers) -> None:
+        network = self._network(found)
+        if network is None:
+            return
+        alias = found.source["Labels"].get(LABEL_CLUSTER, "")
+        for container in found.instances:
+            joined = (container.get("NetworkSettings") or {}).get("Networks") or {}
+            if container["State"] in ACTIVE and network not in joined:
+                self.api.connect_container_to_network(container["Id"], network, aliases=[alias])
 
     def instances(self, group: ServerGroup) -> list[Instance]:
         with translated(f"listing the instances of {group.name}"):

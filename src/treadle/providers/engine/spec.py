@@ -19,10 +19,11 @@ name (APPLIES, NOT_HERE, REASONS), before anything is made.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -392,3 +393,17 @@ def reservations(
         None if cpus is None else fields.nano_cpus(cpus, "deploy.resources.reservations.cpus"),
         None if memory is None else fields.memory_bytes(memory, "memory reservation"),
     )
+
+
+def with_cluster_network(workload: Workload, network: str | None, alias: str) -> Workload:
+    """The workload joined to the cluster's network under the cluster's name, the network
+    made when missing: any load balancer resolving that name finds the cluster's serving
+    instances."""
+    if not network:
+        return workload
+    others = tuple(n for n in workload.networks if n.name != network)
+    same = next((n for n in workload.networks if n.name == network), None)
+    aliases = tuple(dict.fromkeys([*(same.aliases if same else ()), alias]))
+    declared = copy.deepcopy(workload.declared)
+    declared.networks.setdefault(network, {})
+    return replace(workload, networks=(Network(network, aliases), *others), declared=declared)

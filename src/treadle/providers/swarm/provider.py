@@ -28,9 +28,11 @@ from treadle.errors import (
 )
 from treadle.naming import Cluster
 from treadle.providers.base import (
+    ALIAS,
     EVENTS,
     JOB_EVENTS,
     JOBS,
+    LABEL_NETWORK,
     TERMINATE,
     Health,
     Instance,
@@ -76,7 +78,7 @@ def stopping(left: int) -> str:
 class SwarmProvider(ServiceJobs, ServiceLeases):
     name = "swarm"
     default_region = spec.DEFAULT_REGION
-    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE})
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE, ALIAS})
 
     def __init__(
         self,
@@ -234,7 +236,9 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
     # --- writing ------------------------------------------------------------------------
 
     def definition(self, new: NewServerGroup) -> dict[str, Any]:
-        workload = spec.parse(new.spec, new.image, spec.SWARM)
+        workload = spec.with_cluster_network(
+            spec.parse(new.spec, new.image, spec.SWARM), new.network, new.name.cluster.name
+        )
         return service_spec(
             workload,
             spec.new_resource_name(new.region, new.name.name),
@@ -286,9 +290,35 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
         with translated(f"resizing {group.name}"):
             self._update(group, instances, {})
 
-    def disable(self, group: ServerGroup, records: Records) -> None:
+    def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
+        if keep_running:
+            raise ProviderError(
+                "a Swarm service's tasks cannot rejoin its alias without a restart: "
+                "--keep-running is for the docker provider"
+            )
         with translated(f"disabling {group.name}"):
             self._update(group, 0, records)
+
+    def leave(self, group: ServerGroup) -> None:
+        """Off the network, the tasks of this node: Swarm's DNS answers for the alias
+        without them (a task on another node stays until it stops)."""
+        network = group.labels.get(LABEL_NETWORK)
+        if not network:
+            return
+        with translated(f"taking {group.name} out of its cluster's alias"):
+            service = self._inspect(group)
+            tasks = self.api.tasks(filters={"service": service["ID"], "desired-state": "running"})
+            for task in tasks:
+                container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
+                if container and task.get("NodeID") == self.node_id:
+                    try:
+                        self.api.disconnect_container_from_network(container, network)
+                    except docker.errors.APIError as e:
+                        if e.status_code not in (404, 409):  # gone, or not on it
+                            raise
+
+    def join(self, group: ServerGroup) -> None:
+        """A service's tasks join its alias as they start: nothing to do."""
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         with translated(f"enabling {group.name}"):

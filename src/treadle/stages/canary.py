@@ -1,0 +1,127 @@
+"""promote and abort: finish or undo a canary that `deploy --strategy canary` started,
+from any later job or pipeline, with no state but the cluster's.
+
+A canary is the newest enabled server group of a cluster that its deploy recorded as one
+(LABEL_CANARY, the size to grow it to) while a group it replaces (LABEL_REPLACES) still
+serves beside it. promote grows it to that size, waits until it is healthy, then takes
+the groups it replaces out of service (red/black's end); abort takes the canary out and
+makes sure the groups it replaces serve at their recorded sizes. Both are refused
+(exit 3, nothing changed) when there is no canary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from treadle.errors import Refused
+from treadle.naming import parse_cluster
+from treadle.providers.base import LABEL_CANARY, ServerGroup
+from treadle.stages.deploy import combine
+from treadle.stages.records import capacities, disabled_by, disabling, enabling, recorded, replaces
+from treadle.stages.runtime import Runtime
+from treadle.stages.selection import cluster_groups
+from treadle.stages.traffic import take_out
+from treadle.stages.waits import endpoint_fields, refetch, wait_gone, wait_healthy
+
+
+@dataclass(frozen=True)
+class CanaryRequest:
+    cluster: str
+    regions: tuple[str, ...] = ()
+    # abort: destroy the canary instead of disabling it.
+    destroy: bool = False
+
+    def check(self, rt: Runtime) -> CanaryRequest:
+        parse_cluster(self.cluster)
+        regions = [
+            rt.provider.check_region(r) for r in self.regions or [rt.provider.default_region]
+        ]
+        return replace(self, regions=tuple(dict.fromkeys(regions)))
+
+
+def find_canary(groups: list[ServerGroup], where: str) -> tuple[ServerGroup, list[ServerGroup]]:
+    """(the canary, the groups it replaces); Refused when there is none in flight."""
+    newest = next((g for g in groups if g.enabled), None)
+    if newest is None or recorded(newest, LABEL_CANARY) is None:
+        raise Refused(f"no canary in {where}: its newest enabled server group is not one")
+    names = replaces(newest)
+    replaced = [g for g in groups if g.name in names]
+    if not any(g.serving for g in replaced):
+        raise Refused(f"no canary in {where}: {newest.name} serves alone (promoted already)")
+    return newest, replaced
+
+
+def promote(rt: Runtime, request: CanaryRequest) -> dict[str, object]:
+    request = request.check(rt)
+    return combine([promote_region(rt, request, region) for region in request.regions])
+
+
+def abort(rt: Runtime, request: CanaryRequest) -> dict[str, object]:
+    request = request.check(rt)
+    return combine([abort_region(rt, request, region) for region in request.regions])
+
+
+def promote_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
+    rt.hold(region, request.cluster)
+    groups = cluster_groups(rt, region, parse_cluster(request.cluster))
+    canary, replaced = find_canary(groups, f"{request.cluster} in {region}")
+    sizes = capacities(groups)
+    target = recorded(canary, LABEL_CANARY) or canary.instances
+    serving = [g for g in replaced if g.serving]
+    fields: dict[str, object] = {
+        "cluster": request.cluster,
+        "region": region,
+        "server_group": canary.name,
+        "instances": target,
+        "disabled_server_groups": [g.name for g in serving],
+    }
+    if rt.dry_run:
+        rt.plan(f"resize {canary.name} in {region} to {target}")
+        for g in serving:
+            rt.plan(f"disable {g.name} in {region}")
+        return fields
+    rt.console.info(f"promoting {canary.name} in {region}: to {target} instances")
+    rt.provider.resize(canary, target)
+    wait_healthy(rt, refetch(rt, canary))
+    for g in serving:
+        take_out(rt, refetch(rt, g), disabling(g, sizes[g.name], by=canary.name))
+    return {**fields, **endpoint_fields(refetch(rt, canary))}
+
+
+def abort_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
+    rt.hold(region, request.cluster)
+    groups = cluster_groups(rt, region, parse_cluster(request.cluster))
+    canary, replaced = find_canary(groups, f"{request.cluster} in {region}")
+    sizes = capacities(groups)
+    # A promote cut short may have taken some of them out already: they come back first.
+    back = [
+        g
+        for g in replaced
+        if disabled_by(g) == canary.name or (g.enabled and g.instances < sizes[g.name])
+    ]
+    fields: dict[str, object] = {
+        "cluster": request.cluster,
+        "region": region,
+        "server_group": canary.name,
+        "restored_server_groups": [g.name for g in back],
+        "destroyed": request.destroy,
+    }
+    if rt.dry_run:
+        for g in back:
+            rt.plan(f"enable {g.name} in {region} at {sizes[g.name]} instances")
+        rt.plan(f"{'destroy' if request.destroy else 'disable'} {canary.name} in {region}")
+        return fields
+    for g in back:
+        size = sizes[g.name]
+        if g.enabled:
+            rt.provider.resize(g, size)
+        else:
+            rt.provider.enable(g, size, enabling(size))
+        wait_healthy(rt, refetch(rt, g))
+    rt.console.info(f"aborting {canary.name} in {region}")
+    if request.destroy:
+        take_out(rt, canary, disabling(canary, canary.instances), keep=False)
+        rt.provider.destroy(canary)
+        wait_gone(rt, canary)
+    else:
+        take_out(rt, canary, disabling(canary, canary.instances), keep=False)
+    return fields
