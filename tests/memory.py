@@ -46,6 +46,7 @@ from treadle.providers.base import (
     LABEL_CREATED_AT,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
+    LABEL_NETWORK,
     TERMINATE,
     Health,
     Instance,
@@ -444,8 +445,9 @@ class MemoryProvider:
             "resize", group.name, (group, instances), lambda: self._write(group, instances, {})
         )
 
-    def leave(self, group: ServerGroup) -> None:
+    def leave(self, group: ServerGroup) -> bool:
         self._call("leave", group.name, (group,), lambda: None)
+        return bool(group.labels.get(LABEL_NETWORK))
 
     def join(self, group: ServerGroup) -> None:
         self._call("join", group.name, (group,), lambda: None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 Detail = dict[str, Any]  # {"path": "/instances", "errors": ["..."]}
@@ -311,6 +312,23 @@ def port_mappings(definition: dict[str, Any]) -> list[dict[str, Any]]:
     if mappings is None:
         mappings = (container.get("docker") or {}).get("portMappings")
     return mappings or []
+
+
+def service_port_conflicts(
+    definition: dict[str, Any], others: Iterable[dict[str, Any]]
+) -> list[Detail]:
+    """Marathon's rule across apps: a service port asked for (not 0) that another app's
+    port mappings hold is refused, in Marathon's words."""
+    asked = {int(m.get("servicePort") or 0) for m in port_mappings(definition)} - {0}
+    return [
+        detail(
+            "/", f"Requested service port {port} conflicts with a service port in app {other['id']}"
+        )
+        for other in others
+        if other["id"] != definition["id"]
+        for port in (int(m.get("servicePort") or 0) for m in port_mappings(other))
+        if port in asked
+    ]
 
 
 def image_of(definition: dict[str, Any]) -> str | None:

@@ -22,6 +22,7 @@ from .apps import (
     detail,
     merge,
     normalize,
+    service_port_conflicts,
     validate,
 )
 from .auth import Authenticator, AuthMode
@@ -264,7 +265,9 @@ class MarathonEmulator(HttpEmulator):
             raise HttpError(Response(422, error.body())) from error
         fields = dict(body) if app_id is None else {**body, "id": app_id}
         definition = normalize(merge(current, fields) if current is not None else fields)
-        errors = validate(definition)
+        errors = validate(definition) or service_port_conflicts(
+            definition, (a.definition for a in self._state.apps.values())
+        )
         if errors:
             raise HttpError(Response(422, InvalidApp(errors).body()))
         self._run_validators(fields)

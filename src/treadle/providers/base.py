@@ -183,6 +183,9 @@ class NewServerGroup:
     labels: Mapping[str, str]
     # The network on which its instances answer under the cluster's name (ALIAS).
     network: str | None = None
+    # The cluster's server groups already in the region, for a definition that must
+    # coexist with theirs (Marathon: marathon-lb's two service ports).
+    siblings: tuple[ServerGroup, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,9 +244,10 @@ class Provider(Protocol):
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         """Bring a disabled group back at `instances`, in its alias, writing `records`."""
 
-    def leave(self, group: ServerGroup) -> None:
-        """Take its running instances out of the cluster's alias; they keep running and
-        finish what they serve (ALIAS)."""
+    def leave(self, group: ServerGroup) -> bool:
+        """Take its running instances out of the cluster's alias (ALIAS), or out of
+        whatever shared address the provider knows; they keep running and finish what they
+        serve. True when it was behind one, so that a drain is worth waiting for."""
 
     def join(self, group: ServerGroup) -> None:
         """Put its running instances back in the cluster's alias (ALIAS)."""

@@ -335,6 +335,7 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
             spec=request.spec,
             labels=labels,
             network=request.network,
+            siblings=tuple(plan.others),
         )
     )
 

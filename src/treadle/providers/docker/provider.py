@@ -297,9 +297,12 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     def _network(self, found: Containers) -> str | None:
         return found.source["Labels"].get(LABEL_NETWORK) or None
 
-    def leave(self, group: ServerGroup) -> None:
+    def leave(self, group: ServerGroup) -> bool:
+        if not group.labels.get(LABEL_NETWORK):
+            return False
         with translated(f"taking {group.name} out of its cluster's alias"):
             self._leave(self._require(group))
+        return True
 
     def join(self, group: ServerGroup) -> None:
         with translated(f"putting {group.name} back in its cluster's alias"):

@@ -36,7 +36,7 @@ from treadle.providers.base import (
     ServerGroup,
     merged,
 )
-from treadle.providers.marathon import apps
+from treadle.providers.marathon import apps, balancers
 from treadle.providers.marathon.dcos import Session
 from treadle.providers.marathon.http import DcosClient
 from treadle.providers.marathon.settings import MarathonSettings
@@ -138,7 +138,9 @@ class MarathonProvider:
         return apps.to_server_group(answer["app"]) if answer else None
 
     def definition(self, new: NewServerGroup) -> dict[str, Any]:
-        return apps.build_definition(new)
+        definition = apps.build_definition(new)
+        balancers.keep_conventions(definition, new)
+        return definition
 
     def create(self, region: str, definition: dict[str, Any]) -> ServerGroup:
         try:
@@ -171,8 +173,11 @@ class MarathonProvider:
         # leave, so nothing keeps running (the stage refuses --keep-running here).
         self._update(group, self._body(group, records, instances=0))
 
-    def leave(self, group: ServerGroup) -> None:
-        """No alias: marathon-lb and Traefik route by the app's labels (docs)."""
+    def leave(self, group: ServerGroup) -> bool:
+        """No alias: load balancers route by the app's labels, which cannot change while
+        its tasks run. marathon-lb has taken a group of a deployment group out of rotation
+        by itself once a newer one is healthy (treadle.providers.marathon.balancers)."""
+        return balancers.in_deployment_group(group.labels)
 
     def join(self, group: ServerGroup) -> None:
         """No alias: see leave."""

@@ -299,12 +299,12 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
         with translated(f"disabling {group.name}"):
             self._update(group, 0, records)
 
-    def leave(self, group: ServerGroup) -> None:
+    def leave(self, group: ServerGroup) -> bool:
         """Off the network, the tasks of this node: Swarm's DNS answers for the alias
         without them (a task on another node stays until it stops)."""
         network = group.labels.get(LABEL_NETWORK)
         if not network:
-            return
+            return False
         with translated(f"taking {group.name} out of its cluster's alias"):
             service = self._inspect(group)
             tasks = self.api.tasks(filters={"service": service["ID"], "desired-state": "running"})
@@ -316,6 +316,7 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
                     except docker.errors.APIError as e:
                         if e.status_code not in (404, 409):  # gone, or not on it
                             raise
+        return True
 
     def join(self, group: ServerGroup) -> None:
         """A service's tasks join its alias as they start: nothing to do."""
