@@ -15,7 +15,7 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from treadle.cli.options import Changes, Common, Lease
     from treadle.console import Console
     from treadle.context import Context
+    from treadle.providers.base import Provider
     from treadle.stages.runtime import Runtime
 
 Body = Callable[["Runtime", "Context"], dict[str, object]]
@@ -147,7 +148,11 @@ def run_stage(
     body: Body,
     lease: Lease | None = None,
     changes: Changes | None = None,
+    *,
+    uses_provider: bool = True,
 ) -> NoReturn:
+    """`uses_provider=False`: the stage acts on no cluster (verify), so no provider is
+    chosen or connected to, and the result names none."""
     from treadle import tracing
     from treadle.ci import ci_run_key, log_format, provenance
     from treadle.console import Console
@@ -187,8 +192,9 @@ def run_stage(
         request_timeout = duration(context, common.request_timeout, "--request-timeout")
         lock_timeout = deadline.seconds
         gate = schedule(context, changes)
-        outcome.provider = choose(context.render(common.provider, "--provider"), values)
-        settings = settings_for(outcome.provider, values)
+        if uses_provider:
+            outcome.provider = choose(context.render(common.provider, "--provider"), values)
+            settings = settings_for(outcome.provider, values)
         run_key = None
         if lease is not None:
             if lease.lock_timeout:
@@ -202,20 +208,21 @@ def run_stage(
             timer.start()
 
         on_signal(cancelled)
-        provider = open_provider(
-            outcome.provider,
-            settings,
-            deadline=deadline,
-            console=console,
-            request_timeout=request_timeout,
-        )
-        if gate.get("keep_running") and KEEP_RUNNING not in provider.capabilities:
-            raise InputError(
-                f"--keep-running: the {outcome.provider} provider stops a disabled server "
-                "group's instances (it is for the docker provider)"
+        if uses_provider:
+            provider = open_provider(
+                outcome.provider,
+                settings,
+                deadline=deadline,
+                console=console,
+                request_timeout=request_timeout,
             )
+            if gate.get("keep_running") and KEEP_RUNNING not in provider.capabilities:
+                raise InputError(
+                    f"--keep-running: the {outcome.provider} provider stops a disabled server "
+                    "group's instances (it is for the docker provider)"
+                )
         outcome.rt = Runtime.tracking(
-            provider,
+            provider or cast("Provider", NoProvider()),
             console=console,
             deadline=deadline,
             wait=not common.no_wait,
@@ -247,6 +254,13 @@ def run_stage(
     finally:
         tracing.end(outcome.traced(fields, error, code), failed=str(error) if error else None)
     raise typer.Exit(code)
+
+
+class NoProvider:
+    """The provider of a stage that acts on no cluster: using it is a bug."""
+
+    def __getattr__(self, name: str) -> NoReturn:
+        raise AssertionError(f"this stage uses no provider (asked for {name})")
 
 
 def duration(context: Context, value: Any, flag: str) -> float:

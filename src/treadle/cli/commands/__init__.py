@@ -25,6 +25,7 @@ STAGES = {
     "terminate-instances": "terminate",
     "check-preconditions": "preconditions",
     "run-job": "run_job",
+    "verify": "verify",
 }
 
 
