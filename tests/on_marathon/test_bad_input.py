@@ -215,3 +215,28 @@ def test_placeholder_error_names_expression_and_file(
     )
     assert outcome.code == 2
     assert "{{ outputs.version }}" in outcome.stderr and str(context) in outcome.stderr
+
+
+def test_verify_with_nothing_to_reach_is_refused_before_any_change(
+    marathon: MarathonEmulator, tmp_path: Path
+) -> None:
+    """Marathon publishes no endpoint of a server group: a verify file must name the URL."""
+    check = tmp_path / "verify.yaml"
+    check.write_text("requests: 5\n")
+    outcome = treadle(
+        "deploy",
+        "--cluster",
+        "web-prod",
+        "--image",
+        "web:2",
+        "--verify",
+        str(check),
+        "--marathon-url",
+        marathon.url,
+    )
+    assert outcome.code == 2, outcome
+    assert outcome.error_lines == [
+        "error: --verify: the marathon provider publishes no endpoint to check: give url in "
+        "the verify file (the address your load balancer serves)"
+    ]
+    assert marathon.app_changes() == []

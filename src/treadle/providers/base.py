@@ -76,6 +76,8 @@ DECREMENT_CHOSEN = "decrement-chosen"
 ALIAS = "alias"
 # A disabled group can keep running outside the alias, to come back at once.
 KEEP_RUNNING = "keep-running"
+# Its server groups publish endpoints (HOST:PORT) that a check can reach (verify).
+ENDPOINTS = "endpoints"
 EVENTS = "events"  # it hears of changes as they happen: watch() brings news
 JOB_EVENTS = "job-events"  # the same for job runs: watch_job() brings news
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from treadle import __version__
 from treadle.errors import (
@@ -36,6 +36,7 @@ from treadle.errors import (
 from treadle.naming import Cluster, ServerGroupName, next_sequence
 from treadle.providers.base import (
     ALIAS,
+    ENDPOINTS,
     LABEL_CANARY,
     LABEL_CAPACITY,
     LABEL_CREATED_AT,
@@ -62,6 +63,9 @@ from treadle.stages.strategies import DEFAULT_STEPS, STRATEGIES, Step, strategy_
 from treadle.stages.traffic import take_out
 from treadle.stages.waits import endpoint_fields, refetch, wait_gone, wait_healthy
 from treadle.waiting import pause, shielded
+
+if TYPE_CHECKING:
+    from treadle.stages.verify import Check
 
 # Time a rollback may take, from its start, whether or not --timeout has passed (a
 # request in it that gets no answer within 10 s ends it: treadle.waiting).
@@ -93,6 +97,8 @@ class Request:
     # canary: the new group's size until promoted (a number, or a share of its size).
     canary_instances: int | None = None
     canary_percent: float | None = None
+    # Checked against the new group once healthy, before the strategy's clean-up.
+    verify: Check | None = None
 
     def check(self, rt: Runtime) -> Request:
         if self.strategy not in STRATEGIES:
@@ -141,6 +147,11 @@ class Request:
             raise InputError(
                 f"--network: the {rt.provider.name} provider has no network alias for a "
                 "cluster (Marathon routes by labels: see the README's Traffic section)"
+            )
+        if self.verify and not self.verify.urls and ENDPOINTS not in rt.provider.capabilities:
+            raise InputError(
+                f"--verify: the {rt.provider.name} provider publishes no endpoint to check: "
+                "give url in the verify file (the address your load balancer serves)"
             )
         if self.destroy_failed and not self.rollback_on_failure:
             raise InputError("--destroy-failed goes with --rollback-on-failure")
@@ -402,6 +413,14 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
         fields["server_group"] = created.name
         rt.note(**fields)
         wait_healthy(rt, created)
+        if request.verify is not None:
+            try:
+                fields["verify"] = check_new(rt, request.verify, refetch(rt, created))
+            except TreadleError as e:
+                # What the check measured, under its own name in the deploy's result.
+                if e.fields:
+                    fields["verify"], e.fields = e.fields, {}
+                raise
         delayed = False
         for step in plan.steps:
             if step.verb == "disable" and request.delay_before_disable and not delayed:
@@ -437,6 +456,21 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
             ) from failure
         raise kind(f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": whole}) from e
     return fields
+
+
+def check_new(rt: Runtime, check: Check, group: ServerGroup) -> dict[str, object]:
+    """deploy --verify: the check of the new group, healthy now; StageFailed (which a
+    rollback on failure answers) when it fails or has nothing to reach."""
+    check = check.against(group.endpoints)
+    if not check.urls:
+        raise StageFailed(
+            f"--verify: {group.name} publishes no endpoint to check (no published port): "
+            "give url in the verify file"
+        )
+    from treadle.stages.verify import verify
+
+    rt.console.info(f"verifying {group.name}")
+    return verify(rt, check)
 
 
 def other(plan: RegionPlan, name: str) -> ServerGroup:

@@ -72,6 +72,14 @@ def deploy_command(
             "(made when missing), for a load balancer to follow.",
         ),
     ] = None,
+    verify: Annotated[
+        str | None,
+        option(
+            "--verify",
+            help="A verify file (YAML: verify's options): check the new server group once "
+            "healthy, before the strategy takes the old ones out; a failed check fails the deploy.",
+        ),
+    ] = None,
     rollback_on_failure: Annotated[
         bool,
         flag(
@@ -100,6 +108,7 @@ def deploy_command(
 ) -> None:
     """Create the next server group of a cluster, wait until healthy, apply a strategy."""
     from treadle import naming
+    from treadle.cli.commands.verify import load_verify_file
     from treadle.stages.deploy import Request, deploy
     from treadle.stages.strategies import DEFAULT_STEPS
 
@@ -119,6 +128,7 @@ def deploy_command(
         step_text = r(steps, "--steps")
         delay = r(delay_before_disable, "--delay-before-disable")
         spec_doc = load_spec(r(spec, "--spec"), context, r(service, "--service"), rt.console.warn)
+        verify_file = r(verify, "--verify")
         return deploy(
             rt,
             Request(
@@ -138,6 +148,7 @@ def deploy_command(
                     r(canary_instances, "--canary-instances"), "--canary-instances"
                 ),
                 canary_percent=number(r(canary_percent, "--canary-percent"), "--canary-percent"),
+                verify=load_verify_file(verify_file, context) if verify_file else None,
             ),
         )
 

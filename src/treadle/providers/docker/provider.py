@@ -29,6 +29,7 @@ from treadle.naming import Cluster
 from treadle.providers.base import (
     ALIAS,
     DECREMENT_CHOSEN,
+    ENDPOINTS,
     EVENTS,
     JOB_EVENTS,
     JOBS,
@@ -70,7 +71,7 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     name = "docker"
     default_region = spec.DEFAULT_REGION
     capabilities = frozenset(
-        {JOBS, EVENTS, JOB_EVENTS, TERMINATE, DECREMENT_CHOSEN, ALIAS, KEEP_RUNNING}
+        {JOBS, EVENTS, JOB_EVENTS, TERMINATE, DECREMENT_CHOSEN, ALIAS, KEEP_RUNNING, ENDPOINTS}
     )
 
     def __init__(

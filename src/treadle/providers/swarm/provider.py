@@ -29,6 +29,7 @@ from treadle.errors import (
 from treadle.naming import Cluster
 from treadle.providers.base import (
     ALIAS,
+    ENDPOINTS,
     EVENTS,
     JOB_EVENTS,
     JOBS,
@@ -78,7 +79,7 @@ def stopping(left: int) -> str:
 class SwarmProvider(ServiceJobs, ServiceLeases):
     name = "swarm"
     default_region = spec.DEFAULT_REGION
-    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE, ALIAS})
+    capabilities = frozenset({JOBS, EVENTS, JOB_EVENTS, TERMINATE, ALIAS, ENDPOINTS})
 
     def __init__(
         self,
