@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helpers import Outcome, treadle
 
-from treadle.providers.base import Provider
+from treadle.providers.base import DECREMENT_CHOSEN, Provider
 
 
 class StageContract:
@@ -439,6 +439,9 @@ class StageContract:
         assert killed.result is not None and killed.result["terminated"] == before[:1]
         after = [i.id for i in provider.instances(group)]
         assert len(after) == 2 and before[0] not in after
+        # A provider that chooses which instances go when a group shrinks takes a count.
+        chosen = DECREMENT_CHOSEN in provider.capabilities
+        which = ["--instance", after[0]] if chosen else ["--count", "1"]
         shrunk = self.stage(
             conn,
             "terminate-instances",
@@ -446,12 +449,13 @@ class StageContract:
             "web-prod-v000",
             "--region",
             region,
-            "--instance",
-            after[0],
+            *which,
             "--decrement",
         )
         assert shrunk.code == 0, shrunk
         assert self.groups(provider, region)["web-prod-v000"] == (True, 1)
+        if chosen:
+            assert [i.id for i in provider.instances(group)] == after[1:]
         last = self.stage(
             conn,
             "terminate-instances",
