@@ -30,13 +30,17 @@ STAND_INS = {
 }
 
 
-def run_walkthrough(name: str, tmp_path: Path, env: dict[str, str]) -> None:
-    """Each step of a README walkthrough, in a folder holding the examples it names."""
+def run_walkthrough(
+    name: str, tmp_path: Path, env: dict[str, str], names: dict[str, str] | None = None
+) -> None:
+    """Each step of a README walkthrough, in a folder holding the examples it names;
+    `names`: words of the page replaced by the test's own (a network's name)."""
+    stand_ins = {**STAND_INS, **(names or {})}
     (tmp_path / "examples").mkdir()
     for example in ("hello.yaml", "compose.yaml", "hello.env"):
         (tmp_path / "examples" / example).write_text((ROOT / "examples" / example).read_text())
     for step in walkthrough(name):
-        words = [STAND_INS.get(word, word) for word in step.words]
+        words = [stand_ins.get(word, word) for word in step.words]
         assert words[0] == "treadle", step.line
         outcome = treadle_on_engine(*words[1:], env=env)
         assert outcome.code == step.exit_code, f"{step.line}\n{outcome}"
@@ -124,3 +128,31 @@ def test_pipeline_walkthrough(
     assert found.code == 0, found
     result: dict[str, Any] = found.result or {}
     assert (result["server_group"], result["instances"]) == ("shop-v002", 2)
+
+
+def test_traffic_walkthrough(
+    engine: Any, region: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    network = f"{region}-net"
+    run_walkthrough("traffic", tmp_path, {"TREADLE_REGION": region}, {"hello-net": network})
+    # hello-v000 answers as hello again; hello-v001 runs on outside the alias.
+    assert in_alias(engine, region, network, "hello") == {
+        "hello-v000": True,
+        "hello-v001": False,
+    }
+    verified = json.loads(Path("canary.json").read_text())
+    assert verified["canary_instances"] == 1
+
+
+def in_alias(engine: Any, region: str, network: str, alias: str) -> dict[str, bool]:
+    """server group -> whether one of its running containers answers as `alias`."""
+    found: dict[str, bool] = {}
+    for container in engine.containers(filters={"label": [f"treadle.region={region}"]}):
+        group = container["Labels"].get("treadle.server-group")
+        if not group or "treadle.instance" not in container["Labels"]:
+            continue
+        networks = engine.inspect_container(container["Id"])["NetworkSettings"]["Networks"]
+        aliases = (networks.get(network) or {}).get("Aliases") or []
+        found[group] = found.get(group, False) or alias in aliases
+    return found
