@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from treadle.cli.options import Changes, Common, Lease, flag, option, stage_command
+from treadle.cli.options import (
+    Changes,
+    Common,
+    DelayBeforeDisable,
+    DestroyFailed,
+    Lease,
+    MaxRemaining,
+    Network,
+    RollbackOnFailure,
+    Steps,
+    option,
+    stage_command,
+)
 from treadle.cli.runner import run_stage
 from treadle.cli.spec import load_spec
 from treadle.cli.values import duration, percentages, whole
@@ -45,29 +57,12 @@ def clone_command(
     strategy: Annotated[
         str, option("--strategy", help="none, highlander, red-black or rolling-red-black.")
     ] = "none",
-    max_remaining: Annotated[
-        str | None, option("--max-remaining", help="red-black: keep at most N older ones.")
-    ] = None,
-    steps: Annotated[
-        str | None, option("--steps", help="rolling-red-black: percentages, e.g. 25,50,100.")
-    ] = None,
-    delay_before_disable: Annotated[
-        str | None, option("--delay-before-disable", help="red-black: pause before disabling.")
-    ] = None,
-    network: Annotated[
-        str | None,
-        option(
-            "--network",
-            help="docker/swarm: server groups answer under the cluster's name on this network "
-            "(made when missing), for a load balancer to follow.",
-        ),
-    ] = None,
-    rollback_on_failure: Annotated[
-        bool, flag("--rollback-on-failure", help="Roll back when the new server group fails.")
-    ] = False,
-    destroy_failed: Annotated[
-        bool, flag("--destroy-failed", help="With --rollback-on-failure: destroy it instead.")
-    ] = False,
+    max_remaining: MaxRemaining = None,
+    steps: Steps = None,
+    delay_before_disable: DelayBeforeDisable = None,
+    network: Network = None,
+    rollback_on_failure: RollbackOnFailure = False,
+    destroy_failed: DestroyFailed = False,
     *,
     common: Common,
     lease: Lease,

@@ -21,6 +21,13 @@ EXCLUDE_HELP = (
 NOT_FOUND_HELP = "Succeed when the cluster has no server group in a region."
 FORCE_HELP = "Act even when the traffic guard says no."
 
+# What the three stages take alike.
+ClusterName = Annotated[str, option("--cluster", help=CLUSTER_HELP)]
+Regions = Annotated[list[str] | None, option("--region", help=REGION_HELP)]
+Excludes = Annotated[list[str] | None, option("--exclude", help=EXCLUDE_HELP)]
+NotFound = Annotated[bool, flag("--continue-if-cluster-not-found", help=NOT_FOUND_HELP)]
+Force = Annotated[bool, flag("--force", help=FORCE_HELP)]
+
 
 def deployed(context: Context) -> list[str]:
     """The server groups of a deploy result in the context (`--context deploy=FILE`)."""
@@ -74,19 +81,17 @@ def run(
 
 @stage_command("disable-cluster", "common", "lease", "changes")
 def disable_cluster_command(
-    cluster: Annotated[str, option("--cluster", help=CLUSTER_HELP)],
-    region: Annotated[list[str] | None, option("--region", help=REGION_HELP)] = None,
+    cluster: ClusterName,
+    region: Regions = None,
     remaining_enabled: Annotated[
         str | None, option("--remaining-enabled", help="Keep this many enabled: 1.")
     ] = None,
     prefer_larger: Annotated[
         bool, flag("--prefer-larger", help="Keep the largest enabled, not the newest.")
     ] = False,
-    exclude: Annotated[list[str] | None, option("--exclude", help=EXCLUDE_HELP)] = None,
-    continue_if_cluster_not_found: Annotated[
-        bool, flag("--continue-if-cluster-not-found", help=NOT_FOUND_HELP)
-    ] = False,
-    force: Annotated[bool, flag("--force", help=FORCE_HELP)] = False,
+    exclude: Excludes = None,
+    continue_if_cluster_not_found: NotFound = False,
+    force: Force = False,
     *,
     common: Common,
     lease: Lease,
@@ -113,8 +118,8 @@ def disable_cluster_command(
 
 @stage_command("scale-down-cluster", "common", "lease", "changes")
 def scale_down_cluster_command(
-    cluster: Annotated[str, option("--cluster", help=CLUSTER_HELP)],
-    region: Annotated[list[str] | None, option("--region", help=REGION_HELP)] = None,
+    cluster: ClusterName,
+    region: Regions = None,
     remaining_full_size: Annotated[
         str | None, option("--remaining-full-size", help="Keep this many at full size: 1.")
     ] = None,
@@ -125,11 +130,9 @@ def scale_down_cluster_command(
         bool,
         flag("--allow-scale-down-active", help="Scale down enabled server groups too."),
     ] = False,
-    exclude: Annotated[list[str] | None, option("--exclude", help=EXCLUDE_HELP)] = None,
-    continue_if_cluster_not_found: Annotated[
-        bool, flag("--continue-if-cluster-not-found", help=NOT_FOUND_HELP)
-    ] = False,
-    force: Annotated[bool, flag("--force", help=FORCE_HELP)] = False,
+    exclude: Excludes = None,
+    continue_if_cluster_not_found: NotFound = False,
+    force: Force = False,
     *,
     common: Common,
     lease: Lease,
@@ -157,8 +160,8 @@ def scale_down_cluster_command(
 
 @stage_command("shrink-cluster", "common", "lease", "changes")
 def shrink_cluster_command(
-    cluster: Annotated[str, option("--cluster", help=CLUSTER_HELP)],
-    region: Annotated[list[str] | None, option("--region", help=REGION_HELP)] = None,
+    cluster: ClusterName,
+    region: Regions = None,
     shrink_to: Annotated[
         str | None, option("--shrink-to", help="Keep this many server groups: 1.")
     ] = None,
@@ -169,11 +172,9 @@ def shrink_cluster_command(
         bool,
         flag("--allow-delete-active", help="Destroy enabled server groups too (disabled first)."),
     ] = False,
-    exclude: Annotated[list[str] | None, option("--exclude", help=EXCLUDE_HELP)] = None,
-    continue_if_cluster_not_found: Annotated[
-        bool, flag("--continue-if-cluster-not-found", help=NOT_FOUND_HELP)
-    ] = False,
-    force: Annotated[bool, flag("--force", help=FORCE_HELP)] = False,
+    exclude: Excludes = None,
+    continue_if_cluster_not_found: NotFound = False,
+    force: Force = False,
     *,
     common: Common,
     lease: Lease,

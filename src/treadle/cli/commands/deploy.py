@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from treadle.cli.options import Changes, Common, Lease, flag, option, stage_command
+from treadle.cli.options import (
+    Changes,
+    Common,
+    DelayBeforeDisable,
+    DestroyFailed,
+    Lease,
+    MaxRemaining,
+    Network,
+    RollbackOnFailure,
+    Steps,
+    option,
+    stage_command,
+)
 from treadle.cli.runner import run_stage
 from treadle.cli.spec import load_spec, sized
 from treadle.cli.values import duration, number, percentages, whole
@@ -57,21 +69,9 @@ def deploy_command(
         str | None,
         option("--canary-percent", help="canary: or at P percent of its size."),
     ] = None,
-    max_remaining: Annotated[
-        str | None,
-        option("--max-remaining", help="red-black: keep at most N older server groups."),
-    ] = None,
-    steps: Annotated[
-        str | None, option("--steps", help="rolling-red-black: percentages, e.g. 25,50,100.")
-    ] = None,
-    network: Annotated[
-        str | None,
-        option(
-            "--network",
-            help="docker/swarm: server groups answer under the cluster's name on this network "
-            "(made when missing), for a load balancer to follow.",
-        ),
-    ] = None,
+    max_remaining: MaxRemaining = None,
+    steps: Steps = None,
+    network: Network = None,
     verify: Annotated[
         str | None,
         option(
@@ -80,27 +80,9 @@ def deploy_command(
             "healthy, before the strategy takes the old ones out; a failed check fails the deploy.",
         ),
     ] = None,
-    rollback_on_failure: Annotated[
-        bool,
-        flag(
-            "--rollback-on-failure",
-            help="When the new server group fails, take it out and restore what the strategy touched.",
-        ),
-    ] = False,
-    delay_before_disable: Annotated[
-        str | None,
-        option(
-            "--delay-before-disable",
-            help="red-black: wait this long between the new server group healthy and the old ones disabled.",
-        ),
-    ] = None,
-    destroy_failed: Annotated[
-        bool,
-        flag(
-            "--destroy-failed",
-            help="With --rollback-on-failure: destroy the failed server group instead of disabling it.",
-        ),
-    ] = False,
+    rollback_on_failure: RollbackOnFailure = False,
+    delay_before_disable: DelayBeforeDisable = None,
+    destroy_failed: DestroyFailed = False,
     *,
     common: Common,
     lease: Lease,
