@@ -19,6 +19,9 @@ from treadle.cli import app
 ROOT = Path(__file__).resolve().parents[1]
 ACTION = yaml.safe_load((ROOT / "action.yml").read_text())
 TEMPLATE = yaml.safe_load((ROOT / ".gitlab-ci-template.yml").read_text())
+# The CI/CD component: its `spec:` header, then its job.
+SPEC, COMPONENT = yaml.safe_load_all((ROOT / "templates/treadle.yml").read_text())
+INPUTS: dict[str, Any] = SPEC["spec"]["inputs"]
 COMMANDS: dict[str, Any] = typer.main.get_command(app).commands  # type: ignore[attr-defined]
 # Inputs that the action's entrypoint passes itself rather than through TREADLE_*.
 ENTRYPOINT_INPUTS = {"stage", "args"}
@@ -65,6 +68,57 @@ def test_the_template_has_a_hidden_job_for_every_stage() -> None:
         job = TEMPLATE[f".treadle-{stage}"]
         assert job["extends"] == ".treadle"
         assert job["script"] == [f"treadle {stage} $TREADLE_ARGS"]
+
+
+# --- the CI/CD component ---------------------------------------------------------------------
+
+
+def test_the_components_header_validates_against_the_public_schema(tmp_path: Path) -> None:
+    header = tmp_path / "spec.yml"
+    header.write_text(yaml.safe_dump(SPEC))
+    check_schema("vendor.gitlab-ci", header)
+
+
+def test_the_component_offers_every_stage_and_every_input_is_documented() -> None:
+    assert INPUTS["command"]["options"] == list(COMMANDS)
+    assert all(spec.get("description") for spec in INPUTS.values())
+    for name, spec in INPUTS.items():
+        if "default" in spec:
+            kind = {"boolean": bool, "number": int}.get(spec.get("type", "string"), str)
+            assert isinstance(spec["default"], kind), f"{name}: default of the wrong type"
+            assert spec["default"] in spec.get("options", [spec["default"]]), name
+
+
+def test_every_component_input_is_used_and_reaches_the_option_it_is_named_after() -> None:
+    """String inputs through a TREADLE_INPUT_<NAME> variable, passed as --<name>; typed
+    inputs straight into the script; the rest into the job's own keys."""
+    [job] = COMPONENT.values()
+    text = yaml.safe_dump(COMPONENT)
+    options = {
+        opt for command in COMMANDS.values() for param in command.params for opt in param.opts
+    }
+    for name in INPUTS:
+        assert f"$[[ inputs.{name} ]]" in text, f"input {name} is never used"
+    for variable, value in job["variables"].items():
+        name = variable.removeprefix("TREADLE_INPUT_").lower()
+        assert value == f"$[[ inputs.{name} ]]", variable
+        assert f"${variable}" in job["script"][0], f"{variable} is never passed"
+        if name != "args":
+            flag = f"--{name.replace('_', '-')}"
+            assert flag in options, f"input {name}: no such option"
+            assert f'{flag} "$' in job["script"][0], f"{flag} is never given"
+
+
+def test_the_component_deploys_to_an_environment_with_a_resource_group_per_cluster() -> None:
+    [job] = COMPONENT.values()
+    assert job["environment"] == {
+        "name": "$[[ inputs.environment ]]",
+        "action": "$[[ inputs.environment_action ]]",
+        "url": "$TREADLE_ENVIRONMENT_URL",
+    }
+    assert "$[[ inputs.cluster ]]" in job["resource_group"]
+    assert job["artifacts"]["reports"]["dotenv"] == "treadle.env"
+    assert job["artifacts"]["when"] == "always"
 
 
 # --- the documented pipelines --------------------------------------------------------------
