@@ -4,6 +4,7 @@ step with the CLI they call. tests/integrations runs them for real."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import typer.main
 import yaml
 
+from treadle import __version__
 from treadle.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +31,11 @@ ENTRYPOINT_INPUTS = {"stage", "args"}
 
 @pytest.mark.parametrize(
     ("path", "schema"),
-    [("action.yml", "vendor.github-actions"), (".gitlab-ci-template.yml", "vendor.gitlab-ci")],
+    [
+        ("action.yml", "vendor.github-actions"),
+        (".gitlab-ci-template.yml", "vendor.gitlab-ci"),
+        (".github/workflows/release.yml", "vendor.github-workflows"),
+    ],
 )
 def test_validates_against_the_public_schema(path: str, schema: str) -> None:
     check_schema(schema, ROOT / path)
@@ -56,6 +62,45 @@ def test_every_action_input_sets_the_option_it_is_named_after() -> None:
     for name in named:
         assert env[f"TREADLE_{name.upper()}"] == f"${{{{ inputs.{name} }}}}", name
         assert f"--{name.replace('_', '-')}" in options, f"input {name}: no such option"
+
+
+# --- the released image that the action runs --------------------------------------------------
+
+RELEASE = yaml.safe_load((ROOT / ".github/workflows/release.yml").read_text())
+
+
+def test_the_action_runs_the_image_that_the_release_workflow_pushes_for_this_version() -> None:
+    image = RELEASE["env"]["IMAGE"]
+    assert ACTION["runs"]["image"] == f"docker://{image}:{__version__}"
+    assert image.startswith("ghcr.io/") and image == image.lower(), "ghcr.io takes lower case"
+    [build] = [
+        s for s in RELEASE["jobs"]["image"]["steps"] if "build-push-action" in s.get("uses", "")
+    ]
+    assert build["with"]["push"] is True
+    assert "linux/amd64" in build["with"]["platforms"]
+    # The same owner as the README's `uses: your-org/treadle@v0`.
+    assert f"uses: {image.removeprefix('ghcr.io/')}@v0" in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("tag", "agrees"), [(f"v{__version__}", True), ("v9.9.9", False)], ids=["this", "another"]
+)
+def test_the_release_stops_when_the_tag_is_not_the_version_the_action_runs(
+    tag: str, agrees: bool
+) -> None:
+    [check] = [
+        s for s in RELEASE["jobs"]["image"]["steps"] if s.get("name", "").startswith("The tag")
+    ]
+    ran = subprocess.run(
+        ["bash", "-e", "-c", check["run"]],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "GITHUB_REF_NAME": tag, "IMAGE": RELEASE["env"]["IMAGE"]},
+        capture_output=True,
+        text=True,
+    )
+    assert (ran.returncode == 0) is agrees, ran.stdout + ran.stderr
+    if not agrees:
+        assert ran.stdout.startswith("::error::"), ran.stdout
 
 
 def test_the_action_names_every_stage() -> None:
@@ -119,6 +164,44 @@ def test_the_component_deploys_to_an_environment_with_a_resource_group_per_clust
     assert "$[[ inputs.cluster ]]" in job["resource_group"]
     assert job["artifacts"]["reports"]["dotenv"] == "treadle.env"
     assert job["artifacts"]["when"] == "always"
+
+
+# --- the Jenkins library ----------------------------------------------------------------------
+
+LIBRARY = (ROOT / "vars/treadle.groovy").read_text()
+# Never parameters of the library: secrets come through withCredentials.
+SECRET_OPTIONS = {"--token", "--password"}
+
+
+def groovy_list(text: str) -> set[str]:
+    return set(re.findall(r"'([a-z-]+)'", text))
+
+
+def library_options() -> dict[str, set[str]]:
+    """What vars/treadle.groovy lets each stage take, as flags."""
+    common = groovy_list(re.search(r"List COMMON = \[(.*?)\]", LIBRARY, re.S)[1])
+    changes = groovy_list(re.search(r"List CHANGES = \[(.*?)\]", LIBRARY, re.S)[1])
+    table = re.search(r"Map STAGES = \[(.*?)\n\]", LIBRARY, re.S)[1]
+    stages = {}
+    for stage, plus, names in re.findall(r"'([a-z-]+)': (CHANGES \+ )?\[(.*?)\]", table, re.S):
+        taken = common | groovy_list(names) | (changes if plus else set())
+        stages[stage] = {f"--{name}" for name in taken}
+    return stages
+
+
+def test_the_library_lets_each_stage_take_exactly_its_options() -> None:
+    stages = library_options()
+    assert list(stages) == list(COMMANDS)
+    for stage, command in COMMANDS.items():
+        flags = {opt for param in command.params for opt in param.opts if opt.startswith("--")}
+        assert stages[stage] == flags - SECRET_OPTIONS, stage
+
+
+def test_the_library_has_a_method_per_stage() -> None:
+    for stage in COMMANDS:
+        method = re.sub(r"-([a-z])", lambda m: m[1].upper(), stage)
+        line = f"Map {method}(Map parameters = [:]) {{ run('{stage}', parameters) }}"
+        assert line in LIBRARY, stage
 
 
 # --- the documented pipelines --------------------------------------------------------------
