@@ -240,26 +240,50 @@ def test_documented_commands_use_options_their_stage_has() -> None:
         assert not unknown, f"{document}: treadle {stage} has no {sorted(unknown)}"
 
 
-def documented_pipeline(key: str) -> str:
-    """The one YAML block of docs/ci.md with `key` at its top."""
+def documented_pipelines(key: str) -> list[str]:
+    """The YAML blocks of docs/ci.md with `key` at their top."""
     blocks: list[str] = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs/ci.md").read_text(), re.S)
-    [text] = [block for block in blocks if key in yaml.safe_load(block)]
-    return text
+    return [block for block in blocks if key in yaml.safe_load(block)]
 
 
 @pytest.mark.parametrize(
-    ("key", "schema"), [("jobs", "vendor.github-workflows"), ("include", "vendor.gitlab-ci")]
+    ("key", "schema", "count"),
+    [("jobs", "vendor.github-workflows", 1), ("include", "vendor.gitlab-ci", 2)],
 )
-def test_documented_pipelines_validate(key: str, schema: str, tmp_path: Path) -> None:
-    pipeline = tmp_path / "pipeline.yml"
-    pipeline.write_text(documented_pipeline(key))
-    check_schema(schema, pipeline)
+def test_documented_pipelines_validate(key: str, schema: str, count: int, tmp_path: Path) -> None:
+    pipelines = documented_pipelines(key)
+    assert len(pipelines) == count
+    for number, text in enumerate(pipelines):
+        pipeline = tmp_path / f"pipeline-{number}.yml"
+        pipeline.write_text(text)
+        check_schema(schema, pipeline)
 
 
 def test_the_documented_workflow_gives_the_action_only_its_inputs() -> None:
-    workflow = yaml.safe_load(documented_pipeline("jobs"))
+    [text] = documented_pipelines("jobs")
+    workflow = yaml.safe_load(text)
     steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
     ours = [step for step in steps if "/treadle@" in step.get("uses", "")]
-    assert len(ours) == 3
+    assert len(ours) == 4
     for step in ours:
         assert set(step["with"]) <= set(ACTION["inputs"]), step["id"]
+    # The manual judgment: a job in an environment (with required reviewers, set on GitHub).
+    assert workflow["jobs"]["production"]["environment"]["name"] == "production"
+
+
+def test_the_documented_component_pipeline_gives_each_include_valid_inputs() -> None:
+    pipelines = [yaml.safe_load(text) for text in documented_pipelines("include")]
+    [pipeline] = [p for p in pipelines if "component" in p["include"][0]]
+    required = {name for name, spec in INPUTS.items() if "default" not in spec}
+    commands = []
+    for include in pipeline["include"]:
+        assert include["component"].endswith("/treadle/treadle@0.1.0")
+        inputs = include["inputs"]
+        assert required <= set(inputs) <= set(INPUTS), inputs
+        for name, value in inputs.items():
+            spec = INPUTS[name]
+            kind = {"boolean": bool, "number": int}.get(spec.get("type", "string"), str)
+            assert isinstance(value, kind) and value in spec.get("options", [value]), name
+        commands.append(inputs["command"])
+    assert commands == ["find-image", "deploy", "run-job", "rollback"]
+    assert pipeline["include"][-1]["inputs"]["when"] == "manual"

@@ -26,7 +26,7 @@ HARNESS = Path(__file__).parent / "jenkins"
 SECRET = "dcos-t0ken-4d1f"
 REGION = "/prod"
 FAILING = "registry.example/web:crashes"
-# What a parameter might hold: a commit message, a branch name.
+# What a parameter might hold: a pull request's title, a commit message.
 HOSTILE = 'it\'s "quoted" $(touch PWNED1) `touch PWNED2`; touch PWNED3 | true && *\nline two'
 # The build that deployed what the pipeline finds.
 EARLIER = {
@@ -133,32 +133,11 @@ def job_posts(metronome: MetronomeEmulator) -> list[dict[str, Any]]:
     ]
 
 
-PIPELINE = """
-node {
-  stage('Find image') {
-    found = treadle.findImage(cluster: 'web-prod', region: '/prod',
-        marathonUrl: env.MARATHON_URL, credentialsId: 'dcos-token')
-    echo "found ${found.image}, deployed by ${found.deployed.actor} in ${found.deployed.run_url}"
-  }
-  stage('Deploy') {
-    deployed = treadle.deploy(cluster: 'web-prod', region: '/prod',
-        image: "${found.registry}/${found.repository}:2.0", strategy: 'red-black', rollbackOnFailure: true,
-        marathonUrl: env.MARATHON_URL, credentialsId: 'dcos-token', output: 'deploy.json')
-  }
-  stage('Migrate') {
-    migrated = treadle.runJob(jobId: 'web.migrate', image: deployed.image, cmd: env.HOSTILE,
-        env: [NOTE: env.HOSTILE, SERVER_GROUP: deployed.server_group],
-        dcosUrl: env.METRONOME_URL, credentialsId: 'dcos-token')
-    echo "migrated: ${migrated.outputs.migrated}"
-  }
-  stage('Judgment') {
-    input message: "Roll web-prod back from ${deployed.server_group}?"
-    rolled = treadle.rollback(cluster: 'web-prod', region: '/prod',
-        marathonUrl: env.MARATHON_URL, credentialsId: 'dcos-token')
-    echo "serving again: ${rolled.server_group}"
-  }
-}
-"""
+def documented_pipeline() -> str:
+    """The Jenkins pipeline of docs/ci.md, the block after its `tested:` marker."""
+    text = (ROOT / "docs/ci.md").read_text()
+    after = text.split("<!-- tested: tests/integrations/test_jenkins.py runs this pipeline -->")[1]
+    return after.split("```groovy\n")[1].split("```")[0]
 
 
 def test_find_image_deploy_run_job_and_a_rollback_after_the_input_step(
@@ -181,10 +160,10 @@ def test_find_image_deploy_run_job_and_a_rollback_after_the_input_step(
         groovy,
         treadle_bin,
         workspace,
-        PIPELINE,
+        documented_pipeline(),
         MARATHON_URL=marathon.url,
-        METRONOME_URL=metronome.dcos_url,
-        HOSTILE=HOSTILE,
+        DCOS_URL=metronome.dcos_url,
+        CHANGE_TITLE=HOSTILE,
     )
     assert ran.code == 0, ran
     assert ran.console.rstrip().endswith("Finished: SUCCESS"), ran
@@ -208,10 +187,10 @@ def test_find_image_deploy_run_job_and_a_rollback_after_the_input_step(
     )  # fmt: skip
     assert later.result is not None and later.result["deployed"] == EXPECTED["jenkins"]
 
-    # run-job: the hostile value reached Metronome whole, as the command and a variable.
+    # run-job: the pull request's title reached Metronome whole.
     [job] = job_posts(metronome)
-    assert job["run"]["cmd"] == HOSTILE
-    assert job["run"]["env"]["NOTE"] == HOSTILE
+    assert job["run"]["cmd"] == "./manage.py migrate"
+    assert job["run"]["env"]["CHANGE_TITLE"] == HOSTILE
     assert job["run"]["env"]["SERVER_GROUP"] == "web-prod-v001"
     assert job["labels"]["treadle.run-url"] == EXPECTED["jenkins"]["run_url"]
     assert "migrated: yes" in ran.console

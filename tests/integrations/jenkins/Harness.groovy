@@ -117,7 +117,9 @@ new File(libraryPath).eachFileMatch(~/.*\.groovy/) { File file ->
     library.binding = binding
     binding.setVariable(file.name - '.groovy', library)
 }
-Script pipeline = shell.parse(new File(pipelinePath))
+// Jenkins loads the library that `@Library('treadle') _` names; here vars/ is loaded above.
+String jenkinsfile = new File(pipelinePath).text.replaceAll(/(?m)^@Library\(.*\)\s*_\s*$/, '')
+Script pipeline = shell.parse(jenkinsfile, 'Jenkinsfile')
 pipeline.binding = binding
 try {
     pipeline.run()
