@@ -252,6 +252,16 @@ class EngineJobs(JobContract):
         containers = [c["Names"][0] for c in api.containers(all=True, filters=filters)]
         return services + containers
 
+    def job_labels(self, provider: Any, job_id: str) -> Mapping[str, str]:
+        """A Swarm job's service labels, else a Docker job's container labels."""
+        filters = {"label": [f"{LABEL_JOB}={job_id}"]}
+        api = provider.api
+        if in_swarm(api) and (services := api.services(filters=filters)):
+            [service] = services
+            return dict(service["Spec"]["Labels"])
+        [container] = api.containers(all=True, filters=filters)
+        return dict(container["Labels"])
+
     def bad_inputs(self, tmp_path: Path) -> list[list[str]]:
         cases = [["--cpus", "0"]]
         for field, value in (("ports", ["80"]), ("healthcheck", {"test": "true"})):

@@ -6,13 +6,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from contract import ProviderContract, StageContract
+from contract import ProvenanceContract, ProviderContract, StageContract
 from memory import MemoryProvider, MemorySettings, Store
 
 from treadle.providers import registry
 
 
-class TestMemory(ProviderContract, StageContract):
+class TestMemory(ProviderContract, StageContract, ProvenanceContract):
     @pytest.fixture
     def store(self, monkeypatch: pytest.MonkeyPatch) -> Store:
         monkeypatch.setitem(

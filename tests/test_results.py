@@ -21,6 +21,7 @@ from treadle.ci import (
     DOTENV_MAX_BYTES,
     DOTENV_MAX_VARIABLES,
     dotenv,
+    environment_url,
     forget_result_variables,
     github_outputs,
     github_summary,
@@ -427,3 +428,84 @@ def test_the_summary_table_keeps_its_rows_whatever_the_output_names(tmp_path: Pa
     rows = [line for line in path.read_text().splitlines() if line.startswith("|")]
     assert rows[-1] == "| outputs_a_b___x | `v` |"
     assert not [line for line in path.read_text().splitlines() if line.startswith("#")][1:]
+
+
+# --- where the result's server group answers, and who made what ---------------------------
+
+DEPLOYED = {
+    "stage": "find-image",
+    "status": "succeeded",
+    "server_group": "web-prod-v004",
+    "created_at": "2025-01-02T03:04:05.000Z",
+    "deployed": {"ci": "gitlab", "run_url": "https://gitlab.example/-/jobs/9", "actor": "alice"},
+    "endpoints": ["10.0.0.7:31002", "10.0.0.8:31002"],
+    "provenance": {"ci": "github", "run_url": "https://github.com/a/b/actions/runs/1"},
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "url"),
+    [
+        ({"endpoints": ["127.0.0.1:32768", "127.0.0.1:32769"]}, "http://127.0.0.1:32768"),
+        ({"endpoints": ["https://web.example:8443"]}, "https://web.example:8443"),
+        ({"url": "https://web.example/health", "endpoints": ["h:1"]}, "https://web.example/health"),
+        ({"endpoints": []}, None),
+        ({}, None),
+    ],
+)
+def test_the_environment_url_is_the_url_else_the_first_endpoint(
+    fields: dict[str, object], url: str | None
+) -> None:
+    assert environment_url(fields) == url
+
+
+def test_outputs_carry_the_environment_url_and_who_deployed_but_not_this_runs_provenance(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "github_output"
+    github_outputs(DEPLOYED, path)
+    lines = path.read_text().splitlines()
+    assert "environment_url=http://10.0.0.7:31002" in lines
+    assert (
+        "deployed_actor=alice" in lines
+        and "deployed_run_url=https://gitlab.example/-/jobs/9" in lines
+    )
+    assert not [line for line in lines if line.startswith("provenance_")]
+    assert json.loads(lines[-1].removeprefix("result="))["provenance"]["ci"] == "github"
+
+
+def test_dotenv_carries_the_environment_url_and_leaves_provenance_to_the_json(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "r.env"
+    assert dotenv(DEPLOYED, path) == [], "nothing left out that would be warned about"
+    lines = path.read_text().splitlines()
+    assert "TREADLE_ENVIRONMENT_URL=http://10.0.0.7:31002" in lines
+    assert not [line for line in lines if line.startswith(("TREADLE_DEPLOYED", "TREADLE_PROV"))]
+
+
+def test_the_summary_is_a_table_with_a_table_per_list_of_objects(tmp_path: Path) -> None:
+    path = tmp_path / "summary.md"
+    result = {
+        "stage": "deploy",
+        "status": "succeeded",
+        "server_group": "web-prod-v004",
+        "endpoints": ["127.0.0.1:32768"],
+        "provenance": {"actor": "octocat"},
+        "regions": [
+            {"region": "/eu", "server_group": "web-prod-v004", "instances": 2},
+            {"region": "/us", "server_group": "web-prod-v002", "rolled_back": True},
+        ],
+    }
+    github_summary(result, path)
+    text = path.read_text()
+    assert "| server_group | `web-prod-v004` |" in text
+    assert "| environment_url | `http://127.0.0.1:32768` |" in text
+    assert "octocat" not in text, "the run's own provenance is the run page's"
+    assert (
+        "**regions**\n\n"
+        "| region | server_group | instances | rolled_back |\n"
+        "|---|---|---|---|\n"
+        "| `/eu` | `web-prod-v004` | `2` |  |\n"
+        "| `/us` | `web-prod-v002` |  | `true` |\n"
+    ) in text

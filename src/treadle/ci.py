@@ -47,10 +47,24 @@ def heredoc_delimiter(value: str) -> str:
             return delimiter
 
 
-def scalar_fields(result: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
-    """Scalar fields as text, nested objects flattened one level (`error_message`)."""
+# Every result's `provenance` (the CI run that produced it: treadle.cli.runner) is for
+# the record: a later step of the same run knows it from its own CI variables. It stays
+# out of step outputs, dotenv reports and summaries; the JSON result keeps it.
+RECORD_ONLY = ("provenance",)
+# find-image's `deployed` (who deployed the server group it found) stays out of dotenv
+# reports too: GitLab's 20 variables go to the fields that later jobs act on.
+NOT_IN_DOTENV = (*RECORD_ONLY, "deployed")
+
+
+def scalar_fields(
+    result: Mapping[str, Any], prefix: str = "", skip: tuple[str, ...] = RECORD_ONLY
+) -> Iterator[tuple[str, str]]:
+    """Scalar fields as text, nested objects flattened one level (`error_message`), the
+    top-level keys in `skip` left out."""
     for key, value in result.items():
         name = f"{prefix}{key}"
+        if not prefix and key in skip:
+            continue
         if isinstance(value, dict) and not prefix:
             yield from scalar_fields(value, prefix=f"{name}_")
         elif isinstance(value, bool):
@@ -66,7 +80,9 @@ def github_outputs(result: Result, path: Path) -> None:
     plain (`output_name`), multi-line values written with a delimiter that cannot occur
     in them (a Windows runner also breaks lines at `\\r\\n`, so `\\r` counts too)."""
     lines = []
-    for field, value in [*scalar_fields(result), ("result", json.dumps(result))]:
+    url = environment_url(result)
+    derived = [("environment_url", url)] if url else []
+    for field, value in [*scalar_fields(result), *derived, ("result", json.dumps(result))]:
         name = output_name(field)
         if "\n" in value or "\r" in value:
             delimiter = heredoc_delimiter(value)
@@ -82,14 +98,29 @@ def github_summary(result: Result, path: Path) -> None:
     error message whole, below the table, where its line breaks cannot break it."""
     icon = {"succeeded": "✅", "failed": "❌", "refused": "⛔"}.get(result.get("status", ""), "")
     rows = [f"### {icon} treadle {result.get('stage')}: {result.get('status')}\n", "\n"]
+    url = environment_url(result)
     cells = [
         (output_name(name), value)
-        for name, value in [*scalar_fields(result), *scalar_lists(result)]
+        for name, value in [
+            *scalar_fields(result),
+            *scalar_lists(result),
+            *([("environment_url", url)] if url else []),
+        ]
         if value and name not in ("stage", "status") and not name.startswith("error_")
     ]
     if cells:
         rows += ["| field | value |\n", "|---|---|\n"]
         rows += [f"| {name} | {markdown_code(value)} |\n" for name, value in cells]
+    for key, items in object_lists(result):
+        # One row per item (a deploy's `regions`), a column per scalar field.
+        columns = list(dict.fromkeys(name for item in items for name, _ in scalar_fields(item)))
+        rows += ["\n", f"**{output_name(key)}**\n", "\n"]
+        rows += [f"| {' | '.join(map(output_name, columns))} |\n"]
+        rows += [f"|{'---|' * len(columns)}\n"]
+        for item in items:
+            values = dict(scalar_fields(item))
+            cells_of = (markdown_code(values[c]) if values.get(c) else "" for c in columns)
+            rows += [f"| {' | '.join(cells_of)} |\n"]
     error = result.get("error")
     if isinstance(error, dict):
         fence = "`" * max(3, longest_run(str(error.get("message", "")), "`") + 1)
@@ -104,6 +135,27 @@ def scalar_lists(result: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     for key, value in result.items():
         if isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
             yield key, ", ".join(str(v) for v in value)
+
+
+def object_lists(result: Mapping[str, Any]) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """Top-level lists of objects (a deploy's `regions`)."""
+    for key, value in result.items():
+        if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            yield key, value
+
+
+def environment_url(result: Mapping[str, Any]) -> str | None:
+    """Where the result's server group answers, for a CI system's environment (GitHub's
+    `environment.url`, GitLab's `environment:url`): a `url` field, else the first of its
+    `endpoints` (`HOST:PORT`) as `http://HOST:PORT`."""
+    url = result.get("url")
+    if isinstance(url, str) and url:
+        return url
+    endpoints = result.get("endpoints")
+    if isinstance(endpoints, list) and endpoints and isinstance(endpoints[0], str):
+        first = endpoints[0]
+        return first if "://" in first else f"http://{first}"
+    return None
 
 
 def markdown_code(value: str) -> str:
@@ -134,7 +186,11 @@ def dotenv(result: Result, path: Path) -> list[str]:
     names: list[str] = []
     size = len(f"{RESULT_VARIABLES}=\n")
     left_out: list[str] = []
-    fields = sorted(scalar_fields(result), key=lambda field: field[0].startswith("outputs_"))
+    url = environment_url(result)
+    fields = sorted(
+        [*scalar_fields(result, skip=NOT_IN_DOTENV), *([("environment_url", url)] if url else [])],
+        key=lambda field: field[0].startswith("outputs_"),
+    )
     for name, value in fields:
         short = dotenv_name(name)
         line = f"TREADLE_{short}={value}\n"
@@ -382,3 +438,24 @@ def provenance(environ: Mapping[str, str] = os.environ) -> dict[str, str]:
         zip((LABEL_CI, LABEL_RUN_URL, LABEL_COMMIT, LABEL_REF, LABEL_ACTOR), found, strict=True)
     )
     return {k: visible_controls(v)[:PROVENANCE_MAX] for k, v in labels.items() if v}
+
+
+def provenance_fields(labels: Mapping[str, str]) -> dict[str, str]:
+    """The provenance among a server group's or job's labels (or `provenance`'s own), as
+    a result's fields: ci, run_url, commit, ref, actor (those present)."""
+    from treadle.providers.base import (
+        LABEL_ACTOR,
+        LABEL_CI,
+        LABEL_COMMIT,
+        LABEL_REF,
+        LABEL_RUN_URL,
+    )
+
+    names = {
+        LABEL_CI: "ci",
+        LABEL_RUN_URL: "run_url",
+        LABEL_COMMIT: "commit",
+        LABEL_REF: "ref",
+        LABEL_ACTOR: "actor",
+    }
+    return {field: labels[label] for label, field in names.items() if labels.get(label)}

@@ -14,11 +14,21 @@ Fixtures a subclass provides:
 A provider that runs jobs also subclasses `JobContract` (run-job; its own fixtures and
 hooks are in contract/job_contract.py). An engine provider (Docker, Swarm) also
 subclasses `ComposeContract`: a Compose service with a sidecar, a volume and an env file.
+Every provider subclasses `ProvenanceContract` (and a job runner `JobProvenanceContract`):
+what a CI run deploys says which run, commit and actor it came from.
 """
 
 from contract.compose_contract import ComposeContract
 from contract.job_contract import JobContract
+from contract.provenance_contract import JobProvenanceContract, ProvenanceContract
 from contract.provider_contract import ProviderContract
 from contract.stage_contract import StageContract
 
-__all__ = ["ComposeContract", "JobContract", "ProviderContract", "StageContract"]
+__all__ = [
+    "ComposeContract",
+    "JobContract",
+    "JobProvenanceContract",
+    "ProvenanceContract",
+    "ProviderContract",
+    "StageContract",
+]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from ci_variables import GITHUB
 
 from .running import Ran, docker_run
 
@@ -49,7 +50,8 @@ class ContainerAction:
         runs = self.manifest["runs"]
         if runs["using"] != "docker":
             raise ValueError(f"{manifest}: not a Docker container action: {runs['using']}")
-        # The runner would build runs.image (the Dockerfile) itself: IMAGE was built from it.
+        # The runner would pull runs.image (docker://, the released image) or build it (a
+        # Dockerfile): IMAGE, built from the Dockerfile, stands for either.
         self.image = image
         self.workspace, self.socket = workspace, socket
         self.home = workspace.parent / "_github_home"
@@ -88,6 +90,8 @@ class ContainerAction:
         environment = {
             **(env or {}),
             **{f"INPUT_{name.replace(' ', '_').upper()}": value for name, value in inputs.items()},
+            # What the runner sets in every step: the run, the commit, who started it.
+            **GITHUB,
             "HOME": "/github/home",
             "CI": "true",
             "GITHUB_ACTIONS": "true",

@@ -1,5 +1,6 @@
 """Fixtures for the tests that run treadle the way each CI system does: its container
-image on the local engine, GitHub's runner for a Docker action, gitlab-ci-local.
+image on the local engine, GitHub's runner for a Docker action, gitlab-ci-local, and
+Groovy for the Jenkins library.
 
 Like the Docker tests, these skip without what they need, saying how to get it, and fail
 instead under TREADLE_REQUIRE_DOCKER=1 (as in CI, where .ci/build-image and .ci/ci-tools
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ import pytest
 from dockerish import *  # noqa: F403  (the engine fixtures)
 from dockerish import unavailable
 
-from .running import IMAGE_UNDER_TEST
+from .running import IMAGE_UNDER_TEST, ROOT
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,26 @@ def docker_socket(engine: Any) -> Path:
             f"DOCKER_HOST={host}: mounting the engine into a container needs its unix socket"
         )
     return Path(host.removeprefix("unix://"))
+
+
+@pytest.fixture(scope="session")
+def treadle_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder whose `treadle` runs this tree's treadle with this interpreter, for the CI
+    clients that run `treadle` from PATH (gitlab-ci-local's shell jobs, Jenkins' sh)."""
+    folder = tmp_path_factory.mktemp("bin")
+    script = folder / "treadle"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'PYTHONPATH="{ROOT / "src"}${{PYTHONPATH:+:$PYTHONPATH}}" '
+        f'exec "{sys.executable}" -m treadle "$@"\n'
+    )
+    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def gitlab_ci_local() -> str:
+    found = shutil.which("gitlab-ci-local")
+    if found is None:
+        unavailable("gitlab-ci-local is missing: run .ci/ci-tools")
+    return found

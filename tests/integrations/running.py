@@ -8,8 +8,9 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-# Built from the Dockerfile by .ci/build-image.
-IMAGE_UNDER_TEST = "treadle:ci"
+# Built from the Dockerfile by .ci/build-image (TREADLE_IMAGE_UNDER_TEST names another
+# build of this tree, where several trees share one engine).
+IMAGE_UNDER_TEST = os.environ.get("TREADLE_IMAGE_UNDER_TEST", "treadle:ci")
 ROOT = Path(__file__).resolve().parents[2]
 # One container run: the image takes a few seconds to start on the vfs storage driver.
 RUN_SECONDS = 120

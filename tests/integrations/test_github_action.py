@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from ci_variables import EXPECTED
 from dockerish import IMAGE, IMAGE_V2, treadle_on_engine
 
 from .actions_runner import ContainerAction
@@ -78,7 +79,7 @@ def test_steps_chain_deploy_find_image_and_a_red_black_deploy_through_outputs(
     assert "| disabled_server_groups | `web-prod-v000` |" in second.summary
 
 
-def test_a_refused_step_masks_its_token_first_and_annotates_the_error(
+def test_a_refused_step_is_an_error_annotation_and_a_summary_that_says_why(
     action: ContainerAction, region: str
 ) -> None:
     deployed = treadle_on_engine(
@@ -87,20 +88,10 @@ def test_a_refused_step_masks_its_token_first_and_annotates_the_error(
     assert deployed.code == 0, deployed
 
     step = action.run(
-        {
-            "stage": "destroy",
-            "cluster": "web-prod",
-            "target": "newest",
-            "region": region,
-            "token": SECRET,
-        }
+        {"stage": "destroy", "cluster": "web-prod", "target": "newest", "region": region}
     )
     assert step.ran.code == 3, step
-    log = step.ran.stderr.splitlines()
-    assert log[0] == f"::add-mask::{SECRET}", "masked before any other line"
-    everything_else = [*log[1:], step.ran.stdout, *step.outputs.values(), step.summary]
-    assert not [text for text in everything_else if SECRET in text]
-    errors = [line for line in log if line.startswith("::error::")]
+    errors = [line for line in step.ran.stderr.splitlines() if line.startswith("::error::")]
     assert errors == [
         "::error::refusing to destroy web-prod-v000: it is the last enabled server group of "
         f"web-prod in {region} and serves traffic (--force to do it anyway)"
@@ -108,3 +99,52 @@ def test_a_refused_step_masks_its_token_first_and_annotates_the_error(
     assert (step.outputs["status"], step.outputs["error_type"]) == ("refused", "Refused")
     assert step.summary.startswith("### ⛔ treadle destroy: refused\n")
     assert "**Refused**" in step.summary
+
+
+def test_a_token_is_masked_before_anything_prints(action: ContainerAction) -> None:
+    # A Marathon that does not answer (nothing listens on the container's own loopback).
+    step = action.run(
+        {
+            "stage": "find-image",
+            "cluster": "web-prod",
+            "marathon_url": "http://127.0.0.1:9",
+            "token": SECRET,
+            "timeout": "5s",
+        }
+    )
+    assert step.ran.code == 4, step
+    log = step.ran.stderr.splitlines()
+    assert log[0] == f"::add-mask::{SECRET}", "masked before any other line"
+    everything_else = [*log[1:], step.ran.stdout, *step.outputs.values(), step.summary]
+    assert not [text for text in everything_else if SECRET in text]
+    assert len([line for line in log if line.startswith("::error::")]) == 1, step
+
+
+def test_a_deploy_step_gives_the_environment_url_and_find_image_says_who_deployed(
+    action: ContainerAction, region: str
+) -> None:
+    (action.workspace / "web.yaml").write_text("ports: ['80']\n")
+    deployed = action.run(
+        {
+            "stage": "deploy",
+            "cluster": "web-prod",
+            "image": IMAGE,
+            "region": region,
+            "spec": "web.yaml",
+            "timeout": "60s",
+        }
+    )
+    assert deployed.ran.code == 0, deployed
+    [endpoint] = deployed.result["endpoints"]
+    # environment: { name: production, url: ${{ steps.deploy.outputs.environment_url }} }
+    assert deployed.outputs["environment_url"] == f"http://{endpoint}"
+    assert f"| environment_url | `http://{endpoint}` |" in deployed.summary
+    assert deployed.result["provenance"] == EXPECTED["github"]
+    assert set(deployed.outputs) <= action.declared_outputs
+
+    found = action.run({"stage": "find-image", "cluster": "web-prod", "region": region})
+    assert found.ran.code == 0, found
+    for field, value in EXPECTED["github"].items():
+        assert found.outputs[f"deployed_{field}"] == value
+    assert "| deployed_actor | `octocat` |" in found.summary
+    assert set(found.outputs) <= action.declared_outputs

@@ -7,7 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from contract import ComposeContract, ProviderContract, StageContract
+from contract import (
+    ComposeContract,
+    JobProvenanceContract,
+    ProvenanceContract,
+    ProviderContract,
+    StageContract,
+)
 from dockerish import EngineJobs, OnEngine
 
 from treadle.console import Console
@@ -17,7 +23,15 @@ from treadle.waiting import Deadline
 pytestmark = pytest.mark.docker
 
 
-class TestDocker(OnEngine, EngineJobs, ProviderContract, StageContract, ComposeContract):
+class TestDocker(
+    OnEngine,
+    EngineJobs,
+    ProviderContract,
+    StageContract,
+    ComposeContract,
+    ProvenanceContract,
+    JobProvenanceContract,
+):
     @pytest.fixture
     def connection_args(self) -> list[str]:
         return ["--provider", "docker"]

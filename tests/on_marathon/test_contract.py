@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from contract import ProviderContract, StageContract
+from contract import ProvenanceContract, ProviderContract, StageContract
 from emulator import MarathonEmulator
 
 from treadle.console import Console
@@ -16,7 +16,7 @@ from treadle.waiting import Deadline
 FAILING = "registry.example/web:crashes"
 
 
-class TestMarathon(ProviderContract, StageContract):
+class TestMarathon(ProviderContract, StageContract, ProvenanceContract):
     @pytest.fixture
     def connection_args(self, marathon: MarathonEmulator) -> list[str]:
         return ["--marathon-url", marathon.url]

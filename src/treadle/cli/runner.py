@@ -68,6 +68,8 @@ class Outcome:
         self._written = False
 
     def envelope(self, fields: dict[str, object], error: TreadleError | None) -> dict[str, Any]:
+        from treadle.ci import provenance, provenance_fields
+
         rt = self.rt
         result: dict[str, Any] = {
             "stage": self.stage,
@@ -78,6 +80,8 @@ class Outcome:
             **({"dry_run": True, "planned": rt.planned} if rt and rt.dry_run else {}),
             **fields,
         }
+        if ran_from := provenance_fields(rt.provenance if rt else provenance()):
+            result["provenance"] = ran_from  # the CI run that produced this result
         if error is not None:
             result["error"] = {"type": error.type, "message": str(error)}
         redacted: dict[str, Any] = self.console.redact_tree(result)

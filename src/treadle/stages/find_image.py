@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from treadle.ci import provenance_fields
 from treadle.errors import InputError, NotFound, Refused
 from treadle.images import ImageRef
 from treadle.naming import parse_cluster
@@ -72,6 +73,8 @@ def find_image(rt: Runtime, query: Query) -> dict[str, object]:
         "instances": capacity(chosen),
         "enabled": chosen.enabled,
         "created_at": chosen.created_at,
+        # Who deployed it, from which CI run, commit and ref (its provenance labels).
+        **({"deployed": deployed} if (deployed := provenance_fields(chosen.labels)) else {}),
         "candidates": len(candidates),
         **endpoint_fields(chosen),
     }

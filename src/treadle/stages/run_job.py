@@ -45,7 +45,8 @@ class Request:
     spec: Mapping[str, Any] | None = None
     output_file: str | None = None
 
-    def job(self) -> JobRequest:
+    def job(self, provenance: Mapping[str, str] | None = None) -> JobRequest:
+        """The provider's request; `provenance` (the CI run's labels) labels the job too."""
         env: dict[str, str] = {}
         for item in self.env:
             key, sep, value = item.partition("=")
@@ -70,7 +71,7 @@ class Request:
             cpus=self.cpus,
             mem=self.mem,
             spec=self.spec,
-            labels={LABEL_VERSION: __version__},
+            labels={**(provenance or {}), LABEL_VERSION: __version__},
             output_file=self.output_file,
         )
 
@@ -83,7 +84,7 @@ def jobs_of(rt: Runtime) -> JobProvider:
 
 def run_job(rt: Runtime, request: Request) -> dict[str, object]:
     provider = jobs_of(rt)
-    definition = provider.job_definition(request.job())
+    definition = provider.job_definition(request.job(rt.provenance))
     if rt.dry_run:
         rt.console.raw(json.dumps(definition, indent=2) + "\n")
         rt.plan("start a run of the job above")
