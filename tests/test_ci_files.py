@@ -174,7 +174,7 @@ SECRET_OPTIONS = {"--token", "--password"}
 
 
 def groovy_list(text: str) -> set[str]:
-    return set(re.findall(r"'([a-z-]+)'", text))
+    return set(re.findall(r"'([a-z][a-z0-9-]*)'", text))
 
 
 def library_options() -> dict[str, set[str]]:

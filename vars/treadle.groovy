@@ -33,25 +33,30 @@ import groovy.transform.Field
     'provider', 'marathon-url', 'metronome-url', 'dcos-url', 'username',
     'service-account-uid', 'service-account-key', 'ca-cert', 'insecure', 'request-timeout',
     'no-events', 'context', 'output', 'dotenv', 'timeout', 'no-wait', 'dry-run', 'quiet',
+    'verbose', 'log-format',
 ]
 @Field final List CHANGES = [
     'window', 'timezone', 'outside-window', 'jitter', 'min-capacity-ratio', 'lock-timeout',
-    'run-key',
+    'run-key', 'drain', 'keep-running',
 ]
 @Field final Map STAGES = [
     'find-image': ['cluster', 'region', 'selection', 'include-disabled', 'image-pattern'],
     'deploy': CHANGES + ['app', 'stack', 'detail', 'cluster', 'region', 'image', 'spec',
-                         'service', 'instances', 'strategy', 'steps', 'max-remaining',
-                         'delay-before-disable', 'rollback-on-failure', 'destroy-failed'],
+                         'service', 'instances', 'strategy', 'canary-instances',
+                         'canary-percent', 'steps', 'max-remaining', 'delay-before-disable',
+                         'network', 'verify', 'rollback-on-failure', 'destroy-failed'],
     'clone': CHANGES + ['source', 'cluster', 'target', 'app', 'stack', 'detail', 'region',
                         'image', 'spec', 'instances', 'strategy', 'steps', 'max-remaining',
-                        'delay-before-disable', 'rollback-on-failure', 'destroy-failed'],
+                        'delay-before-disable', 'network', 'rollback-on-failure',
+                        'destroy-failed'],
     'resize': CHANGES + ['region', 'server-group', 'cluster', 'target', 'instances',
                          'scale-up', 'scale-down', 'scale-pct', 'scale-to-cluster', 'force'],
     'destroy': CHANGES + ['region', 'server-group', 'cluster', 'target', 'force'],
     'disable': CHANGES + ['region', 'server-group', 'cluster', 'target', 'force'],
     'enable': CHANGES + ['region', 'server-group', 'cluster', 'target'],
     'rollback': CHANGES + ['cluster', 'region', 'to'],
+    'promote': CHANGES + ['cluster', 'region'],
+    'abort': CHANGES + ['cluster', 'region', 'destroy'],
     'disable-cluster': CHANGES + ['cluster', 'region', 'remaining-enabled', 'prefer-larger',
                                   'exclude', 'continue-if-cluster-not-found', 'force'],
     'scale-down-cluster': CHANGES + ['cluster', 'region', 'remaining-full-size',
@@ -66,6 +71,8 @@ import groovy.transform.Field
                             'only-enabled'],
     'run-job': ['job-id', 'image', 'cmd', 'env', 'cpus', 'mem', 'spec', 'service',
                 'output-file'],
+    'verify': ['url', 'path', 'requests', 'concurrency', 'duration', 'expect-status',
+               'body-contains', 'min-success-ratio', 'max-p95'],
 ]
 // Secrets on a command line end up in logs and process lists.
 @Field final List SECRETS = ['token', 'password']
@@ -80,12 +87,15 @@ Map destroy(Map parameters = [:]) { run('destroy', parameters) }
 Map disable(Map parameters = [:]) { run('disable', parameters) }
 Map enable(Map parameters = [:]) { run('enable', parameters) }
 Map rollback(Map parameters = [:]) { run('rollback', parameters) }
+Map promote(Map parameters = [:]) { run('promote', parameters) }
+Map abort(Map parameters = [:]) { run('abort', parameters) }
 Map disableCluster(Map parameters = [:]) { run('disable-cluster', parameters) }
 Map scaleDownCluster(Map parameters = [:]) { run('scale-down-cluster', parameters) }
 Map shrinkCluster(Map parameters = [:]) { run('shrink-cluster', parameters) }
 Map terminateInstances(Map parameters = [:]) { run('terminate-instances', parameters) }
 Map checkPreconditions(Map parameters = [:]) { run('check-preconditions', parameters) }
 Map runJob(Map parameters = [:]) { run('run-job', parameters) }
+Map verify(Map parameters = [:]) { run('verify', parameters) }
 
 // treadle('deploy', cluster: 'web-prod', ...): the stage by its CLI name.
 Map call(Map parameters, String stage) { run(stage, parameters) }
