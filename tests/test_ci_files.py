@@ -35,6 +35,8 @@ ENTRYPOINT_INPUTS = {"stage", "args"}
         ("action.yml", "vendor.github-actions"),
         (".gitlab-ci-template.yml", "vendor.gitlab-ci"),
         (".github/workflows/release.yml", "vendor.github-workflows"),
+        ("examples/canary/github-workflow.yml", "vendor.github-workflows"),
+        ("examples/canary/gitlab-ci.yml", "vendor.gitlab-ci"),
     ],
 )
 def test_validates_against_the_public_schema(path: str, schema: str) -> None:
@@ -287,3 +289,23 @@ def test_the_documented_component_pipeline_gives_each_include_valid_inputs() -> 
         commands.append(inputs["command"])
     assert commands == ["find-image", "deploy", "run-job", "rollback"]
     assert pipeline["include"][-1]["inputs"]["when"] == "manual"
+
+
+def test_the_canary_workflow_gives_the_action_only_its_inputs() -> None:
+    """examples/canary/github-workflow.yml, which GitHub alone can run: every step of ours
+    passes inputs the action has, and stages that exist."""
+    workflow = yaml.safe_load((ROOT / "examples/canary/github-workflow.yml").read_text())
+    steps = [step for job in workflow["jobs"].values() for step in job["steps"]]
+    ours = [step for step in steps if "/treadle@" in step.get("uses", "")]
+    assert [step["with"]["stage"] for step in ours] == [
+        "deploy",
+        "verify",
+        "${{ inputs.decision }}",
+    ]
+    for step in ours:
+        assert set(step["with"]) <= set(ACTION["inputs"]), step
+    # YAML 1.1 reads the key `on` as true.
+    triggers = workflow.get("on", workflow.get(True))
+    decisions = triggers["workflow_dispatch"]["inputs"]["decision"]["options"]
+    assert set(decisions) <= set(COMMANDS)
+    assert workflow["jobs"]["decide"]["environment"] == "production"

@@ -70,3 +70,16 @@ def gitlab_ci_local() -> str:
     if found is None:
         unavailable("gitlab-ci-local is missing: run .ci/ci-tools")
     return found
+
+
+@pytest.fixture(scope="session")
+def groovy() -> tuple[str, dict[str, str]]:
+    """Debian's groovy, and the environment its launcher needs (it looks for
+    /usr/lib/jvm/default-java unless JAVA_HOME says otherwise)."""
+    found, java = shutil.which("groovy"), shutil.which("java")
+    if found is None or java is None:
+        unavailable("groovy is missing: run .ci/ci-tools")
+    env = {}
+    if not os.environ.get("JAVA_HOME") and not Path("/usr/lib/jvm/default-java").exists():
+        env["JAVA_HOME"] = str(Path(java).resolve().parents[1])
+    return found, env

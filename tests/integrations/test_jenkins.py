@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 
 import pytest
 from ci_variables import EXPECTED, JENKINS
-from dockerish import unavailable
 from emulator import MarathonEmulator, MetronomeEmulator, Token
 from helpers import treadle
 from on_marathon.schemas import app_definition_validator, job_definition_validator
@@ -50,19 +48,6 @@ class Build:
 
     def __str__(self) -> str:
         return f"exit {self.code}\n{self.console}"
-
-
-@pytest.fixture(scope="session")
-def groovy() -> tuple[str, dict[str, str]]:
-    """Debian's groovy, and the environment its launcher needs (it looks for
-    /usr/lib/jvm/default-java unless JAVA_HOME says otherwise)."""
-    found, java = shutil.which("groovy"), shutil.which("java")
-    if found is None or java is None:
-        unavailable("groovy is missing: run .ci/ci-tools")
-    env = {}
-    if not os.environ.get("JAVA_HOME") and not Path("/usr/lib/jvm/default-java").exists():
-        env["JAVA_HOME"] = str(Path(java).resolve().parents[1])
-    return found, env
 
 
 @pytest.fixture
