@@ -32,7 +32,8 @@ from treadle.errors import AlreadyExists, ProviderError, StageFailed, Timeout
 from treadle.naming import Cluster
 from treadle.providers.base import LABEL_RUN_KEY, LABEL_SPEC_DIGEST
 from treadle.stages import lease
-from treadle.stages.deploy import Request, deploy
+from treadle.stages.deploy import deploy
+from treadle.stages.deploy_plan import Request
 from treadle.stages.records import capacity
 from treadle.stages.selection import age_key
 from treadle.waiting import CANCELLED

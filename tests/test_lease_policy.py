@@ -19,7 +19,8 @@ from treadle.errors import LeaseHeld, LeaseLost
 from treadle.naming import Cluster
 from treadle.providers.base import LABEL_RUN_KEY, LABEL_RUN_URL, Lease, LeaseKey
 from treadle.stages import lease
-from treadle.stages.deploy import Request, deploy
+from treadle.stages.deploy import deploy
+from treadle.stages.deploy_plan import Request
 from treadle.stages.destroy import destroy
 from treadle.stages.enable_disable import disable, enable
 from treadle.stages.resize import Size, resize

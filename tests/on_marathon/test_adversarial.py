@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from treadle.providers.marathon.apps import APP_FIELDS
-from treadle.stages.deploy import STRATEGIES
+from treadle.stages.strategies import STRATEGIES
 
 from .conftest import FAST
 from .test_connection import rsa_key

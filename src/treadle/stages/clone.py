@@ -12,7 +12,8 @@ from typing import Any
 from treadle.errors import InputError
 from treadle.naming import Cluster
 from treadle.providers.base import LABEL_NETWORK, LABEL_SPEC
-from treadle.stages.deploy import Request, deploy
+from treadle.stages.deploy import deploy
+from treadle.stages.deploy_plan import Request
 from treadle.stages.records import capacity
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector

@@ -72,7 +72,7 @@ def clone_command(
     strategy as deploy."""
     from treadle import naming
     from treadle.stages.clone import CloneRequest, clone
-    from treadle.stages.deploy import Request
+    from treadle.stages.deploy_plan import Request
     from treadle.stages.selection import Selector
     from treadle.stages.strategies import DEFAULT_STEPS
 

@@ -91,7 +91,8 @@ def deploy_command(
     """Create the next server group of a cluster, wait until healthy, apply a strategy."""
     from treadle import naming
     from treadle.cli.commands.verify import load_verify_file
-    from treadle.stages.deploy import Request, deploy
+    from treadle.stages.deploy import deploy
+    from treadle.stages.deploy_plan import Request
     from treadle.stages.strategies import DEFAULT_STEPS
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
