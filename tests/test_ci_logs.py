@@ -15,7 +15,8 @@ import ci_readers
 import pytest
 from helpers import treadle
 
-from treadle.ci import GitHubLog, GitLabLog, PlainLog, check_run_key, ci_run_key, log_format
+from treadle.ci import check_run_key, ci_run_key
+from treadle.ci_log import GitHubLog, GitLabLog, PlainLog, log_format
 from treadle.console import Console, redact_url
 from treadle.errors import InputError
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from treadle.ci import PlainLog
+from treadle.ci_log import PlainLog
 
 # Shorter values are not masked: none is a credential, and hiding every `abc` would both
 # shred the log and show the value to anyone who looks at where `***` appears.

@@ -46,7 +46,7 @@ def root(
 
 def usage_console() -> Console:
     """Where a usage error goes: the options were not read, their variables were."""
-    from treadle.ci import log_format
+    from treadle.ci_log import log_format
     from treadle.console import Console
 
     json = os.environ.get("TREADLE_LOG_FORMAT", "").strip().lower() == "json"

@@ -158,7 +158,8 @@ def run_stage(
     """`uses_provider=False`: the stage acts on no cluster (verify), so no provider is
     chosen or connected to, and the result names none."""
     from treadle import tracing
-    from treadle.ci import ci_run_key, log_format, provenance
+    from treadle.ci import ci_run_key, provenance
+    from treadle.ci_log import log_format
     from treadle.console import Console
     from treadle.context import Context
     from treadle.providers.base import KEEP_RUNNING
