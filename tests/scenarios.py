@@ -512,12 +512,18 @@ def check_untouched(world: World, attempt: Attempt) -> list[str]:
         name = made[0] if made else None
     if not name:
         return []
+    if attempt.end is not None and not attempt.killed:
+        window.append(attempt.end)
     seen: ServerGroup | None = None
-    for snapshot in window:
+    for i, snapshot in enumerate(window):
         group = snapshot.groups.get(name)
-        if seen is not None and group is None:
-            return [f"{attempt.name}: {name} was destroyed while it ran"]
         if group is None:
+            # A provider that rewrites a group's records (Docker replaces the container
+            # holding them) may leave it out of a listing: destroyed means for good. A
+            # kill may cut such a rewrite short: that is the attempt's own doing.
+            gone = not any(name in later.groups for later in window[i:])
+            if seen is not None and gone and not attempt.killed:
+                return [f"{attempt.name}: {name} was destroyed while it ran"]
             continue
         if not group.enabled:
             return [f"{attempt.name}: {name} was disabled while it ran"]
@@ -582,14 +588,17 @@ def describe(snapshot: Snapshot) -> str:
 
 @dataclass(frozen=True)
 class KillPoint:
-    """Where an attempt is stopped: once a stderr line matches `line` (a regex), or once
-    the cluster shows `state`, then `delay` seconds more; with neither, `delay` seconds
-    after it started."""
+    """Where an attempt is stopped: once a stderr line matches `line` (a regex), once
+    the cluster shows `state`, or once `wait` returns, then `delay` seconds more; with
+    none of them, `delay` seconds after it started."""
 
     label: str
     line: str | None = None
     state: Callable[[Job, Snapshot], bool] | None = None
     delay: float = 0.0
+    # Or a wait of its own (a backend's events, quicker than reading the cluster); False
+    # when the point never came.
+    wait: Callable[[Attempt], bool] | None = None
 
 
 def its_group(job: Job, snapshot: Snapshot, instances: int = 0) -> bool:
@@ -616,6 +625,8 @@ def stop_at(world: World, attempt: Attempt, point: KillPoint, sig: signal.Signal
     elif point.state is not None:
         state = point.state
         world.until(lambda s: state(attempt.job, s) or not attempt.running)
+    elif point.wait is not None and not point.wait(attempt):
+        return False
     time.sleep(point.delay)
     if not attempt.running:
         return False
