@@ -4,6 +4,7 @@ invariants."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,11 +14,9 @@ import pytest
 from backends import EngineImages, engine
 from scenarios import (
     CLUSTER,
-    NEW_GROUP_AT_3,
     ONCE_CREATED,
     SIZE,
     STRATEGIES,
-    WHILE_DISABLING,
     Attempt,
     KillPoint,
     World,
@@ -64,9 +63,13 @@ def test_three_deploys_at_once_each_end_with_a_group_that_runs_their_image(
     no_violations(world)
 
 
-def test_red_black_killed_while_its_group_has_3_of_4_then_rerun_runs_4(world: World) -> None:
-    first, rerun = kill_and_rerun(world, "red-black", NEW_GROUP_AT_3)
+def test_red_black_killed_while_its_group_has_3_of_4_then_rerun_runs_4(
+    engine: Any, world: World
+) -> None:
+    third = engine_event(engine, world.backend.region, NEW, "start", count=3)
+    first, rerun = kill_and_rerun(world, "red-black", KillPoint("3 of 4 started", wait=third))
     assert first.killed and first.end is not None
+    assert first.end.health[NEW].running == 3
     assert rerun.code == 0, rerun.stderr
     assert rerun.result and rerun.result["server_group"] == NEW
     assert world.final is not None and world.final.health[NEW].running == SIZE
@@ -80,27 +83,34 @@ def test_rolling_killed_right_after_creating_its_group_keeps_the_capacity(world:
     no_violations(world)
 
 
-def test_a_kill_while_disabling_is_finished_and_told_by_the_rerun(world: World) -> None:
-    """The rerun stops what the killed disable left running, and says it disabled it."""
-    first, rerun = kill_and_rerun(
-        world, "red-black", KillPoint("while disabling", line=WHILE_DISABLING.line, delay=0.1)
-    )
-    assert first.killed and rerun.code == 0, rerun.stderr
+def test_a_kill_while_disabling_is_finished_and_told_by_the_rerun(
+    engine: Any, world: World
+) -> None:
+    """Killed as the first instance of the old group is being stopped (labelled
+    disabled, the others still running): the rerun stops them, and says it disabled it."""
+    region = world.backend.region
+    point = KillPoint("while disabling", wait=engine_event(engine, region, OLD, "kill"))
+    first, rerun = kill_and_rerun(world, "red-black", point)
+    assert first.killed and first.end is not None
+    left = first.end.groups[OLD]
+    assert not left.enabled and first.end.health[OLD].running, "the kill should cut the disable"
+    assert rerun.code == 0, rerun.stderr
     assert rerun.result and rerun.result["disabled_server_groups"] == [OLD]
     assert world.final is not None and world.final.health[OLD].running == 0
     no_violations(world)
 
 
-def instance_created(api: Any, region: str) -> Callable[[Attempt], bool]:
-    """A kill point: the engine has just created an instance of the new group (its
-    start, a request of its own, comes next)."""
+def engine_event(
+    api: Any, region: str, group: str, event: str, count: int = 1
+) -> Callable[[Attempt], bool]:
+    """A kill point: the engine's `count`th `event` (create, start, kill, ...) of an
+    instance of `group`, seen as it happens."""
 
     def wait(attempt: Attempt) -> bool:
-        labels = [f"{LABEL_REGION}={region}", f"{LABEL_SERVER_GROUP}={NEW}", LABEL_INSTANCE]
-        filters = {"type": "container", "event": "create", "label": labels}
-        for _ in api.events(filters=filters, until=int(time.time()) + 60, decode=True):
-            return True
-        return False
+        labels = [f"{LABEL_REGION}={region}", f"{LABEL_SERVER_GROUP}={group}", LABEL_INSTANCE]
+        filters = {"type": "container", "event": event, "label": labels}
+        events = api.events(filters=filters, until=int(time.time()) + 60, decode=True)
+        return sum(1 for _ in itertools.islice(events, count)) == count
 
     return wait
 
@@ -114,9 +124,9 @@ def test_a_rerun_starts_the_instances_its_first_attempt_created_but_did_not_star
         folder = tmp_path / str(n)
         folder.mkdir()
         with engine_backend(engine, images) as backend, World(backend, folder) as world:
-            point = KillPoint(
-                "an instance created, not started", wait=instance_created(engine, backend.region)
-            )
+            # Its start is a request of its own, after the create.
+            created = engine_event(engine, backend.region, NEW, "create")
+            point = KillPoint("an instance created, not started", wait=created)
             first, rerun = kill_and_rerun(world, "red-black", point)
             assert rerun.code == 0, rerun.stderr
             assert world.final is not None and world.final.health[NEW].running == SIZE
