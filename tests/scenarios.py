@@ -17,7 +17,8 @@ an attempt ends (with health); `World.violations()` then checks:
    enabled, runs its own image and is healthy at the size the result says, which is the
    cluster's capacity; its `previous_server_group` is an older group (the world always
    has one) and `disabled_server_groups` is what is disabled by its group;
-2. no result names a server group that another job (or another run key) created;
+2. no result names a server group that another job (or another run key) created, and
+   a failed attempt names any group it made and leaves;
 3. no attempt's fresh group is disabled, destroyed or shrunk while that attempt runs
    (attempts that rolled themselves back excepted);
 4. once all attempts end: the serving capacity (healthy instances of enabled groups)
@@ -446,6 +447,17 @@ def check_attempt(world: World, attempt: Attempt) -> list[str]:
             found.append(f"{who}: its result names {named}, made by {by}")
     if attempt.code == 0:
         found += check_success(world, attempt, result)
+    elif attempt.end is not None:
+        # A failed deploy may leave a group it made only when its result names it.
+        unnamed = [
+            g.name
+            for g in attempt.end.groups.values()
+            if g.name != named and creator(world, g.name) is attempt
+        ]
+        found += [
+            f"{who}: exit {attempt.code} leaving {g}, which its result does not name"
+            for g in unnamed
+        ]
     return found + check_untouched(world, attempt)
 
 
