@@ -156,11 +156,21 @@ def test_a_rollback_in_the_middle_of_a_rolling_step_restores_4(world: World, how
     no_violations(world)
 
 
-def test_an_adopted_red_black_rerun_says_what_its_group_is(world: World) -> None:
+@pytest.fixture(scope="module")
+def adopted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Attempt]]:
+    """A red-black deploy killed once its group exists, then rerun with its run key."""
+    with marathon() as backend, World(backend, tmp_path_factory.mktemp("adopted")) as world:
+        first, rerun = kill_and_rerun(world, "red-black", ONCE_CREATED)
+        assert first.killed and rerun.code == 0, rerun.stderr
+        yield world, rerun
+
+
+def test_an_adopted_red_black_rerun_says_what_its_group_is(
+    adopted: tuple[World, Attempt],
+) -> None:
     """Finding 5: the rerun's result tells the group as it is: 4 instances, with its
     predecessor, which it disabled."""
-    first, rerun = kill_and_rerun(world, "red-black", ONCE_CREATED)
-    assert first.killed and rerun.code == 0, rerun.stderr
+    world, rerun = adopted
     assert rerun.result is not None
     assert {k: rerun.result[k] for k in ("server_group", "instances", "previous_server_group")} == {
         "server_group": NEW,
@@ -178,9 +188,10 @@ def test_an_adopted_red_black_rerun_says_what_its_group_is(world: World) -> None
     "an empty set (not None), so Feed._tell wakes no wait, and with the stream live the "
     "wait polls only every SAFETY_NET_POLL (10 s)",
 )
-def test_a_rerun_carrying_on_is_not_held_up_by_a_deployment_of_no_steps(world: World) -> None:
-    first, rerun = kill_and_rerun(world, "red-black", ONCE_CREATED)
-    assert rerun.code == 0, rerun.stderr
+def test_a_rerun_carrying_on_is_not_held_up_by_a_deployment_of_no_steps(
+    adopted: tuple[World, Attempt],
+) -> None:
+    _, rerun = adopted
     assert rerun.seconds < 5, "\n".join(rerun.stderr.splitlines()[-8:])
 
 

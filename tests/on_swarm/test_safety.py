@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from backends import EngineImages, engine
 from scenarios import (
-    AFTER_FIRST_STEP,
     CLUSTER,
     SIZE,
     WHILE_DISABLING,
@@ -52,7 +51,11 @@ def test_three_deploys_at_once_each_name_the_group_they_made(world: World) -> No
 
 
 def test_rolling_killed_after_the_25_percent_step_and_rerun_remembers_4(world: World) -> None:
-    first, rerun = kill_and_rerun(world, "rolling-red-black", AFTER_FIRST_STEP)
+    # Steps 25,100: after the 25% step the next is the last.
+    after_first = KillPoint("after the 25% step", line=r"^resize \S+ to 4 \(")
+    first, rerun = kill_and_rerun(
+        world, "rolling-red-black", after_first, args=["--steps", "25,100"]
+    )
     assert first.killed and first.end is not None
     assert first.end.groups[OLD].instances == 3, "the kill should land after the 25% step"
     assert rerun.code == 0, rerun.stderr
