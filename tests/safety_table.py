@@ -116,14 +116,16 @@ def concurrency_row(place: Place, strategy: str, jobs: int, run_keys: bool) -> R
 # --- kill -9 at random points, then rerun -------------------------------------------------
 
 
-def reference_seconds(place: Place, strategy: str, row: Row) -> float:
-    """How long a deploy of `strategy` takes here, start to end, untroubled."""
+def reference(place: Place, strategy: str, row: Row) -> tuple[float, float]:
+    """When an untroubled deploy of `strategy` here says its first line (it holds the
+    lease and creates), and when it ends, from its start."""
     with world(place.factory) as w:
         attempt = w.start(w.job(strategy))
         w.settle()
         row.runs += 1
         row.violations += w.violations()
-        return attempt.seconds
+        first = attempt.lines[0][0] - attempt.started if attempt.lines else 0.0
+        return first, attempt.seconds
 
 
 def kill_trial(place: Place, strategy: str, delay: float, new_run_key: bool) -> list[Attempt]:
@@ -146,14 +148,16 @@ class Violations(Exception):
 def kill_row(
     place: Place, strategy: str, trials: int, rng: random.Random, new_keys: bool = True
 ) -> Row:
-    """`trials` deploys killed at random moments (uniform over a clean deploy's length),
-    each run again: every other one with its run key, the others with a new one (which
-    waits for the dead lease to expire)."""
+    """`trials` deploys killed at random moments, each run again: every other one with
+    its run key, the others with a new one (which waits for the dead lease to expire).
+    The moments are uniform over a clean deploy's work, from a little before its first
+    line (taking the lease, reading the cluster) to its end, not over the interpreter
+    starting."""
     row = Row(f"kill -9 at random, {strategy}, rerun", place.name)
 
     def body(row: Row) -> None:
-        length = reference_seconds(place, strategy, row)
-        plans = [(rng.uniform(0.0, length), new_keys and i % 2 == 1) for i in range(trials)]
+        first, length = reference(place, strategy, row)
+        plans = [(rng.uniform(0.7 * first, length), new_keys and i % 2 == 1) for i in range(trials)]
         attempts: list[Attempt] = []
         with ThreadPoolExecutor(place.workers) as pool:
             running = [pool.submit(kill_trial, place, strategy, *plan) for plan in plans]
