@@ -43,7 +43,7 @@ from scenarios import (
     rollback_in_step,
 )
 
-from treadle.stages.lease import RELEASE_SECONDS
+from treadle.stages.lease import RELEASE_SECONDS, TTL
 
 Factory = Callable[[], AbstractContextManager[Backend]]
 
@@ -133,6 +133,11 @@ def kill_trial(place: Place, strategy: str, delay: float, new_run_key: bool) -> 
     with world(place.factory) as w:
         first, rerun = kill_and_rerun(w, strategy, point, new_run_key=new_run_key)
         found = w.violations()
+    # A dead holder's lease is taken over at once by its rerun, within TTL by another run.
+    acting = rerun.wait_line(r"took the cluster lease|^creating |carrying on", timeout=0)
+    waited = (acting or rerun.ended_at) - rerun.started
+    if waited > (TTL if new_run_key else 0) + 5:
+        found.append(f"the rerun waited {waited:.0f}s for the killed run's lease")
     if found:
         key = "a new run key" if new_run_key else "its run key"
         raise Violations([f"killed {delay:.2f}s in, rerun with {key}: {v}" for v in found])
