@@ -32,6 +32,7 @@ from emulator import Request, Response
 from scenarios import (
     CLUSTER,
     FOREIGN,
+    HOLDING_THE_LEASE,
     PATHS,
     STRATEGIES,
     Attempt,
@@ -116,38 +117,39 @@ def concurrency_row(place: Place, strategy: str, jobs: int, run_keys: bool) -> R
 # --- kill -9 at random points, then rerun -------------------------------------------------
 
 
-def reference(place: Place, strategy: str, row: Row) -> tuple[float, float]:
-    """When an untroubled deploy of `strategy` here says its first line (it holds the
-    lease and creates), and when it ends, from its start."""
+def reference(place: Place, strategy: str, row: Row) -> float:
+    """How long an untroubled deploy of `strategy` works here: from its first line (it
+    holds the lease and creates) to its end."""
     with world(place.factory) as w:
         attempt = w.start(w.job(strategy))
         w.settle()
         row.runs += 1
         row.violations += w.violations()
-        first = attempt.lines[0][0] - attempt.started if attempt.lines else 0.0
-        return first, attempt.seconds
+        first = attempt.lines[0][0] if attempt.lines else attempt.started
+        return attempt.ended_at - first
 
 
-def kill_trial(place: Place, strategy: str, delay: float, new_run_key: bool) -> list[Attempt]:
-    point = KillPoint(f"{delay:.2f}s in", delay=delay)
+@dataclass
+class Trial:
+    point: KillPoint
+    new_run_key: bool
+    attempts: list[Attempt] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+
+
+def kill_trial(place: Place, strategy: str, trial: Trial) -> Trial:
     with world(place.factory) as w:
-        first, rerun = kill_and_rerun(w, strategy, point, new_run_key=new_run_key)
+        first, rerun = kill_and_rerun(w, strategy, trial.point, new_run_key=trial.new_run_key)
         found = w.violations()
     # A dead holder's lease is taken over at once by its rerun, within TTL by another run.
     acting = rerun.wait_line(r"took the cluster lease|^creating |carrying on", timeout=0)
     waited = (acting or rerun.ended_at) - rerun.started
-    if waited > (TTL if new_run_key else 0) + 5:
+    if waited > (TTL if trial.new_run_key else 0) + 5:
         found.append(f"the rerun waited {waited:.0f}s for the killed run's lease")
-    if found:
-        key = "a new run key" if new_run_key else "its run key"
-        raise Violations([f"killed {delay:.2f}s in, rerun with {key}: {v}" for v in found])
-    return [first, rerun]
-
-
-class Violations(Exception):
-    def __init__(self, found: list[str]) -> None:
-        super().__init__(found)
-        self.found = found
+    key = "a new run key" if trial.new_run_key else "its run key"
+    trial.violations = [f"killed {trial.point.label}, rerun with {key}: {v}" for v in found]
+    trial.attempts = [first, rerun]
+    return trial
 
 
 def kill_row(
@@ -155,29 +157,39 @@ def kill_row(
 ) -> Row:
     """`trials` deploys killed at random moments, each run again: every other one with
     its run key, the others with a new one (which waits for the dead lease to expire).
-    The moments are uniform over a clean deploy's work, from a little before its first
-    line (taking the lease, reading the cluster) to its end, not over the interpreter
-    starting."""
+    One in five is killed once it holds the lease, before it creates anything; the
+    others at a moment uniform over a clean deploy's work, from its first line (not over
+    the interpreter starting, which parallel trials slow down)."""
     row = Row(f"kill -9 at random, {strategy}, rerun", place.name)
 
     def body(row: Row) -> None:
-        first, length = reference(place, strategy, row)
-        plans = [(rng.uniform(0.7 * first, length), new_keys and i % 2 == 1) for i in range(trials)]
-        attempts: list[Attempt] = []
+        work = reference(place, strategy, row)
+        plans = []
+        for i in range(trials):
+            delay = rng.uniform(0.0, work)
+            point = (
+                HOLDING_THE_LEASE
+                if i % 5 == 4
+                else KillPoint(f"{delay:.2f}s after creating", line="^creating ", delay=delay)
+            )
+            plans.append(Trial(point, new_keys and i % 2 == 1))
         with ThreadPoolExecutor(place.workers) as pool:
-            running = [pool.submit(kill_trial, place, strategy, *plan) for plan in plans]
+            running = [pool.submit(kill_trial, place, strategy, plan) for plan in plans]
+            done: list[Trial] = []
             for future in running:
                 try:
-                    attempts += future.result()
-                except Violations as e:
-                    row.violations += e.found
+                    done.append(future.result())
                 except Exception as e:
                     row.violations.append(f"a trial broke: {type(e).__name__}: {e}")
-        row.runs += len(attempts)
-        killed = sum(a.killed for a in attempts[::2])
-        reruns = Counter(f"exit {a.code}" for a in attempts[1::2])
-        row.outcome = f"{killed}/{len(plans)} killed in flight; reruns " + ", ".join(
-            f"{what} x{n}" for what, n in sorted(reruns.items())
+        row.runs += sum(len(t.attempts) for t in done)
+        row.violations += [v for t in done for v in t.violations]
+        killed = sum(t.attempts[0].killed for t in done)
+        reruns = Counter(f"exit {t.attempts[1].code}" for t in done)
+        expired = sum("over (expired)" in t.attempts[1].stderr for t in done)
+        row.outcome = (
+            f"{killed}/{len(plans)} killed; reruns "
+            + ", ".join(f"{what} x{n}" for what, n in sorted(reruns.items()))
+            + f", {expired} after the lease expired"
         )
 
     return timed(row, body)

@@ -629,6 +629,18 @@ NEW_GROUP_AT_3 = KillPoint(
 WHILE_DISABLING = KillPoint("while disabling", line=r"^disable ")
 
 
+def holds_the_lease(attempt: Attempt) -> bool:
+    """Its lease record exists (it is about to read the cluster and create)."""
+    while attempt.running:
+        if attempt.world.backend.lease_records():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+HOLDING_THE_LEASE = KillPoint("holding only the lease", wait=holds_the_lease)
+
+
 def stop_at(world: World, attempt: Attempt, point: KillPoint, sig: signal.Signals) -> bool:
     """Send `sig` at `point`; whether the attempt was still running then."""
     if point.line is not None:
