@@ -57,6 +57,8 @@ CLUSTER = "web-prod"
 SIZE = 4
 REPLACING = ("highlander", "red-black", "rolling-red-black")
 STRATEGIES = ("none", *REPLACING)
+# The tree's own code, for the processes too (an editable install may point elsewhere).
+PATHS = [Path(__file__).resolve().parent.parent / "src", Path(__file__).resolve().parent]
 # Variables of the machine running the tests that must not steer a job.
 FOREIGN = ("TREADLE_", "DCOS_", "GITHUB_", "GITLAB_", "CI_", "BUILD_TAG", "DOCKER_HOST")
 
@@ -188,7 +190,8 @@ class Attempt:
         self.code = self.process.wait()
         self.ended_at = time.monotonic()
         self.ended_wall = datetime.now(UTC)
-        # The cluster as this attempt leaves it, before anyone else changes it.
+        # The cluster as this attempt leaves it: read at once, before the next job can
+        # change it (that one must first make a group of its own and see it healthy).
         try:
             self.end = self.world.observe(health=True)
         except Exception as e:  # reported by the checks
@@ -249,10 +252,6 @@ class Attempt:
 
     def __repr__(self) -> str:
         return f"<{self.name} {self.job.strategy} exit {self.code}>"
-
-
-# The tree's own code, for the processes too (an editable install may point elsewhere).
-PATHS = [Path(__file__).resolve().parent.parent / "src", Path(__file__).resolve().parent]
 
 
 class World:
