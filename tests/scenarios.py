@@ -695,7 +695,7 @@ def rollback_in_step(world: World, how: str) -> Attempt:
     old group shrinks to 2)."""
     args = ["--rollback-on-failure"]
     if how == "timeout":
-        args += ["--timeout", "6s"]
+        args += ["--timeout", "4s"]
     job = world.job("rolling-red-black", args=args)
     attempt = world.start(job)
     if how == "timeout":

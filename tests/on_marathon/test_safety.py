@@ -253,5 +253,6 @@ def test_a_deploy_whose_new_group_is_shrunk_by_another_hand_does_not_exit_0(
     "deploy fails with server_group: null while the group it made exists",
 )
 def test_a_deploy_whose_cluster_stops_answering_after_create_names_its_group() -> None:
-    row = stalled_after_create_row()
+    row = stalled_after_create_row(timeout=2)
+    assert row.outcome.endswith(f"names {NEW}"), row.outcome
     assert not row.violations, row.violations
