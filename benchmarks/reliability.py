@@ -57,17 +57,17 @@ def bad_inputs() -> tuple[int, int]:
 
 def safety(quick: bool, seed: int, engines: bool) -> int:
     """The safety table; how many invariant violations it found."""
-    found, missing = places(engines)
     print(
         f"\nsafety: real treadle processes at once, killed -9 and run again, rolled back, "
         f"hung (seed {seed}{', quick' if quick else ''})"
     )
-    for why in missing:
-        print(f"not run on {why}")
     table = []
-    for spec in rows(found, quick, seed):
-        table.append(spec.run())
-        print(f"  {spec.backend} {spec.label}: {table[-1].seconds:.0f}s", file=sys.stderr)
+    with places(engines) as (found, missing):
+        for why in missing:
+            print(f"not run on {why}")
+        for spec in rows(found, quick, seed):
+            table.append(spec.run())
+            print(f"  {spec.backend} {spec.label}: {table[-1].seconds:.0f}s", file=sys.stderr)
     print_rows(table)
     violations = [f"{r.backend}, {r.scenario}: {v}" for r in table for v in r.violations]
     print(f"invariant violations: {len(violations)}")

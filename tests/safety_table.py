@@ -344,28 +344,37 @@ def stalled_after_create_row(timeout: float = 5.0) -> Row:
 # --- which rows ---------------------------------------------------------------------------
 
 
-def places(engines: bool = True) -> tuple[list[Place], list[str]]:
-    """The backends here, and why any is missing."""
+@contextlib.contextmanager
+def places(engines: bool = True) -> Iterator[tuple[list[Place], list[str]]]:
+    """The backends here, and why any is missing; the image tags the engine rows made
+    are removed afterwards."""
     found = [Place("marathon", marathon, workers=8)]
-    missing: list[str] = []
     if not engines:
-        return found, missing
+        yield found, []
+        return
     try:
         from treadle.providers.engine.connection import connect
 
         api = connect()
     except Exception as e:
-        return found, [f"docker, swarm: {e}"]
-    images = EngineImages(api)
+        yield found, [f"docker, swarm: {e}"]
+        return
     absent = [i for i in ("treadle-test/busybox:1", "treadle-test/busybox:2") if not api.images(i)]
     if absent:
-        return found, [f"docker, swarm: images {absent} missing (run .ci/docker-setup)"]
+        yield found, [f"docker, swarm: images {absent} missing (run .ci/docker-setup)"]
+        return
+    images = EngineImages(api)
+    missing: list[str] = []
     found.append(Place("docker", lambda: engine("docker", api, images), workers=3))
     if (api.info().get("Swarm") or {}).get("LocalNodeState") == "active":
         found.append(Place("swarm", lambda: engine("swarm", api, images), workers=2))
     else:
         missing.append("swarm: the engine is not in a swarm")
-    return found, missing
+    try:
+        yield found, missing
+    finally:
+        images.remove()
+        api.close()
 
 
 TRIALS = {"marathon": 20, "docker": 6, "swarm": 4}
