@@ -1,19 +1,28 @@
-"""How treadle fares when things go wrong, as a table:
+"""How treadle fares when things go wrong, as tables:
 
-    python benchmarks/reliability.py
+    python benchmarks/reliability.py [--quick] [--seed N] [--no-engines]
 
 - every stage (deploy, resize, destroy, run-job) under every fault the emulator injects:
   gateway errors, a leader change, an answer slower than the request timeout, deployment
   locks that clear, crash-looping tasks, a deployment that never finishes, a run that stays
   ACTIVE; each cell says whether the stage reached the asked state or failed cleanly;
 - the bad inputs of the test suite, each of which must end in exit 2 with nothing sent;
-- totals: server groups lost or duplicated, secrets printed (all must be 0).
+- totals: server groups lost or duplicated, secrets printed (all must be 0);
+- safety, with real treadle processes on the emulator and, when an engine is there, on
+  Docker and Swarm (tests/safety_table.py): 2 and 5 deploys at once (each strategy, with
+  and without run keys), deploys killed -9 at random points and run again (20 per strategy
+  on the emulator, fewer on the engines), a rollback in the middle of a rolling step, and
+  a cluster that stops answering; each row counts the violations of the invariants in
+  tests/scenarios.py (all must be 0). --quick runs fewer of them.
 
-The same matrix holds CI to it (tests/test_reliability.py).
+The same matrix, and a fast subset of the safety rows, hold CI to it
+(tests/test_reliability.py).
 """
 
 from __future__ import annotations
 
+import argparse
+import random
 import sys
 import tempfile
 import time
@@ -22,11 +31,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "src"))
 
 from emulator import MarathonEmulator  # noqa: E402
 from faults import matrix, run_cell  # noqa: E402
 from helpers import treadle  # noqa: E402
 from on_marathon.test_bad_input import CASES, command_line, seeded  # noqa: E402
+from safety_table import places, print_rows, rows  # noqa: E402
 
 
 def bad_inputs() -> tuple[int, int]:
@@ -44,7 +55,36 @@ def bad_inputs() -> tuple[int, int]:
     return len(CASES), refused
 
 
+def safety(quick: bool, seed: int, engines: bool) -> int:
+    """The safety table; how many invariant violations it found."""
+    print(
+        f"\nsafety: real treadle processes at once, killed -9 and run again, rolled back, "
+        f"hung (seed {seed}{', quick' if quick else ''})"
+    )
+    table = []
+    with places(engines) as (found, missing):
+        for why in missing:
+            print(f"not run on {why}")
+        for spec in rows(found, quick, seed):
+            table.append(spec.run())
+            print(f"  {spec.backend} {spec.label}: {table[-1].seconds:.0f}s", file=sys.stderr)
+    print_rows(table)
+    violations = [f"{r.backend}, {r.scenario}: {v}" for r in table for v in r.violations]
+    print(f"invariant violations: {len(violations)}")
+    for violation in violations[:20]:
+        print(f"  {violation}")
+    return len(violations)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer safety rows and trials")
+    parser.add_argument("--seed", type=int, default=None, help="of the random kill points")
+    parser.add_argument(
+        "--no-engines", action="store_true", help="the emulator only, even with an engine here"
+    )
+    options = parser.parse_args()
+    seed = options.seed if options.seed is not None else random.randrange(10**6)
     started = time.monotonic()
     cells = [run_cell(stage, fault) for stage, fault in matrix()]
     width = max(len(c.fault) for c in cells)
@@ -69,8 +109,9 @@ def main() -> None:
         f"server groups lost: {sum(c.lost for c in cells)}, duplicated: {sum(c.duplicated for c in cells)}, "
         f"secrets leaked: {sum(c.leaked for c in cells)}"
     )
+    violations = safety(options.quick, seed, not options.no_engines)
     print(f"({time.monotonic() - started:.0f}s)")
-    if not all(c.ok for c in cells) or refused != tried:
+    if not all(c.ok for c in cells) or refused != tried or violations:
         sys.exit(1)
 
 
