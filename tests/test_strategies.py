@@ -100,8 +100,10 @@ PLANS = [
         2,
         [sg(1, 0)],
         {},
-        [],
-        "red-black-leaves-an-empty-enabled-group",
+        # Enabled is enabled: a killed deploy's group left at 0 ends disabled, with the
+        # size it recorded, like the rest.
+        [disable(1)],
+        "red-black-disables-an-empty-enabled-group-too",
     ),
     case(
         "red-black",

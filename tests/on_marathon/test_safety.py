@@ -181,13 +181,6 @@ def test_an_adopted_red_black_rerun_says_what_its_group_is(
     no_violations(world)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="carry_on() resizes the adopted group to the size it has; Marathon answers with "
-    "a deployment of no steps, whose events name no app: marathon_events.apps_named returns "
-    "an empty set (not None), so Feed._tell wakes no wait, and with the stream live the "
-    "wait polls only every SAFETY_NET_POLL (10 s)",
-)
 def test_a_rerun_carrying_on_is_not_held_up_by_a_deployment_of_no_steps(
     adopted: tuple[World, Attempt],
 ) -> None:
@@ -229,14 +222,6 @@ def test_the_checks_catch_a_fresh_group_touched_and_a_lease_left(slow_world: Wor
     assert any("lease records left" in v for v in found), found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="wait_healthy() waits for Health.ok, and provider.health() reads desired as the "
-    "group's size now: a group shrunk by another hand while the deploy waits counts as "
-    "healthy at 1, the deploy goes on to disable the old group and exits 0 with "
-    "instances: 4 in its result (deploy_region never compares the size reached with "
-    "plan.instances)",
-)
 def test_a_deploy_whose_new_group_is_shrunk_by_another_hand_does_not_exit_0(
     slow_world: World,
 ) -> None:
@@ -245,13 +230,6 @@ def test_a_deploy_whose_new_group_is_shrunk_by_another_hand_does_not_exit_0(
     assert attempt.code != 0 or world.final is not None and world.final.groups[OLD].enabled
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="deploy.create() names the new group in the result only once provider.create() "
-    "returns, and MarathonProvider.create() reads the app back (GET /v2/apps/<id>) after the "
-    "POST that made it: when that read fails (the cluster stops answering, --timeout) the "
-    "deploy fails with server_group: null while the group it made exists",
-)
 def test_a_deploy_whose_cluster_stops_answering_after_create_names_its_group() -> None:
     row = stalled_after_create_row(timeout=2)
     assert row.outcome.endswith(f"names {NEW}"), row.outcome

@@ -138,7 +138,9 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
             created = create(rt, request, plan)
         fields["server_group"] = created.name
         rt.note(**fields)
-        wait_healthy(rt, created)
+        # Healthy at the size this deploy gave it: shrunk by another hand meanwhile, it is
+        # not the capacity the strategy may take the old groups out for.
+        wait_healthy(rt, created, size=created.instances)
         if request.verify is not None:
             try:
                 fields["verify"] = check_new(rt, request.verify, refetch(rt, created))
@@ -257,7 +259,7 @@ def carry_out(rt: Runtime, step: Step, group: ServerGroup, plan: RegionPlan) -> 
     if step.verb == "resize":
         # An older group's full size is on record on the new one (LABEL_REPLACES).
         rt.provider.resize(group, step.instances)
-        wait_healthy(rt, group)
+        wait_healthy(rt, group, size=step.instances)
     elif step.verb == "disable":
         size = plan.sizes.get(group.name, group.instances)
         take_out(rt, group, disabling(group, size, by=plan.name.name))

@@ -69,11 +69,13 @@ def strategy_steps(
                     plan.append(Step("resize", g.name, keep))
                     now[g.name] = keep
     if strategy in ("red-black", "rolling-red-black"):
-        # Disabled by an interrupted disable but still running: finish it.
+        # Every enabled one, serving or not (a killed deploy's group left at 0 is enabled
+        # too, and remembers its size once disabled); and one disabled by an interrupted
+        # disable but still running: finish it.
         plan += [
             Step("disable", g.name)
             for g in others
-            if g.serving or (g.instances and not g.enabled and not kept_running(g))
+            if g.enabled or (g.instances and not kept_running(g))
         ]
         if max_remaining is not None:
             plan += [Step("destroy", g.name) for g in reversed(others[max_remaining:])]

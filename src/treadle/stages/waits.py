@@ -38,14 +38,23 @@ def hopeless(health: Health) -> str | None:
     return None
 
 
-def wait_healthy(rt: Runtime, group: ServerGroup, label: str | None = None) -> Health:
-    """Wait until every instance runs the group's definition and passes its checks."""
+def wait_healthy(
+    rt: Runtime, group: ServerGroup, label: str | None = None, *, size: int | None = None
+) -> Health:
+    """Wait until every instance runs the group's definition and passes its checks;
+    `size`: the size the stage gave it, which it must still have (StageFailed when another
+    hand resized it meanwhile)."""
     if not rt.wait:
         return rt.provider.health(group)
     name = label or group.name
 
     def check() -> Health:
         health = rt.provider.health(group)
+        if size is not None and health.desired != size:
+            raise StageFailed(
+                f"{name} was resized to {health.desired} by someone else while this stage "
+                f"waited for it at {size}"
+            )
         why = hopeless(health)
         if why:
             raise StageFailed(f"{name} cannot become healthy: {why}")

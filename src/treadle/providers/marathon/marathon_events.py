@@ -56,7 +56,8 @@ def server_sent_events(response: httpx.Response) -> Iterator[ServerSentEvent]:
 
 def apps_named(event: Mapping[str, Any]) -> set[str] | None:
     """The ids of the apps an event is about; None when it does not say (the deployment
-    events of a Marathon before 1.4 carry only the deployment's id)."""
+    events of a Marathon before 1.4 carry only the deployment's id, and a deployment of no
+    steps, such as a resize to the size an app has, names no app at all)."""
     if "appId" in event:
         return {str(event["appId"])}
     plan = event.get("plan")
@@ -65,7 +66,7 @@ def apps_named(event: Mapping[str, Any]) -> set[str] | None:
     steps = [*(plan.get("steps") or []), event.get("currentStep") or {}]
     # A step lists its actions; in the events of Marathon before 1.4 a step is an action.
     actions = [a for step in steps for a in (step.get("actions") or [step])]
-    return {str(a["app"]) for a in actions if a.get("app")}
+    return {str(a["app"]) for a in actions if a.get("app")} or None
 
 
 class EventStream(HttpFeed):
