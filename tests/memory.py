@@ -444,12 +444,6 @@ class MemoryProvider:
             "resize", group.name, (group, instances), lambda: self._write(group, instances, {})
         )
 
-    def leave(self, group: ServerGroup) -> None:
-        self._call("leave", group.name, (group,), lambda: None)
-
-    def join(self, group: ServerGroup) -> None:
-        self._call("join", group.name, (group,), lambda: None)
-
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
         self._call(
             "disable", group.name, (group, dict(records)), lambda: self._write(group, 0, records)

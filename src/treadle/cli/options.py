@@ -247,7 +247,6 @@ class Changes:
     outside_window: str | None
     jitter: str | None
     min_capacity_ratio: str | None
-    drain: str | None
     keep_running: bool
 
 
@@ -295,22 +294,13 @@ CHANGES_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         ),
         None,
     ),
-    "drain": (
-        str | None,
-        option(
-            "--drain",
-            help="How long a server group taken out of its cluster's alias keeps serving "
-            "what it has before it stops: 2s.",
-            rich_help_panel=WINDOWS,
-        ),
-        None,
-    ),
     "keep_running": (
         bool,
         flag(
             "--keep-running",
-            help="A disabled server group keeps running outside the alias, so that enable "
-            "and rollback bring it back at once (docker).",
+            help="A disabled server group runs on outside its cluster's alias (started again "
+            "outside it once it has finished what it served), so that enable and rollback "
+            "bring it back at once (docker).",
             rich_help_panel=WINDOWS,
         ),
         False,

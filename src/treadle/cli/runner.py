@@ -277,17 +277,8 @@ def schedule(context: Context, changes: Changes | None) -> dict[str, Any]:
             duration_range(jitter, "--jitter") if jitter else (0.0, 0.0),
         ),
         "min_capacity_ratio": check_ratio(ratio),
-        "drain": duration_or_zero(r(changes.drain, "--drain")),
         "keep_running": changes.keep_running,
     }
-
-
-def duration_or_zero(value: Any) -> float:
-    from treadle.cli.values import duration
-
-    if value is None or value == "":
-        return 2.0
-    return 0.0 if str(value).strip() in ("0", "0s") else duration(value, "--drain")
 
 
 def check_run_key(key: Any) -> str | None:

@@ -72,7 +72,7 @@ TERMINATE = "terminate"  # it lists a group's instances and kills chosen ones
 # which of its tasks go when a service shrinks).
 DECREMENT_CHOSEN = "decrement-chosen"
 # A group's instances answer under its cluster's name on a network (NewServerGroup's
-# `network`), and can leave that alias before they stop (leave, join).
+# `network`); disable takes them out of that alias without cutting what they serve.
 ALIAS = "alias"
 # A disabled group can keep running outside the alias, to come back at once.
 KEEP_RUNNING = "keep-running"
@@ -234,19 +234,14 @@ class Provider(Protocol):
         nothing else: no record is written, no running instance replaced."""
 
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
-        """Run no instances (or, with `keep_running`, leave them running outside the
-        alias: KEEP_RUNNING), keep the definition, and write `records` (which mark it
-        disabled) first, so that an interrupted disable is seen as one."""
+        """Run no instances (or, with `keep_running`, run them outside the alias:
+        KEEP_RUNNING), keep the definition, and write `records` (which mark it disabled)
+        first, so that an interrupted disable is seen as one. An instance leaves the
+        cluster's alias (ALIAS) as it stops, after what it was serving: never cut off
+        while it serves."""
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         """Bring a disabled group back at `instances`, in its alias, writing `records`."""
-
-    def leave(self, group: ServerGroup) -> None:
-        """Take its running instances out of the cluster's alias; they keep running and
-        finish what they serve (ALIAS)."""
-
-    def join(self, group: ServerGroup) -> None:
-        """Put its running instances back in the cluster's alias (ALIAS)."""
 
     def destroy(self, group: ServerGroup) -> None:
         """Remove it; one already gone is not an error."""

@@ -89,9 +89,8 @@ class Runtime:
     # The traffic guard's threshold (--min-capacity-ratio): None keeps the last serving
     # server group only.
     min_capacity_ratio: float | None = None
-    # Taking a group out of service: how long it drains outside its cluster's alias
-    # (--drain), and whether it keeps running there (--keep-running).
-    drain: float = 2.0
+    # Taking a group out of service: whether it keeps running outside its cluster's
+    # alias (--keep-running).
     keep_running: bool = False
     # When the stage may change a cluster (--window, --jitter).
     schedule: Schedule = field(default_factory=lambda: Schedule())

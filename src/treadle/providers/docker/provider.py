@@ -12,6 +12,14 @@ by name; names only keep regions apart. Instances restart unless stopped; disabl
 group stops them and keeps them, enabling starts them again. Container labels cannot
 change: new records replace the definition container. Jobs: treadle.providers.docker.jobs;
 the cluster lease: treadle.providers.docker.leases.
+
+On a cluster's network (ALIAS) an instance answers under the cluster's name from the
+moment it starts, and the engine drops it from that alias only when it stops or leaves
+the network. Leaving the network at once would cut off the requests it is serving then
+(they hang until the client gives up): an instance taken out of service is stopped
+instead, which lets it finish them (its stop signal, then its grace period), and one kept
+running outside the alias (KEEP_RUNNING) is stopped that way, taken off the network while
+stopped, and started again.
 """
 
 from __future__ import annotations
@@ -279,12 +287,14 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         with translated(f"disabling {group.name}"):
             found = self._require(group)
             self._replace_definition(found, records)
-            if keep_running:
-                self._leave(found)
-                return
+            network = self._network(found)
+            if keep_running and network is None:
+                return  # no alias to leave: it runs on as it is
             for container in found.instances:
                 if container["State"] in ACTIVE:
                     self.api.stop(container["Id"])
+            if keep_running and network is not None:
+                self._restart_outside(found, network)
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         with translated(f"enabling {group.name}"):
@@ -297,23 +307,13 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     def _network(self, found: Containers) -> str | None:
         return found.source["Labels"].get(LABEL_NETWORK) or None
 
-    def leave(self, group: ServerGroup) -> None:
-        with translated(f"taking {group.name} out of its cluster's alias"):
-            self._leave(self._require(group))
-
-    def join(self, group: ServerGroup) -> None:
-        with translated(f"putting {group.name} back in its cluster's alias"):
-            self._join(self._require(group))
-
-    def _leave(self, found: Containers) -> None:
-        """Off the network: the engine's DNS drops a container from an alias only then.
-        It keeps running, reachable on its published ports."""
-        network = self._network(found)
-        if network is None:
-            return
+    def _restart_outside(self, found: Containers, network: str) -> None:
+        """Its stopped instances off the cluster's network, then started again: running
+        outside the alias, reachable on their published ports, ready to join it."""
         for container in found.instances:
             if network in ((container.get("NetworkSettings") or {}).get("Networks") or {}):
                 self.api.disconnect_container_from_network(container["Id"], network)
+            self._start(container["Id"], container["Names"][0].lstrip("/"))
 
     def _join(self, found: Containers) -> None:
         network = self._network(found)

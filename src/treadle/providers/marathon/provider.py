@@ -167,15 +167,10 @@ class MarathonProvider:
         self._update(group, {"instances": instances})
 
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
-        # Marathon routes by labels, which cannot change while tasks run: no alias to
-        # leave, so nothing keeps running (the stage refuses --keep-running here).
+        # Marathon routes by labels (marathon-lb, Traefik), which cannot change while
+        # tasks run: no alias to leave, so nothing keeps running (the stage refuses
+        # --keep-running here).
         self._update(group, self._body(group, records, instances=0))
-
-    def leave(self, group: ServerGroup) -> None:
-        """No alias: marathon-lb and Traefik route by the app's labels (docs)."""
-
-    def join(self, group: ServerGroup) -> None:
-        """No alias: see leave."""
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         self._update(group, self._body(group, records, instances=instances))
