@@ -444,6 +444,9 @@ class MemoryProvider:
             "resize", group.name, (group, instances), lambda: self._write(group, instances, {})
         )
 
+    def join(self, group: ServerGroup) -> None:
+        """No alias here (no ALIAS)."""
+
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
         self._call(
             "disable", group.name, (group, dict(records)), lambda: self._write(group, 0, records)

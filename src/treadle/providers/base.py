@@ -72,7 +72,8 @@ TERMINATE = "terminate"  # it lists a group's instances and kills chosen ones
 # which of its tasks go when a service shrinks).
 DECREMENT_CHOSEN = "decrement-chosen"
 # A group's instances answer under its cluster's name on a network (NewServerGroup's
-# `network`); disable takes them out of that alias without cutting what they serve.
+# `network`), from the moment they are healthy (join); disable takes them out of that
+# alias without cutting what they serve.
 ALIAS = "alias"
 # A disabled group can keep running outside the alias, to come back at once.
 KEEP_RUNNING = "keep-running"
@@ -241,7 +242,13 @@ class Provider(Protocol):
         while it serves."""
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
-        """Bring a disabled group back at `instances`, in its alias, writing `records`."""
+        """Bring a disabled group back at `instances`, writing `records`."""
+
+    def join(self, group: ServerGroup) -> None:
+        """Put the running instances of `group`, if it is enabled, in its cluster's alias
+        (ALIAS): the wait calls it once they are healthy, so that nothing is sent to an
+        instance that cannot answer yet. A provider whose engine does so by itself does
+        nothing."""
 
     def destroy(self, group: ServerGroup) -> None:
         """Remove it; one already gone is not an error."""

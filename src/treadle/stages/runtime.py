@@ -17,7 +17,17 @@ from treadle.waiting import Deadline
 # The calls that change a cluster (the lease's own records do not count: they are gone
 # again when the stage ends).
 CHANGES = frozenset(
-    {"create", "resize", "disable", "enable", "destroy", "start_job", "stop_job", "terminate"}
+    {
+        "create",
+        "resize",
+        "disable",
+        "enable",
+        "join",
+        "destroy",
+        "start_job",
+        "stop_job",
+        "terminate",
+    }
 )
 
 

@@ -175,6 +175,9 @@ class MarathonProvider:
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         self._update(group, self._body(group, records, instances=instances))
 
+    def join(self, group: ServerGroup) -> None:
+        """No alias: marathon-lb and Traefik follow an app's healthy tasks themselves."""
+
     def destroy(self, group: ServerGroup) -> None:
         self.client.request("DELETE", self._path(self._id(group)), missing_ok=True)
 

@@ -309,6 +309,9 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
         with translated(f"enabling {group.name}"):
             self._update(group, instances, records)
 
+    def join(self, group: ServerGroup) -> None:
+        """The engine adds a task to the alias once its health check passes (the module)."""
+
     def instances(self, group: ServerGroup) -> list[Instance]:
         with translated(f"listing the tasks of {group.name}"):
             service = self._inspect(group)
