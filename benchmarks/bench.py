@@ -24,6 +24,8 @@ fresh process per stage.
   peak memory of the treadle process.
 - concurrency: one stage deploying three regions against the same stage with one.
 - the container image's size (`docker image inspect treadle:ci`, built by .ci/build-image).
+- zero downtime: requests through a real HAProxy while treadle changes the cluster behind
+  it, on Docker and on Swarm (benchmarks/zero_downtime.py, which also runs alone).
 """
 
 from __future__ import annotations
@@ -803,6 +805,22 @@ def image_size() -> None:
     )
 
 
+# -- zero downtime behind a real load balancer ----------------------------------------
+
+
+def zero_downtime() -> None:
+    """benchmarks/zero_downtime.py's tables, one per engine, with treadle run by PYTHON."""
+    import zero_downtime as zd
+
+    for provider in zd.ENGINES:
+        table = section(zd.title(provider), *zd.COLUMNS[1:])
+        rows = zd.measure(provider, PYTHON, lambda line, p=provider: progress(f"{p}: {line}"))
+        if isinstance(rows, str):
+            table.rows.append(("skipped", rows, *[""] * (len(zd.COLUMNS) - 2)))
+        else:
+            table.rows += rows
+
+
 # -- the table --------------------------------------------------------------------------
 
 
@@ -844,6 +862,7 @@ SECTIONS = (
     "scale",
     "regions",
     "image",
+    "zero-downtime",
 )
 
 
@@ -905,6 +924,8 @@ def main() -> None:
             concurrency()
         if "image" in only:
             image_size()
+        if "zero-downtime" in only:
+            zero_downtime()
     print(header)
     print_table()
 

@@ -24,6 +24,7 @@ import pytest
 import yaml
 from contract import JobContract
 from helpers import Outcome, treadle
+from under_load import HAPROXY_IMAGE, ensure_haproxy_image
 
 from treadle.errors import ProviderUnavailable
 from treadle.providers.engine.connection import connect
@@ -34,6 +35,7 @@ __all__ = [
     "SERVED",
     "OnEngine",
     "engine",
+    "haproxy",
     "image",
     "image_v2",
     "region",
@@ -77,6 +79,15 @@ def engine() -> Iterator[Any]:
         unavailable(f"the test images {', '.join(missing)} are missing: {SETUP}")
     yield api
     api.close()
+
+
+@pytest.fixture(scope="session")
+def haproxy(engine: Any) -> str:
+    """The load balancer's image (tests/images/haproxy), built on first use."""
+    reason = ensure_haproxy_image(engine)
+    if reason:
+        unavailable(reason)
+    return HAPROXY_IMAGE
 
 
 @pytest.fixture(scope="session")

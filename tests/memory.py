@@ -46,7 +46,6 @@ from treadle.providers.base import (
     LABEL_CREATED_AT,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
-    LABEL_NETWORK,
     TERMINATE,
     Health,
     Instance,
@@ -445,12 +444,11 @@ class MemoryProvider:
             "resize", group.name, (group, instances), lambda: self._write(group, instances, {})
         )
 
-    def leave(self, group: ServerGroup) -> bool:
-        self._call("leave", group.name, (group,), lambda: None)
-        return bool(group.labels.get(LABEL_NETWORK))
+    def rotated_out(self, group: ServerGroup) -> bool:
+        return False
 
     def join(self, group: ServerGroup) -> None:
-        self._call("join", group.name, (group,), lambda: None)
+        """No alias here (no ALIAS)."""
 
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
         self._call(

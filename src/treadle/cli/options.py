@@ -338,8 +338,8 @@ CHANGES_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         str | None,
         option(
             "--drain",
-            help="How long a server group taken out of its cluster's alias keeps serving "
-            "what it has before it stops: 2s.",
+            help="How long a server group that its load balancer has taken out of rotation "
+            "(marathon-lb on Marathon) finishes what it serves before it stops: 2s.",
             rich_help_panel=WINDOWS,
         ),
         None,
@@ -348,8 +348,9 @@ CHANGES_OPTIONS: dict[str, tuple[Any, Any, Any]] = {
         bool,
         flag(
             "--keep-running",
-            help="A disabled server group keeps running outside the alias, so that enable "
-            "and rollback bring it back at once (docker).",
+            help="A disabled server group runs on outside its cluster's alias (started again "
+            "outside it once it has finished what it served), so that enable and rollback "
+            "bring it back at once (docker).",
             rich_help_panel=WINDOWS,
         ),
         False,

@@ -72,7 +72,8 @@ TERMINATE = "terminate"  # it lists a group's instances and kills chosen ones
 # which of its tasks go when a service shrinks).
 DECREMENT_CHOSEN = "decrement-chosen"
 # A group's instances answer under its cluster's name on a network (NewServerGroup's
-# `network`), and can leave that alias before they stop (leave, join).
+# `network`), from the moment they are healthy (join); disable takes them out of that
+# alias without cutting what they serve.
 ALIAS = "alias"
 # A disabled group can keep running outside the alias, to come back at once.
 KEEP_RUNNING = "keep-running"
@@ -239,20 +240,25 @@ class Provider(Protocol):
         nothing else: no record is written, no running instance replaced."""
 
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
-        """Run no instances (or, with `keep_running`, leave them running outside the
-        alias: KEEP_RUNNING), keep the definition, and write `records` (which mark it
-        disabled) first, so that an interrupted disable is seen as one."""
+        """Run no instances (or, with `keep_running`, run them outside the alias:
+        KEEP_RUNNING), keep the definition, and write `records` (which mark it disabled)
+        first, so that an interrupted disable is seen as one. An instance leaves the
+        cluster's alias (ALIAS) as it stops, after what it was serving: never cut off
+        while it serves."""
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
-        """Bring a disabled group back at `instances`, in its alias, writing `records`."""
+        """Bring a disabled group back at `instances`, writing `records`."""
 
-    def leave(self, group: ServerGroup) -> bool:
-        """Take its running instances out of the cluster's alias (ALIAS), or out of
-        whatever shared address the provider knows; they keep running and finish what they
-        serve. True when it was behind one, so that a drain is worth waiting for."""
+    def rotated_out(self, group: ServerGroup) -> bool:
+        """Whether a load balancer has taken the group out of rotation by itself while it
+        still runs (marathon-lb, for a group of its deployment group once a newer one is
+        healthy), so that a drain before it stops lets what it serves finish."""
 
     def join(self, group: ServerGroup) -> None:
-        """Put its running instances back in the cluster's alias (ALIAS)."""
+        """Put the running instances of `group`, if it is enabled, in its cluster's alias
+        (ALIAS): the wait calls it once they are healthy, so that nothing is sent to an
+        instance that cannot answer yet. A provider whose engine does so by itself does
+        nothing."""
 
     def destroy(self, group: ServerGroup) -> None:
         """Remove it; one already gone is not an error."""

@@ -17,7 +17,17 @@ from treadle.waiting import Deadline
 # The calls that change a cluster (the lease's own records do not count: they are gone
 # again when the stage ends).
 CHANGES = frozenset(
-    {"create", "resize", "disable", "enable", "destroy", "start_job", "stop_job", "terminate"}
+    {
+        "create",
+        "resize",
+        "disable",
+        "enable",
+        "join",
+        "destroy",
+        "start_job",
+        "stop_job",
+        "terminate",
+    }
 )
 
 
@@ -89,8 +99,9 @@ class Runtime:
     # The traffic guard's threshold (--min-capacity-ratio): None keeps the last serving
     # server group only.
     min_capacity_ratio: float | None = None
-    # Taking a group out of service: how long it drains outside its cluster's alias
-    # (--drain), and whether it keeps running there (--keep-running).
+    # Taking a group out of service: how long it drains once its load balancer has it out
+    # of rotation (--drain), and whether it keeps running outside its cluster's alias
+    # (--keep-running).
     drain: float = 2.0
     keep_running: bool = False
     # When the stage may change a cluster (--window, --jitter).

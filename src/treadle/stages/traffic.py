@@ -1,18 +1,15 @@
-"""Taking a server group out of service without dropping a request: out of its cluster's
-load balancing first (its alias where the provider has one, ALIAS; marathon-lb's
-deployment group on Marathon), then a drain while what it serves
-finishes and load balancers stop sending it more, then disabled, or, with
---keep-running, left running outside the alias so that enable and rollback put it back
-at once (KEEP_RUNNING)."""
+"""Taking a server group out of service without dropping a request. On Docker and Swarm
+the provider takes its instances out of the cluster's alias (ALIAS) as they stop, after
+what they serve, never cutting them off while they serve (Swarm: the engine drops a task
+from the alias 2 s before it signals it; Docker: a container leaves the alias when it
+exits, after its stop signal and grace period). With --keep-running (KEEP_RUNNING) the
+group runs on outside the alias, so that enable and rollback put it back at once. Where a
+load balancer has taken the group out of rotation by itself while it runs (marathon-lb on
+Marathon), --drain waits before it stops, for what it serves to finish."""
 
 from __future__ import annotations
 
-from treadle.providers.base import (
-    KEEP_RUNNING,
-    LABEL_KEPT_RUNNING,
-    Records,
-    ServerGroup,
-)
+from treadle.providers.base import KEEP_RUNNING, LABEL_KEPT_RUNNING, Records, ServerGroup
 from treadle.stages.runtime import Runtime
 from treadle.stages.waits import wait_healthy
 from treadle.waiting import pause
@@ -23,13 +20,14 @@ def take_out(
 ) -> None:
     """Disable `group` writing `records`; `keep`: leave it running (default: as asked,
     where the provider can)."""
-    caps = rt.provider.capabilities
-    if group.serving and rt.provider.leave(group) and rt.drain:
+    if group.serving and rt.drain and rt.provider.rotated_out(group):
         rt.console.info(
             f"{group.name} is out of {group.cluster}'s load balancing: draining {rt.drain:g}s"
         )
         pause(min(rt.drain, rt.deadline.remaining()))
-    running = (rt.keep_running if keep is None else keep) and KEEP_RUNNING in caps
+    running = (rt.keep_running if keep is None else keep) and KEEP_RUNNING in (
+        rt.provider.capabilities
+    )
     marked = {**records, LABEL_KEPT_RUNNING: "true" if running else None}
     rt.provider.disable(group, marked, keep_running=running)
     wait_healthy(rt, group)

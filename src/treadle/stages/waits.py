@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 
 from treadle.errors import ServerGroupGone, StageFailed
-from treadle.providers.base import EVENTS, Health, ServerGroup
+from treadle.providers.base import ALIAS, EVENTS, LABEL_NETWORK, Health, ServerGroup
 from treadle.stages.runtime import Runtime
 from treadle.waiting import Wakeup, wait_for
 
@@ -41,11 +41,18 @@ def hopeless(health: Health) -> str | None:
 def wait_healthy(
     rt: Runtime, group: ServerGroup, label: str | None = None, *, size: int | None = None
 ) -> Health:
-    """Wait until every instance runs the group's definition and passes its checks;
-    `size`: the size the stage gave it, which it must still have (StageFailed when another
-    hand resized it meanwhile)."""
-    if not rt.wait:
-        return rt.provider.health(group)
+    """Wait until every instance runs the group's definition and passes its checks
+    (`size`: the size the stage gave it, which it must still have: StageFailed when
+    another hand resized it meanwhile); then an enabled group's instances join its
+    cluster's alias (ALIAS), so that a load balancer following it sends nothing to one
+    that cannot answer yet (--no-wait: at once)."""
+    health = rt.provider.health(group) if not rt.wait else until_healthy(rt, group, label, size)
+    if ALIAS in rt.provider.capabilities and group.enabled and group.labels.get(LABEL_NETWORK):
+        rt.provider.join(group)
+    return health
+
+
+def until_healthy(rt: Runtime, group: ServerGroup, label: str | None, size: int | None) -> Health:
     name = label or group.name
 
     def check() -> Health:

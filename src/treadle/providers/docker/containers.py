@@ -8,7 +8,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from treadle.providers.base import LABEL_DISABLED_BY, LABEL_DISABLED_INSTANCES
+from treadle.providers.base import (
+    LABEL_CLUSTER,
+    LABEL_DISABLED_BY,
+    LABEL_DISABLED_INSTANCES,
+    LABEL_NETWORK,
+)
 from treadle.providers.engine import spec
 
 LABEL_INSTANCE = "treadle.instance"
@@ -123,6 +128,36 @@ def copy_config(inspected: dict[str, Any], labels: dict[str, str]) -> dict[str, 
     if endpoints:
         config["NetworkingConfig"] = {"EndpointsConfig": endpoints}
     return config
+
+
+def outside_alias(config: dict[str, Any]) -> dict[str, Any]:
+    """The create body of an instance that starts on its cluster's network without the
+    cluster's alias: it joins the alias once healthy (DockerProvider.join)."""
+    network, alias = config["Labels"].get(LABEL_NETWORK), config["Labels"].get(LABEL_CLUSTER)
+    endpoints = (config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not network or network not in endpoints:
+        return config
+    aliases = [a for a in endpoints[network].get("Aliases") or [] if a != alias]
+    endpoint = {**endpoints[network], "Aliases": aliases}
+    return {**config, "NetworkingConfig": {"EndpointsConfig": {**endpoints, network: endpoint}}}
+
+
+def endpoint_aliases(config: dict[str, Any], network: str) -> list[str]:
+    """The aliases a create body gives a container on a network."""
+    endpoints = (config.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    return list((endpoints.get(network) or {}).get("Aliases") or [])
+
+
+def networks_of(container: dict[str, Any]) -> dict[str, Any]:
+    """The networks a container is on, from its inspect or the engine's listing."""
+    return dict((container.get("NetworkSettings") or {}).get("Networks") or {})
+
+
+def aliases_on(inspected: dict[str, Any], network: str) -> list[str]:
+    """A container's aliases on a network (from its inspect), without the short id that
+    the engine adds."""
+    endpoint = networks_of(inspected).get(network) or {}
+    return [a for a in endpoint.get("Aliases") or [] if a != inspected["Id"][:12]]
 
 
 def definition_labels(labels: dict[str, str]) -> dict[str, str]:

@@ -12,6 +12,15 @@ by name; names only keep regions apart. Instances restart unless stopped; disabl
 group stops them and keeps them, enabling starts them again. Container labels cannot
 change: new records replace the definition container. Jobs: treadle.providers.docker.jobs;
 the cluster lease: treadle.providers.docker.leases.
+
+On a cluster's network (ALIAS) the engine sets a container's aliases only as it connects
+it, and drops one from an alias only when it stops or leaves the network. So an instance
+starts on the network without the cluster's alias and is connected again with it once
+healthy (join), when it has served nothing yet. Taken out of service it is stopped, which
+lets it finish what it serves (its stop signal, then its grace period) before the engine
+drops it from the alias; leaving the network while it runs would cut those requests off
+(they hang until the client gives up). Stopped, it is connected again without the alias,
+so that it starts outside it; one kept running (KEEP_RUNNING) is then started again.
 """
 
 from __future__ import annotations
@@ -50,10 +59,14 @@ from treadle.providers.base import (
 from treadle.providers.docker.containers import (
     LABEL_INSTANCE,
     Containers,
+    aliases_on,
     container_config,
     copy_config,
     definition_labels,
+    endpoint_aliases,
+    networks_of,
     number,
+    outside_alias,
 )
 from treadle.providers.docker.jobs import ContainerJobs
 from treadle.providers.docker.leases import ContainerLeases
@@ -279,55 +292,49 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
         with translated(f"disabling {group.name}"):
             found = self._require(group)
-            self._replace_definition(found, records)
-            if keep_running:
-                self._leave(found)
-                return
+            config = self._replace_definition(found, records)
+            network = config["Labels"].get(LABEL_NETWORK)
+            if keep_running and not network:
+                return  # no alias to leave: it runs on as it is
             for container in found.instances:
                 if container["State"] in ACTIVE:
                     self.api.stop(container["Id"])
+            if not network:
+                return
+            aliases = endpoint_aliases(outside_alias(config), network)
+            for container in found.instances:
+                self._connect(container, network, aliases)
+                if keep_running:
+                    self._start(container["Id"], container["Names"][0].lstrip("/"))
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         with translated(f"enabling {group.name}"):
             found = self._require(group)
             self._scale(found, self._replace_definition(found, records), instances)
-            self._join(self._require(group))
 
-    # --- the cluster's alias on its network ---------------------------------------------
-
-    def _network(self, found: Containers) -> str | None:
-        return found.source["Labels"].get(LABEL_NETWORK) or None
-
-    def leave(self, group: ServerGroup) -> bool:
-        if not group.labels.get(LABEL_NETWORK):
-            return False
-        with translated(f"taking {group.name} out of its cluster's alias"):
-            self._leave(self._require(group))
-        return True
+    def rotated_out(self, group: ServerGroup) -> bool:
+        """An instance leaves the alias as it stops, never before: see join."""
+        return False
 
     def join(self, group: ServerGroup) -> None:
-        with translated(f"putting {group.name} back in its cluster's alias"):
-            self._join(self._require(group))
+        with translated(f"putting {group.name} in its cluster's alias"):
+            found = self._require(group)
+            labels = found.source["Labels"]
+            network, alias = labels.get(LABEL_NETWORK), labels.get(LABEL_CLUSTER, "")
+            if not network or LABEL_DISABLED_INSTANCES in labels:
+                return
+            for container in found.instances:
+                inspected = self.api.inspect_container(container["Id"])
+                aliases = aliases_on(inspected, network)
+                if inspected["State"]["Running"] and alias not in aliases:
+                    self._connect(inspected, network, [*aliases, alias])
 
-    def _leave(self, found: Containers) -> None:
-        """Off the network: the engine's DNS drops a container from an alias only then.
-        It keeps running, reachable on its published ports."""
-        network = self._network(found)
-        if network is None:
-            return
-        for container in found.instances:
-            if network in ((container.get("NetworkSettings") or {}).get("Networks") or {}):
-                self.api.disconnect_container_from_network(container["Id"], network)
-
-    def _join(self, found: Containers) -> None:
-        network = self._network(found)
-        if network is None:
-            return
-        alias = found.source["Labels"].get(LABEL_CLUSTER, "")
-        for container in found.instances:
-            joined = (container.get("NetworkSettings") or {}).get("Networks") or {}
-            if container["State"] in ACTIVE and network not in joined:
-                self.api.connect_container_to_network(container["Id"], network, aliases=[alias])
+    def _connect(self, container: dict[str, Any], network: str, aliases: list[str]) -> None:
+        """On `network` under exactly `aliases` (from its inspect or listing): connected
+        again when it is on it already."""
+        if network in networks_of(container):
+            self.api.disconnect_container_from_network(container["Id"], network)
+        self.api.connect_container_to_network(container["Id"], network, aliases=aliases or None)
 
     def instances(self, group: ServerGroup) -> list[Instance]:
         with translated(f"listing the instances of {group.name}"):
@@ -413,7 +420,7 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         labels = definition_labels(config["Labels"])
         for n in range(first, first + size - len(keep)):
             name = f"{found.name}-{n}"
-            instance = {**config, "Labels": {**labels, LABEL_INSTANCE: str(n)}}
+            instance = outside_alias({**config, "Labels": {**labels, LABEL_INSTANCE: str(n)}})
             self._start(self._create(name, instance), name)
 
     def _replace_definition(self, found: Containers, records: Records) -> dict[str, Any]:

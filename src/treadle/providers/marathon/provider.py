@@ -169,21 +169,22 @@ class MarathonProvider:
         self._update(group, {"instances": instances})
 
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
-        # Marathon routes by labels, which cannot change while tasks run: no alias to
-        # leave, so nothing keeps running (the stage refuses --keep-running here).
+        # Marathon routes by labels (marathon-lb, Traefik), which cannot change while
+        # tasks run: no alias to leave, so nothing keeps running (the stage refuses
+        # --keep-running here).
         self._update(group, self._body(group, records, instances=0))
 
-    def leave(self, group: ServerGroup) -> bool:
-        """No alias: load balancers route by the app's labels, which cannot change while
-        its tasks run. marathon-lb has taken a group of a deployment group out of rotation
-        by itself once a newer one is healthy (treadle.providers.marathon.balancers)."""
+    def rotated_out(self, group: ServerGroup) -> bool:
+        """Load balancers route an app by its labels, which cannot change while its tasks
+        run; marathon-lb takes a group of a deployment group out of rotation by itself once
+        a newer one is healthy (treadle.providers.marathon.balancers)."""
         return balancers.in_deployment_group(group.labels)
-
-    def join(self, group: ServerGroup) -> None:
-        """No alias: see leave."""
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         self._update(group, self._body(group, records, instances=instances))
+
+    def join(self, group: ServerGroup) -> None:
+        """No alias: marathon-lb and Traefik follow an app's healthy tasks themselves."""
 
     def destroy(self, group: ServerGroup) -> None:
         self.client.request("DELETE", self._path(self._id(group)), missing_ok=True)

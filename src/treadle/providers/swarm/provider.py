@@ -4,8 +4,14 @@
 Resizing scales the service; disabling scales it to 0 with the records (the remembered
 size) on its labels, in the same update; enabling scales it back. treadle never changes a
 service's task template after creating it, so once no update is in progress
-(UpdateStatus) the tasks meant to run are those of its current definition. Jobs:
-treadle.providers.swarm.jobs; the cluster lease: treadle.providers.swarm.leases.
+(UpdateStatus) the tasks meant to run are those of its current definition.
+
+On a cluster's network (ALIAS) the engine itself keeps a task under the service's names
+(the cluster's alias, `tasks.<alias>`) only while it serves: it adds a task once its
+health check passes, and takes one out when it shuts it down, 2 s (its gossip delay)
+before it sends the stop signal. Disconnecting a task from the network would take it out
+at once, but cuts off the requests it is serving then: treadle leaves that to the engine.
+Jobs: treadle.providers.swarm.jobs; the cluster lease: treadle.providers.swarm.leases.
 """
 
 from __future__ import annotations
@@ -33,7 +39,6 @@ from treadle.providers.base import (
     EVENTS,
     JOB_EVENTS,
     JOBS,
-    LABEL_NETWORK,
     TERMINATE,
     Health,
     Instance,
@@ -297,34 +302,20 @@ class SwarmProvider(ServiceJobs, ServiceLeases):
                 "a Swarm service's tasks cannot rejoin its alias without a restart: "
                 "--keep-running is for the docker provider"
             )
+        # Its tasks leave the alias as the engine shuts them down (see the module).
         with translated(f"disabling {group.name}"):
             self._update(group, 0, records)
-
-    def leave(self, group: ServerGroup) -> bool:
-        """Off the network, the tasks of this node: Swarm's DNS answers for the alias
-        without them (a task on another node stays until it stops)."""
-        network = group.labels.get(LABEL_NETWORK)
-        if not network:
-            return False
-        with translated(f"taking {group.name} out of its cluster's alias"):
-            service = self._inspect(group)
-            tasks = self.api.tasks(filters={"service": service["ID"], "desired-state": "running"})
-            for task in tasks:
-                container = (task["Status"].get("ContainerStatus") or {}).get("ContainerID")
-                if container and task.get("NodeID") == self.node_id:
-                    try:
-                        self.api.disconnect_container_from_network(container, network)
-                    except docker.errors.APIError as e:
-                        if e.status_code not in (404, 409):  # gone, or not on it
-                            raise
-        return True
-
-    def join(self, group: ServerGroup) -> None:
-        """A service's tasks join its alias as they start: nothing to do."""
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         with translated(f"enabling {group.name}"):
             self._update(group, instances, records)
+
+    def rotated_out(self, group: ServerGroup) -> bool:
+        """The engine takes a task out of the alias as it stops it (the module)."""
+        return False
+
+    def join(self, group: ServerGroup) -> None:
+        """The engine adds a task to the alias once its health check passes (the module)."""
 
     def instances(self, group: ServerGroup) -> list[Instance]:
         with translated(f"listing the tasks of {group.name}"):
