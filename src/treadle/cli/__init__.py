@@ -17,8 +17,8 @@ __all__ = ["app", "main"]
 
 def __getattr__(name: str) -> Any:
     if name == "app":
+        from treadle.cli.application import app
         from treadle.cli.commands import register
-        from treadle.cli.options import app
 
         register()
         return app

@@ -17,8 +17,8 @@ except ImportError:  # pragma: no cover - older typer
     from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from treadle import __version__
+from treadle.cli.application import app
 from treadle.cli.commands import register
-from treadle.cli.options import app
 
 if TYPE_CHECKING:
     from treadle.console import Console

@@ -12,97 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Annotated, Any
 
-import typer
-from typer.core import TyperCommand
-
+from treadle.cli.application import GroupedCommand, app, flag, option
 from treadle.providers.registry import all_options
-
-
-class GroupedCommand(TyperCommand):
-    """A stage's help with its options in groups (its own first, then the connection,
-    context and results, ...), plain text: rich's panels would cost a tenth of a second at
-    every start."""
-
-    def format_options(self, ctx: Any, formatter: Any) -> None:
-        groups: dict[str, list[tuple[str, str]]] = {}
-        for param in self.get_params(ctx):
-            record = param.get_help_record(ctx)
-            if record is not None:
-                panel = getattr(param, "rich_help_panel", None) or "Options"
-                groups.setdefault(panel, []).append(record)
-        for panel, records in groups.items():
-            with formatter.section(panel):
-                formatter.write_dl(records)
-
-
-app = typer.Typer(
-    name="treadle",
-    rich_markup_mode=None,
-    help="Spinnaker-style deployment stages as plain CI steps. Each stage writes a JSON "
-    "result (stdout, or --output FILE); logs go to stderr.\n\nExit codes: 0 succeeded, "
-    "1 failed, 2 bad input, 3 refused by a safeguard, 4 provider unreachable or "
-    "credentials refused.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
 
 CONNECTION = "Connection"
 RESULTS = "Context and results"
 LEASE = "Cluster lease"
 TARGET = "Server group"
-
-
-def option(*names: str, envvar: str | list[str] | None = None, **kwargs: Any) -> Any:
-    """An option that also reads TREADLE_<NAME> from the environment."""
-    default_env = "TREADLE_" + names[0].lstrip("-").replace("-", "_").upper()
-    kwargs.setdefault("metavar", names[0].rsplit("-", 1)[-1].upper())
-    return typer.Option(*names, envvar=envvar or default_env, show_envvar=False, **kwargs)
-
-
-def flag(*names: str, **kwargs: Any) -> Any:
-    """A boolean option: no value, so no metavar in the help."""
-    return option(*names, metavar="", **kwargs)
-
-
-# Options of the stages that make a server group (deploy, clone), declared once.
-MaxRemaining = Annotated[
-    str | None, option("--max-remaining", help="red-black: keep at most N older server groups.")
-]
-Steps = Annotated[
-    str | None, option("--steps", help="rolling-red-black: percentages, e.g. 25,50,100.")
-]
-DelayBeforeDisable = Annotated[
-    str | None,
-    option(
-        "--delay-before-disable",
-        help="red-black: wait this long between the new server group healthy and the old "
-        "ones disabled.",
-    ),
-]
-Network = Annotated[
-    str | None,
-    option(
-        "--network",
-        help="docker/swarm: server groups answer under the cluster's name on this network "
-        "(made when missing), for a load balancer to follow.",
-    ),
-]
-RollbackOnFailure = Annotated[
-    bool,
-    flag(
-        "--rollback-on-failure",
-        help="When the new server group fails, take it out and restore what the strategy touched.",
-    ),
-]
-DestroyFailed = Annotated[
-    bool,
-    flag(
-        "--destroy-failed",
-        help="With --rollback-on-failure: destroy the failed server group instead of disabling it.",
-    ),
-]
 
 
 @dataclass

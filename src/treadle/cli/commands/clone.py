@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from treadle.cli.options import (
-    Changes,
-    Common,
+from treadle.cli.application import option
+from treadle.cli.making import (
     DelayBeforeDisable,
     DestroyFailed,
-    Lease,
     MaxRemaining,
     Network,
     RollbackOnFailure,
     Steps,
-    option,
-    stage_command,
 )
+from treadle.cli.options import Changes, Common, Lease, stage_command
 from treadle.cli.runner import run_stage
 from treadle.cli.spec import load_spec
 from treadle.cli.values import duration, percentages, whole

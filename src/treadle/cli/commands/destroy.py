@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from treadle.cli.options import Changes, Common, Lease, Target, flag, stage_command
+from treadle.cli.application import flag
+from treadle.cli.options import Changes, Common, Lease, Target, stage_command
 from treadle.cli.runner import run_stage
 
 

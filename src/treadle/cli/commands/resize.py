@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from treadle.cli.options import Changes, Common, Lease, Target, flag, option, stage_command
+from treadle.cli.application import flag, option
+from treadle.cli.options import Changes, Common, Lease, Target, stage_command
 from treadle.cli.runner import run_stage
 from treadle.cli.values import number, whole
 

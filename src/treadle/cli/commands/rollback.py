@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from treadle.cli.options import Changes, Common, Lease, option, stage_command
+from treadle.cli.application import option
+from treadle.cli.options import Changes, Common, Lease, stage_command
 from treadle.cli.runner import run_stage
 
 if TYPE_CHECKING:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from treadle.cli.options import Common, option, stage_command
+from treadle.cli.application import option
+from treadle.cli.options import Common, stage_command
 from treadle.cli.runner import run_stage
 from treadle.errors import InputError
 

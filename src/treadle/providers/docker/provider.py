@@ -68,10 +68,11 @@ from treadle.providers.docker.containers import (
     number,
     outside_alias,
 )
+from treadle.providers.docker.health import InstanceHealth
 from treadle.providers.docker.jobs import ContainerJobs
 from treadle.providers.docker.leases import ContainerLeases
 from treadle.providers.engine import resources, spec
-from treadle.providers.engine.connection import connect, stable, translated
+from treadle.providers.engine.connection import connect, translated
 from treadle.providers.engine.events import EngineEvents, group_key
 from treadle.waiting import Deadline, Wakeup
 
@@ -98,7 +99,7 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         self.api = connect(deadline, request_timeout, console)
         self.console = console
         # Restart count of each instance when treadle last started it or first saw it.
-        self._restarts: dict[str, int] = {}
+        self._health = InstanceHealth()
 
     def close(self) -> None:
         if "events" in self.__dict__:
@@ -179,76 +180,10 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         with translated(f"reading the health of {group.name}"):
             found = self._require(group)
             states = [self.api.inspect_container(c["Id"]) for c in found.instances]
-        enabled = LABEL_DISABLED_INSTANCES not in found.source["Labels"]
-        # Disabled but left running outside the alias: its instances are meant to run.
-        meant = enabled or LABEL_KEPT_RUNNING in found.source["Labels"]
-        running = [s for s in states if self._running(s)]
-        healthy = [
-            s
-            for s in running
-            if (s["State"].get("Health") or {}).get("Status", "healthy") == "healthy"
-        ]
-        failed, last, stuck = self._failures(states) if enabled else (0, None, None)
-        return Health(
-            desired=len(states) if meant else 0,
-            running=len(running),
-            healthy=len(healthy),
-            failed=failed,
-            last_failure=last,
-            stuck=stuck,
+        labels = found.source["Labels"]
+        return self._health.of(
+            states, LABEL_DISABLED_INSTANCES not in labels, LABEL_KEPT_RUNNING in labels
         )
-
-    def _restarted(self, inspected: dict[str, Any]) -> int:
-        """How often it restarted since treadle started it or first saw it."""
-        count: int = inspected["RestartCount"]
-        return count - self._restarts.setdefault(inspected["Id"], count)
-
-    def _running(self, inspected: dict[str, Any]) -> bool:
-        state = inspected["State"]
-        if not state["Running"] or state["Restarting"]:
-            return False
-        # One that crashed and was restarted counts once it stays up, so that a crash loop
-        # caught between two crashes is not taken for a running instance.
-        return not self._restarted(inspected) or stable(state["StartedAt"])
-
-    def _failures(self, states: list[dict[str, Any]]) -> tuple[int, str | None, str | None]:
-        """(exits of the instance that exited most since treadle first saw it, how its last
-        exit went, why one cannot start at all or will not run again)."""
-        failed, last = 0, None
-        for s in states:
-            name, state = s["Name"].lstrip("/"), s["State"]
-            if not state["Running"] and state.get("Error"):
-                return failed, last, f"{name} cannot start: {state['Error']}"
-            if (
-                state["Status"] == "exited"
-                and not state["Restarting"]
-                and not self._restarts_again(s)
-            ):
-                policy = s["HostConfig"]["RestartPolicy"]["Name"]
-                return (
-                    failed,
-                    last,
-                    (
-                        f"{name} exited with code {state['ExitCode']}, and its restart policy "
-                        f"({policy}) does not start it again"
-                    ),
-                )
-            restarts = self._restarted(s)
-            if restarts > failed:
-                failed = restarts
-                last = f"{name} exited {restarts} times, the last time with exit code {state['ExitCode']}"
-        return failed, last, None
-
-    @staticmethod
-    def _restarts_again(inspected: dict[str, Any]) -> bool:
-        """Whether the engine will start an exited instance again (a spec's restart)."""
-        policy = inspected["HostConfig"]["RestartPolicy"]
-        if policy["Name"] in ("always", "unless-stopped"):
-            return True
-        if policy["Name"] != "on-failure" or inspected["State"]["ExitCode"] == 0:
-            return False
-        limit = policy.get("MaximumRetryCount") or 0
-        return not limit or inspected["RestartCount"] < limit
 
     # --- writing ------------------------------------------------------------------------
 
@@ -398,7 +333,7 @@ class DockerProvider(ContainerJobs, ContainerLeases):
         except docker.errors.APIError as e:
             # Reported by health() as the group's failure, so that a deploy can roll back.
             self.console.warn(f"cannot start {name}: {e.explanation or e}")
-        self._restarts[container_id] = 0
+        self._health.started(container_id)
 
     def _remove(self, container: dict[str, Any]) -> None:
         if container["State"] in ACTIVE:
