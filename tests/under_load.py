@@ -427,3 +427,12 @@ def table(measured: Sequence[Measured]) -> list[tuple[str, ...]]:
 
 
 COLUMNS = ("operation", "stages took", "requests", "failed", "p99", "max", "first answer back")
+
+
+def assert_no_request_failed(measured: Sequence[Measured]) -> None:
+    """Every operation sent requests and none failed; the rollback's group answered."""
+    report = "\n".join(" | ".join(row) for row in [COLUMNS, *table(measured)])
+    assert all(m.sent for m in measured), report
+    assert [(m.operation.name, m.failures) for m in measured if m.failures] == [], report
+    rollback = next(m for m in measured if m.operation.back_to)
+    assert rollback.first_back is not None, f"the group rolled back to never answered\n{report}"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from dockerish import treadle_on_engine
-from under_load import COLUMNS, run_operations, table
+from under_load import assert_no_request_failed, run_operations
 
 from treadle.providers.engine.spec import LABEL_REGION
 
@@ -35,8 +35,4 @@ def test_no_request_fails_through_haproxy(
         labels={LABEL_REGION: region},
         folder=tmp_path,
     )
-    report = "\n".join(" | ".join(row) for row in [COLUMNS, *table(measured)])
-    assert all(m.sent for m in measured), report
-    assert [(m.operation.name, m.failures) for m in measured if m.failures] == [], report
-    rollback = next(m for m in measured if m.operation.back_to)
-    assert rollback.first_back is not None, f"the group rolled back to never answered\n{report}"
+    assert_no_request_failed(measured)
