@@ -16,6 +16,11 @@ def main() -> None:
 
         sys.stdout.write(f"treadle {__version__}\n")
         return
+    # httpx's package imports its own command line (click, rich and pygments, all there
+    # because treadle's dependencies need them) whenever they are installed: about 30 ms
+    # of every stage's start, for a command treadle never runs. A None in sys.modules
+    # makes that import fail, and httpx falls back to a stub.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
     from treadle.cli import main as run
 
     run()
