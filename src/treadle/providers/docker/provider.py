@@ -264,6 +264,17 @@ class DockerProvider(ContainerJobs, ContainerLeases):
                 if inspected["State"]["Running"] and alias not in aliases:
                     self._connect(inspected, network, [*aliases, alias])
 
+    def _leave_alias(self, container_id: str, config: dict[str, Any]) -> None:
+        """A stopped instance that still holds its cluster's alias (a disable killed before
+        it connected it again without) leaves it, so that it starts outside it."""
+        network, alias = config["Labels"].get(LABEL_NETWORK), config["Labels"].get(LABEL_CLUSTER)
+        if not network:
+            return
+        inspected = self.api.inspect_container(container_id)
+        aliases = aliases_on(inspected, network)
+        if alias in aliases:
+            self._connect(inspected, network, [a for a in aliases if a != alias])
+
     def _connect(self, container: dict[str, Any], network: str, aliases: list[str]) -> None:
         """On `network` under exactly `aliases` (from its inspect or listing): connected
         again when it is on it already."""
@@ -350,6 +361,7 @@ class DockerProvider(ContainerJobs, ContainerLeases):
             self._remove(container)
         for container in keep:
             if container["State"] not in ACTIVE:
+                self._leave_alias(container["Id"], config)
                 self._start(container["Id"], container["Names"][0].lstrip("/"))
         first = max((number(c) for c in keep), default=0) + 1
         labels = definition_labels(config["Labels"])
