@@ -16,7 +16,15 @@ from treadle.errors import Refused
 from treadle.naming import parse_cluster
 from treadle.providers.base import LABEL_CANARY, ServerGroup
 from treadle.stages.deploy import combine
-from treadle.stages.records import capacities, disabled_by, disabling, enabling, recorded, replaces
+from treadle.stages.records import (
+    capacities,
+    disabled_by,
+    disabling,
+    enabling,
+    kept_running,
+    recorded,
+    replaces,
+)
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import cluster_groups
 from treadle.stages.traffic import take_out
@@ -38,14 +46,21 @@ class CanaryRequest:
         return replace(self, regions=tuple(dict.fromkeys(regions)))
 
 
+def in_service(group: ServerGroup) -> bool:
+    """Serving, or marked disabled by a take-out that was cut short (a killed promote or
+    abort): its instances still run, and it was not meant to run on (--keep-running)."""
+    return group.serving or (not group.enabled and group.instances > 0 and not kept_running(group))
+
+
 def find_canary(groups: list[ServerGroup], where: str) -> tuple[ServerGroup, list[ServerGroup]]:
-    """(the canary, the groups it replaces); Refused when there is none in flight."""
-    newest = next((g for g in groups if g.enabled), None)
+    """(the canary, the groups it replaces); Refused when there is none in flight. A
+    promote or abort cut short leaves one in flight: its rerun finishes it."""
+    newest = next((g for g in groups if in_service(g)), None)
     if newest is None or recorded(newest, LABEL_CANARY) is None:
         raise Refused(f"no canary in {where}: its newest enabled server group is not one")
     names = replaces(newest)
     replaced = [g for g in groups if g.name in names]
-    if not any(g.serving for g in replaced):
+    if not any(in_service(g) for g in replaced):
         raise Refused(f"no canary in {where}: {newest.name} serves alone (promoted already)")
     return newest, replaced
 
@@ -64,9 +79,14 @@ def promote_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
     canary, replaced = find_canary(groups, f"{request.cluster} in {region}")
+    if not canary.enabled:
+        raise Refused(
+            f"{canary.name} in {region} was being aborted when its abort was cut short: "
+            "run abort again to finish it"
+        )
     sizes = capacities(groups)
     target = recorded(canary, LABEL_CANARY) or canary.instances
-    serving = [g for g in replaced if g.serving]
+    serving = [g for g in replaced if in_service(g)]
     fields: dict[str, object] = {
         "cluster": request.cluster,
         "region": region,

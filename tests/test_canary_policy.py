@@ -1,0 +1,129 @@
+"""promote and abort (treadle.stages.canary) on the in-memory provider, killed before and
+after each of their changes and run again: the rerun finishes what the first attempt
+started, whatever it left half done (a group marked disabled whose instances still run),
+and the cluster ends as an uninterrupted run leaves it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from memory import CHANGES, Killed, MemoryProvider, Store, groups_of, runtime, seed, staged
+
+from treadle.errors import Refused
+from treadle.naming import Cluster
+from treadle.stages import lease
+from treadle.stages.canary import CanaryRequest, abort, promote
+from treadle.stages.deploy import deploy
+from treadle.stages.deploy_plan import Request
+from treadle.stages.runtime import Runtime
+from treadle.waiting import CANCELLED
+
+REGION = "local"
+Stage = Callable[[Runtime, CanaryRequest], dict[str, object]]
+
+# The cluster after each stage: name -> (enabled, instances).
+PROMOTED = {"web-prod-v000": (False, 0), "web-prod-v001": (True, 4)}
+ABORTED = {"web-prod-v000": (True, 4), "web-prod-v001": (False, 0)}
+
+
+@pytest.fixture(autouse=True)
+def fast_leases(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(lease, "TTL", 0.05)
+    monkeypatch.setattr(lease, "RENEW_EVERY", 0.01)
+    monkeypatch.setattr(lease, "LOOK_FIRST", 0.01)
+    monkeypatch.setattr(lease, "LOOK_MAX", 0.02)
+    CANCELLED.clear()
+    yield
+    CANCELLED.clear()
+
+
+def a_canary() -> Store:
+    """web-prod-v000 serving 4, and web-prod-v001 a canary of 1 beside it."""
+    store = Store()
+    seed(store, "web-prod-v000", 4)
+    with staged(runtime(MemoryProvider(store=store), stage="deploy")) as rt:
+        deploy(rt, Request(Cluster("web", "prod"), "web:2", strategy="canary", canary_instances=1))
+    assert groups_of(store, REGION, "web-prod") == {
+        "web-prod-v000": (True, 4),
+        "web-prod-v001": (True, 1),
+    }
+    return store
+
+
+def run(store: Store, stage: Stage) -> dict[str, object]:
+    with staged(runtime(MemoryProvider(store=store), 5.0, stage=stage.__name__)) as rt:
+        return stage(rt, CanaryRequest("web-prod"))
+
+
+def killed(store: Store, stage: Stage, nth: int, when: str) -> None:
+    """The stage's process dies at its nth change (before or after it is carried out);
+    its lease is left behind, expired already."""
+    provider = MemoryProvider(store=store)
+    provider.kill(nth, *CHANGES, after=when == "after")
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(lease, "TTL", 0.0)
+        stage(runtime(provider, 5.0, stage=stage.__name__), CanaryRequest("web-prod"))
+
+
+def settled(store: Store) -> dict[str, tuple[bool, int]]:
+    """The cluster once what was stopped has stopped: a group's instances that still run
+    count, however it is marked."""
+    return {
+        name: (enabled, store.instances_running(REGION, name))
+        for name, (enabled, _) in groups_of(store, REGION, "web-prod").items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("first", "nth", "when", "rerun", "after"),
+    [
+        (promote, 1, "before", promote, PROMOTED),
+        (promote, 1, "after", promote, PROMOTED),
+        (promote, 2, "before", promote, PROMOTED),
+        # Marked disabled, its instances still running: the rerun takes it out.
+        (promote, 2, "after", promote, PROMOTED),
+        (promote, 1, "after", abort, ABORTED),
+        (promote, 2, "after", abort, ABORTED),
+        (abort, 1, "before", abort, ABORTED),
+        # The canary marked disabled, still running: the rerun takes it out.
+        (abort, 1, "after", abort, ABORTED),
+    ],
+    ids=[
+        "promote-killed-before-growing",
+        "promote-killed-after-growing",
+        "promote-killed-before-disabling",
+        "promote-killed-after-disabling",
+        "promote-killed-after-growing-then-abort",
+        "promote-killed-after-disabling-then-abort",
+        "abort-killed-before-disabling",
+        "abort-killed-after-disabling",
+    ],
+)
+def test_a_rerun_after_a_kill_finishes_the_stage(
+    first: Stage, nth: int, when: str, rerun: Stage, after: dict[str, tuple[bool, int]]
+) -> None:
+    store = a_canary()
+    killed(store, first, nth, when)
+    result = run(store, rerun)
+    assert result["server_group"] == "web-prod-v001"
+    assert settled(store) == after
+
+
+def test_promote_refuses_a_canary_whose_abort_was_cut_short() -> None:
+    store = a_canary()
+    killed(store, abort, 1, "after")
+    before = settled(store)
+    with pytest.raises(Refused, match="abort"):
+        run(store, promote)
+    assert settled(store) == before
+
+
+def test_a_finished_promote_leaves_nothing_to_promote_or_abort() -> None:
+    store = a_canary()
+    run(store, promote)
+    assert settled(store) == PROMOTED
+    for stage in (promote, abort):
+        with pytest.raises(Refused, match="promoted already"):
+            run(store, stage)
+    assert settled(store) == PROMOTED
