@@ -51,6 +51,9 @@ LABEL_NETWORK = "treadle.network"
 LABEL_KEPT_RUNNING = "treadle.kept-running"
 # A canary: the size its deploy will grow it to when promoted.
 LABEL_CANARY = "treadle.canary"
+# A group a rollback brought back: the one it was taking out, and the rollback's run key.
+LABEL_ROLLED_BACK_FROM = "treadle.rolled-back-from"
+LABEL_ROLLBACK_RUN = "treadle.rollback-run-key"
 # Where it was deployed from: the CI system, its run, and what that run built (treadle.ci).
 LABEL_CI = "treadle.ci"
 LABEL_RUN_URL = "treadle.run-url"

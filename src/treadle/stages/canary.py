@@ -21,7 +21,7 @@ from treadle.stages.records import (
     disabled_by,
     disabling,
     enabling,
-    kept_running,
+    in_service,
     recorded,
     replaces,
 )
@@ -44,12 +44,6 @@ class CanaryRequest:
             rt.provider.check_region(r) for r in self.regions or [rt.provider.default_region]
         ]
         return replace(self, regions=tuple(dict.fromkeys(regions)))
-
-
-def in_service(group: ServerGroup) -> bool:
-    """Serving, or marked disabled by a take-out that was cut short (a killed promote or
-    abort): its instances still run, and it was not meant to run on (--keep-running)."""
-    return group.serving or (not group.enabled and group.instances > 0 and not kept_running(group))
 
 
 def find_canary(groups: list[ServerGroup], where: str) -> tuple[ServerGroup, list[ServerGroup]]:

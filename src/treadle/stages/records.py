@@ -94,6 +94,12 @@ def enabling(size: int) -> Records:
     }
 
 
+def in_service(group: ServerGroup) -> bool:
+    """Serving, or marked disabled by a take-out that was cut short (a killed stage): its
+    instances still run, and it was not meant to run on (--keep-running)."""
+    return group.serving or (not group.enabled and group.instances > 0 and not kept_running(group))
+
+
 def kept_running(group: ServerGroup) -> bool:
     """Disabled, and left running outside its cluster's alias on purpose (--keep-running):
     not an interrupted disable."""

@@ -10,10 +10,10 @@ from dataclasses import dataclass, replace
 
 from treadle.errors import InputError, Refused
 from treadle.naming import parse_cluster, parse_server_group
-from treadle.providers.base import ServerGroup
+from treadle.providers.base import LABEL_ROLLBACK_RUN, LABEL_ROLLED_BACK_FROM, ServerGroup
 from treadle.stages.deploy import combine
 from treadle.stages.guard import guard_capacity
-from treadle.stages.records import capacities, disabling, enabling
+from treadle.stages.records import capacities, disabling, enabling, in_service
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import age_key, cluster_groups
 from treadle.stages.traffic import take_out
@@ -41,9 +41,18 @@ def rollback(rt: Runtime, request: RollbackRequest) -> dict[str, object]:
     return combine([one_region(rt, request, region) for region in request.regions])
 
 
-def choose(groups: list[ServerGroup], to: str | None) -> tuple[ServerGroup, ServerGroup | None]:
+def choose(
+    groups: list[ServerGroup], to: str | None, run_key: str | None = None
+) -> tuple[ServerGroup, ServerGroup | None]:
     """(the group to bring back, the current one to take out); Refused when there is
-    nothing to roll back to. `groups`: the cluster's, newest first."""
+    nothing to roll back to. `groups`: the cluster's, newest first. A rollback that was cut
+    short is finished, not taken one version further: the group it brought back serves and
+    names the one it was taking out, which is still in service (and a rerun of one that
+    had finished, with its run key, finds its work done)."""
+    if to is None:
+        resumed = unfinished(groups, run_key)
+        if resumed is not None:
+            return resumed
     current = next((g for g in groups if g.serving), None)
     if to is not None:
         target = next((g for g in groups if g.name == to), None)
@@ -62,12 +71,27 @@ def choose(groups: list[ServerGroup], to: str | None) -> tuple[ServerGroup, Serv
     return target, current
 
 
+def unfinished(
+    groups: list[ServerGroup], run_key: str | None
+) -> tuple[ServerGroup, ServerGroup | None] | None:
+    """The rollback an earlier attempt started, as (brought back, taken out)."""
+    named = {g.name: g for g in groups}
+    for back in (g for g in groups if g.serving):
+        previous = named.get(back.labels.get(LABEL_ROLLED_BACK_FROM) or "")
+        if previous is None or age_key(previous) < age_key(back):
+            continue
+        ours = run_key is not None and back.labels.get(LABEL_ROLLBACK_RUN) == run_key
+        if in_service(previous) or ours:
+            return back, previous
+    return None
+
+
 def one_region(rt: Runtime, request: RollbackRequest, region: str) -> dict[str, object]:
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
     where = f"{request.cluster} in {region}"
     try:
-        target, current = choose(groups, request.to)
+        target, current = choose(groups, request.to, rt.run_key)
     except Refused as refused:
         refused.args = (f"{where}: {refused}",)
         raise
@@ -91,12 +115,14 @@ def one_region(rt: Runtime, request: RollbackRequest, region: str) -> dict[str, 
     # It serves again before the current one goes: never a moment with nothing serving.
     rt.console.info(f"rolling {where} back to {target.name} at {size} instances")
     if not target.enabled:
-        rt.provider.enable(target, size, enabling(size))
+        back_from = {LABEL_ROLLED_BACK_FROM: current.name if current else None}
+        rt.provider.enable(
+            target, size, {**enabling(size), **back_from, LABEL_ROLLBACK_RUN: rt.run_key}
+        )
     elif target.instances != size:
         rt.provider.resize(target, size)
     wait_healthy(rt, refetch(rt, target))
-    if current is not None:
-        now = refetch(rt, current)
+    if current is not None and in_service(now := refetch(rt, current)):
         restored = [refetch(rt, g) if g.name == target.name else g for g in groups]
         guard_capacity(restored, {now.name: 0}, f"disable {now.name}", force=False)
         take_out(rt, now, disabling(now, sizes[now.name], by=target.name))

@@ -1,4 +1,4 @@
-"""promote and abort (treadle.stages.canary) on the in-memory provider, killed before and
+"""promote, abort (treadle.stages.canary) and rollback on the in-memory provider, killed before and
 after each of their changes and run again: the rerun finishes what the first attempt
 started, whatever it left half done (a group marked disabled whose instances still run),
 and the cluster ends as an uninterrupted run leaves it."""
@@ -16,6 +16,7 @@ from treadle.stages import lease
 from treadle.stages.canary import CanaryRequest, abort, promote
 from treadle.stages.deploy import deploy
 from treadle.stages.deploy_plan import Request
+from treadle.stages.rollback import RollbackRequest, rollback
 from treadle.stages.runtime import Runtime
 from treadle.waiting import CANCELLED
 
@@ -127,3 +128,78 @@ def test_a_finished_promote_leaves_nothing_to_promote_or_abort() -> None:
         with pytest.raises(Refused, match="promoted already"):
             run(store, stage)
     assert settled(store) == PROMOTED
+
+
+# --- rollback, killed and run again -------------------------------------------------------
+
+
+def three_versions() -> Store:
+    """web-prod-v002 serving 3; v001 and v000 disabled, remembering 3."""
+    store = Store()
+    seed(store, "web-prod-v000", 0, enabled=False, capacity=3)
+    seed(store, "web-prod-v001", 0, enabled=False, capacity=3)
+    seed(store, "web-prod-v002", 3)
+    return store
+
+
+def rolled_back(store: Store, run_key: str, kill: tuple[int, str] | None = None) -> None:
+    provider = MemoryProvider(store=store)
+    rt = runtime(provider, 5.0, stage="rollback", run_key=run_key)
+    if kill is None:
+        with staged(rt):
+            rollback(rt, RollbackRequest("web-prod"))
+        return
+    provider.kill(kill[0], *CHANGES, after=kill[1] == "after")
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(lease, "TTL", 0.0)
+        rollback(rt, RollbackRequest("web-prod"))
+
+
+ONE_BACK = {"web-prod-v000": (False, 0), "web-prod-v001": (True, 3), "web-prod-v002": (False, 0)}
+
+
+@pytest.mark.parametrize(
+    ("nth", "when", "run_key"),
+    [
+        (1, "before", "run-1"),
+        (1, "after", "run-1"),
+        (1, "after", "run-2"),
+        (2, "before", "run-1"),
+        (2, "before", "run-2"),
+        (2, "after", "run-1"),
+        (2, "after", "run-2"),
+    ],
+    ids=[
+        "before-enabling",
+        "after-enabling",
+        "after-enabling-another-run",
+        "before-disabling",
+        "before-disabling-another-run",
+        "after-disabling",
+        "after-disabling-another-run",
+    ],
+)
+def test_a_rollback_killed_and_run_again_goes_back_one_version(
+    nth: int, when: str, run_key: str
+) -> None:
+    """Never two versions back, never two groups serving: a rerun finishes the rollback
+    the killed attempt started (with the same run key, also one that had finished)."""
+    store = three_versions()
+    rolled_back(store, "run-1", kill=(nth, when))
+    finished = settled(store) == ONE_BACK
+    if finished and run_key != "run-1":
+        return  # done, and another run's rollback would rightly go one further
+    rolled_back(store, run_key)
+    assert settled(store) == ONE_BACK
+
+
+def test_a_second_rollback_of_another_run_goes_one_further() -> None:
+    store = three_versions()
+    rolled_back(store, "run-1")
+    assert settled(store) == ONE_BACK
+    rolled_back(store, "run-2")
+    assert settled(store) == {
+        "web-prod-v000": (True, 3),
+        "web-prod-v001": (False, 0),
+        "web-prod-v002": (False, 0),
+    }
