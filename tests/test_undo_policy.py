@@ -1,7 +1,8 @@
-"""promote, abort (treadle.stages.canary) and rollback on the in-memory provider, killed before and
-after each of their changes and run again: the rerun finishes what the first attempt
-started, whatever it left half done (a group marked disabled whose instances still run),
-and the cluster ends as an uninterrupted run leaves it."""
+"""The stages that undo or take out (promote, abort, rollback, disable-cluster) on the
+in-memory provider, killed before and after each of their changes and run again: the
+rerun finishes what the first attempt started, whatever it left half done (a group
+marked disabled whose instances still run), and the cluster ends as an uninterrupted run
+leaves it."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from treadle.errors import Refused
 from treadle.naming import Cluster
 from treadle.stages import lease
 from treadle.stages.canary import CanaryRequest, abort, promote
+from treadle.stages.cluster import ClusterRequest, cluster_stage
 from treadle.stages.deploy import deploy
 from treadle.stages.deploy_plan import Request
 from treadle.stages.rollback import RollbackRequest, rollback
@@ -202,4 +204,23 @@ def test_a_second_rollback_of_another_run_goes_one_further() -> None:
         "web-prod-v000": (True, 3),
         "web-prod-v001": (False, 0),
         "web-prod-v002": (False, 0),
+    }
+
+
+def test_a_disable_cluster_killed_and_run_again_leaves_nothing_running_it_disabled() -> None:
+    store = Store()
+    for n in range(3):
+        seed(store, f"web-prod-v00{n}", 2)
+    request = ClusterRequest("disable", "web-prod")
+    provider = MemoryProvider(store=store)
+    provider.kill(1, *CHANGES, after=True)
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(lease, "TTL", 0.0)
+        cluster_stage(runtime(provider, 5.0, stage="disable-cluster"), request)
+    with staged(runtime(MemoryProvider(store=store), 5.0, stage="disable-cluster")) as rt:
+        cluster_stage(rt, request)
+    assert settled(store) == {
+        "web-prod-v000": (False, 0),
+        "web-prod-v001": (False, 0),
+        "web-prod-v002": (True, 2),
     }

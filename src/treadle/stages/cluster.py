@@ -24,7 +24,7 @@ from treadle.naming import parse_cluster, parse_server_group
 from treadle.providers.base import ServerGroup
 from treadle.stages.deploy import combine
 from treadle.stages.guard import guard_capacity
-from treadle.stages.records import capacities, disabling
+from treadle.stages.records import capacities, disabling, in_service
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import age_key, cluster_groups
 from treadle.stages.traffic import take_out
@@ -153,7 +153,11 @@ def choose(
         protected
         + [g for g in ranked if g not in protected][: max(0, request.keep - len(protected))]
     )
-    return kept, [g for g in ranked if g not in kept and g in candidates]
+    targets = [g for g in ranked if g not in kept and g in candidates]
+    if request.action == "disable":
+        # Marked disabled by a disable that was cut short, still running: finish it.
+        targets += [g for g in candidates if not g.enabled and in_service(g)]
+    return kept, targets
 
 
 def disable_one(rt: Runtime, group: ServerGroup, size: int) -> None:
