@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,3 +19,19 @@ def shared_data() -> Path:
     if not (path / "marathon").is_dir():
         pytest.fail(f"TREADLE_SHARED_DATA={folder} has no marathon/ folder")
     return path
+
+
+@pytest.fixture
+def fast_leases(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A dead holder's lease expires at once, for the reruns of another run; no cancel
+    left over from another test."""
+    from treadle.stages import lease
+    from treadle.waiting import CANCELLED
+
+    monkeypatch.setattr(lease, "TTL", 0.05)
+    monkeypatch.setattr(lease, "RENEW_EVERY", 0.01)
+    monkeypatch.setattr(lease, "LOOK_FIRST", 0.01)
+    monkeypatch.setattr(lease, "LOOK_MAX", 0.02)
+    CANCELLED.clear()
+    yield
+    CANCELLED.clear()

@@ -36,23 +36,13 @@ from treadle.stages.deploy import deploy
 from treadle.stages.deploy_plan import Request
 from treadle.stages.records import capacity
 from treadle.stages.selection import age_key
-from treadle.waiting import CANCELLED
 
 CLUSTER = Cluster("web", "prod")
 REGION = "local"
 OLD, NEW = "web:1", "web:2"
 
 
-@pytest.fixture(autouse=True)
-def fast_leases(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A dead holder's lease expires at once, for the reruns of another run."""
-    monkeypatch.setattr(lease, "TTL", 0.05)
-    monkeypatch.setattr(lease, "RENEW_EVERY", 0.01)
-    monkeypatch.setattr(lease, "LOOK_FIRST", 0.01)
-    monkeypatch.setattr(lease, "LOOK_MAX", 0.02)
-    CANCELLED.clear()
-    yield
-    CANCELLED.clear()
+pytestmark = pytest.mark.usefixtures("fast_leases")
 
 
 def request(image: str = NEW, **kw: object) -> Request:

@@ -6,7 +6,7 @@ leaves it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from memory import CHANGES, Killed, MemoryProvider, Store, groups_of, runtime, seed, staged
@@ -20,7 +20,6 @@ from treadle.stages.deploy import deploy
 from treadle.stages.deploy_plan import Request
 from treadle.stages.rollback import RollbackRequest, rollback
 from treadle.stages.runtime import Runtime
-from treadle.waiting import CANCELLED
 
 REGION = "local"
 Stage = Callable[[Runtime, CanaryRequest], dict[str, object]]
@@ -30,15 +29,7 @@ PROMOTED = {"web-prod-v000": (False, 0), "web-prod-v001": (True, 4)}
 ABORTED = {"web-prod-v000": (True, 4), "web-prod-v001": (False, 0)}
 
 
-@pytest.fixture(autouse=True)
-def fast_leases(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(lease, "TTL", 0.05)
-    monkeypatch.setattr(lease, "RENEW_EVERY", 0.01)
-    monkeypatch.setattr(lease, "LOOK_FIRST", 0.01)
-    monkeypatch.setattr(lease, "LOOK_MAX", 0.02)
-    CANCELLED.clear()
-    yield
-    CANCELLED.clear()
+pytestmark = pytest.mark.usefixtures("fast_leases")
 
 
 def a_canary() -> Store:
