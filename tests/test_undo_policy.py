@@ -11,8 +11,9 @@ from collections.abc import Callable
 import pytest
 from memory import CHANGES, Killed, MemoryProvider, Store, groups_of, runtime, seed, staged
 
-from treadle.errors import Refused
+from treadle.errors import Refused, StageFailed
 from treadle.naming import Cluster
+from treadle.providers.base import ALIAS, LABEL_NETWORK, ServerGroup
 from treadle.stages import lease
 from treadle.stages.canary import CanaryRequest, abort, promote
 from treadle.stages.cluster import ClusterRequest, cluster_stage
@@ -215,3 +216,73 @@ def test_a_disable_cluster_killed_and_run_again_leaves_nothing_running_it_disabl
         "web-prod-v001": (False, 0),
         "web-prod-v002": (True, 2),
     }
+
+
+# --- a deploy's rollback puts what it brings back behind the cluster's name -----------------
+
+
+class AliasProvider(MemoryProvider):
+    """A memory provider whose groups answer under their cluster's name (ALIAS): joining
+    it is recorded."""
+
+    capabilities = MemoryProvider.capabilities | {ALIAS}
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store=store)
+        self.joined: list[str] = []
+
+    def join(self, group: ServerGroup) -> None:
+        self.joined.append(group.name)
+
+
+def test_a_deploys_rollback_puts_the_group_it_enables_again_behind_the_name() -> None:
+    """The old group, disabled before the deploy failed, is enabled again and joins its
+    cluster's name once healthy, as every group brought back does."""
+    store = Store()
+    seed(store, "web-prod-v000", 2, labels={LABEL_NETWORK: "web-net"})
+    provider = AliasProvider(store)
+    provider.fail(1, "disable", after=True)
+    request = Request(
+        Cluster("web", "prod"), "web:2", strategy="red-black", rollback_on_failure=True
+    )
+    with pytest.raises(StageFailed), staged(runtime(provider, 5.0, stage="deploy")) as rt:
+        deploy(rt, request)
+    assert settled(store) == {"web-prod-v000": (True, 2), "web-prod-v001": (False, 0)}
+    assert provider.joined[-1] == "web-prod-v000", provider.joined
+
+
+# --- a canary deploy run again after its promote ------------------------------------------
+
+
+def test_a_canary_deploy_run_again_after_its_promote_leaves_the_promoted_group_whole() -> None:
+    """A CI's "re-run all jobs" runs the canary deploy again with its run key after the
+    promote: it carries on with its group, which is no canary any more: nothing shrinks."""
+    store = Store()
+    seed(store, "web-prod-v000", 4)
+    request = Request(Cluster("web", "prod"), "web:2", strategy="canary", canary_instances=1)
+    with staged(runtime(MemoryProvider(store=store), stage="deploy", run_key="run-1")) as rt:
+        deploy(rt, request)
+    run(store, promote)
+    assert settled(store) == PROMOTED
+    with staged(runtime(MemoryProvider(store=store), stage="deploy", run_key="run-1")) as rt:
+        result = deploy(rt, request)
+    assert result["server_group"] == "web-prod-v001"
+    assert settled(store) == PROMOTED
+
+
+# --- rollback --to, killed and run again ----------------------------------------------------
+
+
+@pytest.mark.parametrize("run_key", ["run-1", "run-2"])
+def test_a_rollback_to_killed_while_taking_out_is_finished_by_its_rerun(run_key: str) -> None:
+    store = three_versions()
+    provider = MemoryProvider(store=store)
+    rt = runtime(provider, 5.0, stage="rollback", run_key="run-1")
+    provider.kill(2, *CHANGES, after=True)
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(lease, "TTL", 0.0)
+        rollback(rt, RollbackRequest("web-prod", to="web-prod-v001"))
+    rt = runtime(MemoryProvider(store=store), 5.0, stage="rollback", run_key=run_key)
+    with staged(rt):
+        rollback(rt, RollbackRequest("web-prod", to="web-prod-v001"))
+    assert settled(store) == ONE_BACK

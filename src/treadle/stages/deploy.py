@@ -132,8 +132,13 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
     rt.note(**fields)
     try:
         if plan.adopted is not None:
-            rolling = request.strategy == "rolling-red-black"
-            created = carry_on(rt, plan, None if rolling else canary_size(request, plan.instances))
+            size: int | None = canary_size(request, plan.instances)
+            if request.strategy == "canary":
+                # Promoted since (a CI's rerun of every job): no canary to shrink back.
+                size = max(canary_size(request, plan.instances), plan.adopted.instances)
+            elif request.strategy == "rolling-red-black":
+                size = None
+            created = carry_on(rt, plan, size)
         else:
             created = create(rt, request, plan)
         fields["server_group"] = created.name
@@ -297,7 +302,8 @@ def roll_back(rt: Runtime, request: Request, plan: RegionPlan, new: str) -> tupl
             restored.append(group)
             done.append(f"restored {name} to {size}")
         for group in restored:
-            wait_healthy(rt, group)
+            # As it is now (enabled): an enabled group joins its cluster's name.
+            wait_healthy(rt, refetch(rt, group))
         made = rt.provider.server_group(plan.region, new)
         others_serve = any(
             g.serving for g in cluster_groups(rt, plan.region, plan.name.cluster) if g.name != new

@@ -49,10 +49,9 @@ def choose(
     short is finished, not taken one version further: the group it brought back serves and
     names the one it was taking out, which is still in service (and a rerun of one that
     had finished, with its run key, finds its work done)."""
-    if to is None:
-        resumed = unfinished(groups, run_key)
-        if resumed is not None:
-            return resumed
+    resumed = unfinished(groups, run_key)
+    if resumed is not None and to in (None, resumed[0].name):
+        return resumed
     current = next((g for g in groups if g.serving), None)
     if to is not None:
         target = next((g for g in groups if g.name == to), None)
