@@ -96,6 +96,33 @@ def test_an_instance_stopped_in_the_alias_starts_outside_it(
         provider.close()
 
 
+def test_an_instance_that_replaces_a_terminated_one_joins_the_alias(
+    engine: Any, region: str, tmp_path: Path
+) -> None:
+    network = f"{region}-web"
+    first = deploy_on("docker", region, tmp_path, SERVED, "--instances", "2", "--network", network)
+    assert first.code == 0, first
+    terminated = treadle_on_engine(
+        "terminate-instances",
+        "--provider",
+        "docker",
+        "--server-group",
+        "web-prod-v000",
+        "--region",
+        region,
+        "--count",
+        "1",
+    )
+    assert terminated.code == 0, terminated
+    running = engine.containers(filters={"label": [f"treadle.region={region}"]})
+    aliases = [
+        engine.inspect_container(c["Id"])["NetworkSettings"]["Networks"][network]["Aliases"] or []
+        for c in running
+        if "treadle.instance" in c["Labels"]
+    ]
+    assert len(aliases) == 2 and all("web-prod" in a for a in aliases), aliases
+
+
 def test_marathon_has_no_network_alias(tmp_path: Path) -> None:
     refused = treadle_on_engine(
         "deploy",

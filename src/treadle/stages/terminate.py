@@ -14,7 +14,7 @@ from treadle.providers.base import DECREMENT_CHOSEN, TERMINATE, Health, Instance
 from treadle.stages.guard import guard_capacity
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector
-from treadle.stages.waits import hopeless, refetch, watching
+from treadle.stages.waits import hopeless, join_name, refetch, watching
 from treadle.waiting import wait_for
 
 
@@ -91,6 +91,8 @@ def terminate_instances(rt: Runtime, request: TerminateRequest) -> dict[str, obj
     if rt.wait:
         # Where the provider chose, it is enough that the group is healthy at its size.
         replaced(rt, refetch(rt, group), set() if chooses else set(ids))
+    # The replacements start outside the cluster's name, as every new instance does.
+    join_name(rt, refetch(rt, group))
     return fields
 
 

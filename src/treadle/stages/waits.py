@@ -47,9 +47,15 @@ def wait_healthy(
     cluster's alias (ALIAS), so that a load balancer following it sends nothing to one
     that cannot answer yet (--no-wait: at once)."""
     health = rt.provider.health(group) if not rt.wait else until_healthy(rt, group, label, size)
+    join_name(rt, group)
+    return health
+
+
+def join_name(rt: Runtime, group: ServerGroup) -> None:
+    """An enabled group's instances that run join its cluster's name (ALIAS); call it once
+    they are healthy."""
     if ALIAS in rt.provider.capabilities and group.enabled and group.labels.get(LABEL_NETWORK):
         rt.provider.join(group)
-    return health
 
 
 def until_healthy(rt: Runtime, group: ServerGroup, label: str | None, size: int | None) -> Health:
