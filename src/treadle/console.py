@@ -13,7 +13,8 @@ Two ways to print (--log-format): `text`, lines for people and the CI system's m
 In json mode the CI markup that only decorates is left out (sections become a `section`
 field, annotations a `level`), but a GitHub mask is still its own `::add-mask::` line:
 the runner hides a secret only when told so. With --verbose every HTTP exchange is
-logged too (`http_request`, `http_response`), its body cut at VERBOSE_BODY characters."""
+logged too (`http_request`, `http_response`), its body cut at VERBOSE_BODY characters and
+the values of its secrets and environments masked (treadle.bodies)."""
 
 from __future__ import annotations
 
@@ -30,14 +31,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from treadle.bodies import MASK, shown_body
 from treadle.ci_log import PlainLog
 
 # Shorter values are not masked: none is a credential, and hiding every `abc` would both
 # shred the log and show the value to anyone who looks at where `***` appears.
 MIN_SECRET_LENGTH = 4
-MASK = "***"
-# How much of a request's or answer's body --verbose shows.
-VERBOSE_BODY = 500
 # How a job's two streams are told apart in the log.
 STREAM_MARKS = {"stdout": "| ", "stderr": "! "}
 
@@ -303,27 +302,6 @@ class Console:
                 self._emit(end)
             with shared.lock:
                 shared.section = None
-
-
-def shown_body(body: bytes | str | None, content_type: str = "") -> str:
-    """A body as --verbose shows it: text on one line, cut at VERBOSE_BODY characters;
-    anything else by its size and type."""
-    if not body:
-        return ""
-    if isinstance(body, bytes):
-        textual = any(kind in content_type for kind in ("json", "text", "xml", "form"))
-        try:
-            if not textual and content_type:
-                raise UnicodeDecodeError("utf-8", body, 0, 1, "not text")
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            return f"({len(body)} bytes{', ' + content_type if content_type else ''})"
-    else:
-        text = body
-    text = text.strip().replace("\r", "\\r").replace("\n", "\\n")
-    if len(text) <= VERBOSE_BODY:
-        return text
-    return f"{text[:VERBOSE_BODY]}... ({len(text)} characters)"
 
 
 def encoded_forms(secret: str) -> list[str]:

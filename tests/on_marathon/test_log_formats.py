@@ -11,7 +11,7 @@ from typing import Any
 from emulator import Basic, MarathonEmulator, MetronomeEmulator, Request, Response, ServiceAccount
 from helpers import Outcome, treadle
 
-from treadle.console import VERBOSE_BODY
+from treadle.bodies import VERBOSE_BODY
 
 from .conftest import FAST
 from .test_connection import rsa_key
