@@ -252,7 +252,8 @@ def test_duration_bounds_the_run(server: Server) -> None:
 
 
 def test_requests_run_concurrently(server: Server) -> None:
-    server.routes["/"] = Route(delay=0.2)
+    # Each held a second: long enough for all ten workers to start on a busy machine.
+    server.routes["/"] = Route(delay=1.0)
     out = run("--url", f"{server.url}/", "--requests", "10", "--concurrency", "10")
     assert out.code == 0, out
     # All ten were in the server at once.
