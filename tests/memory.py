@@ -179,6 +179,7 @@ class Store:
                 spec=dict(spec or {}),
                 id=group.id or f"{group.region}/{group.name}#{self.next_id()}",
                 ages=[1_000_000] * group.instances,
+                instance_ids=[f"{group.name}.{self.next_id()}" for _ in range(group.instances)],
             )
             self.groups[(group.region, group.name)] = found
 

@@ -100,11 +100,13 @@ def replaced(rt: Runtime, group: ServerGroup, gone: set[str]) -> Health:
     """Wait until none of `gone` runs and the group is healthy at its size."""
 
     def check() -> tuple[Health, int]:
+        # Instances first: health read before them could predate the kill (all running)
+        # while the instances, read after, no longer list the killed one.
+        still = sum(1 for i in rt.provider.instances(group) if i.id in gone)
         health = rt.provider.health(group)
         why = hopeless(health)
         if why:
             raise StageFailed(f"{group.name} cannot become healthy: {why}")
-        still = sum(1 for i in rt.provider.instances(group) if i.id in gone)
         return health, still
 
     with rt.console.section(f"waiting for {group.name}"), watching(rt, group) as wakeup:
