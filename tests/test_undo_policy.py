@@ -286,3 +286,60 @@ def test_a_rollback_to_killed_while_taking_out_is_finished_by_its_rerun(run_key:
     with staged(rt):
         rollback(rt, RollbackRequest("web-prod", to="web-prod-v001"))
     assert settled(store) == ONE_BACK
+
+
+# --- rollback and another canary while a canary is in flight --------------------------------
+
+
+def test_a_rollback_during_a_canary_takes_the_canary_out_and_nothing_older_comes_back() -> None:
+    """The version before the canary is the one still serving beside it: rolling back takes
+    the canary out; the version before that stays disabled (not a third group serving)."""
+    store = Store()
+    seed(store, "web-prod-v000", 0, enabled=False, capacity=4)
+    seed(store, "web-prod-v001", 4)
+    request = Request(Cluster("web", "prod"), "web:3", strategy="canary", canary_instances=1)
+    with staged(runtime(MemoryProvider(store=store), stage="deploy")) as rt:
+        deploy(rt, request)
+    with staged(runtime(MemoryProvider(store=store), 5.0, stage="rollback")) as rt:
+        result = rollback(rt, RollbackRequest("web-prod"))
+    assert result["server_group"] == "web-prod-v001"
+    assert result["disabled_server_groups"] == ["web-prod-v002"]
+    assert settled(store) == {
+        "web-prod-v000": (False, 0),
+        "web-prod-v001": (True, 4),
+        "web-prod-v002": (False, 0),
+    }
+
+
+def test_a_rollback_that_would_leave_others_serving_is_refused_with_nothing_changed() -> None:
+    store = Store()
+    for n in range(3):
+        seed(store, f"web-prod-v00{n}", 2)
+    provider = MemoryProvider(store=store)
+    for to in (None, "web-prod-v000"):
+        with (
+            pytest.raises(Refused, match="also serve"),
+            staged(runtime(provider, 5.0, stage="rollback")) as rt,
+        ):
+            rollback(rt, RollbackRequest("web-prod", to=to))
+    assert provider.changes() == []
+    assert settled(store) == {f"web-prod-v00{n}": (True, 2) for n in range(3)}
+
+
+def test_a_second_canary_waits_until_the_first_is_promoted_or_aborted() -> None:
+    """Aborting a canary deployed over another would grow the older canary to full size
+    untested; promoting it would take out the older one: refused, nothing changed."""
+    store = a_canary()
+    before = settled(store)
+    request = Request(Cluster("web", "prod"), "web:3", strategy="canary", canary_instances=1)
+    provider = MemoryProvider(store=store)
+    with (
+        pytest.raises(Refused, match="web-prod-v001 in local is a canary in flight"),
+        staged(runtime(provider, stage="deploy")) as rt,
+    ):
+        deploy(rt, request)
+    assert provider.changes() == [] and settled(store) == before
+    run(store, promote)
+    with staged(runtime(MemoryProvider(store=store), stage="deploy")) as rt:
+        assert deploy(rt, request)["server_group"] == "web-prod-v002"
+    assert settled(store) == {**PROMOTED, "web-prod-v002": (True, 1)}

@@ -17,13 +17,13 @@ from treadle.naming import parse_cluster
 from treadle.providers.base import LABEL_CANARY, ServerGroup
 from treadle.stages.deploy import combine
 from treadle.stages.records import (
+    canary_in_flight,
     capacities,
     disabled_by,
     disabling,
     enabling,
     in_service,
     recorded,
-    replaces,
 )
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import cluster_groups
@@ -49,14 +49,13 @@ class CanaryRequest:
 def find_canary(groups: list[ServerGroup], where: str) -> tuple[ServerGroup, list[ServerGroup]]:
     """(the canary, the groups it replaces); Refused when there is none in flight. A
     promote or abort cut short leaves one in flight: its rerun finishes it."""
+    found = canary_in_flight(groups)
+    if found is not None:
+        return found
     newest = next((g for g in groups if in_service(g)), None)
     if newest is None or recorded(newest, LABEL_CANARY) is None:
         raise Refused(f"no canary in {where}: its newest enabled server group is not one")
-    names = replaces(newest)
-    replaced = [g for g in groups if g.name in names]
-    if not any(in_service(g) for g in replaced):
-        raise Refused(f"no canary in {where}: {newest.name} serves alone (promoted already)")
-    return newest, replaced
+    raise Refused(f"no canary in {where}: {newest.name} serves alone (promoted already)")
 
 
 def promote(rt: Runtime, request: CanaryRequest) -> dict[str, object]:

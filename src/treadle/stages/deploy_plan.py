@@ -34,6 +34,7 @@ from treadle.providers.base import (
     server_group_labels,
 )
 from treadle.stages.records import (
+    canary_in_flight,
     capacities,
     disabled_by,
     recorded,
@@ -176,6 +177,14 @@ def plan_region(rt: Runtime, request: Request, region: str) -> RegionPlan:
     newest = existing[0] if existing else None
     adopted = newest if newest is not None and is_earlier_attempt(rt, newest, request) else None
     others = existing[1:] if adopted is not None else existing
+    live = canary_in_flight(existing) if request.strategy == "canary" else None
+    if adopted is None and live is not None:
+        # Its abort would grow the canary before it to full size, and its promote take
+        # out an untested one: one canary at a time.
+        raise Refused(
+            f"{live[0].name} in {region} is a canary in flight: promote or abort it "
+            "before deploying another canary"
+        )
     if adopted is not None:
         rt.console.info(
             f"{adopted.name} in {region} was made by an earlier attempt of this run "

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from treadle.providers.base import (
+    LABEL_CANARY,
     LABEL_CAPACITY,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
@@ -109,3 +110,14 @@ def kept_running(group: ServerGroup) -> bool:
 def disabled_by(group: ServerGroup) -> str | None:
     """The server group whose deploy disabled it, if a deploy did."""
     return group.labels.get(LABEL_DISABLED_BY) or None
+
+
+def canary_in_flight(groups: Sequence[ServerGroup]) -> tuple[ServerGroup, list[ServerGroup]] | None:
+    """(the canary, the groups it replaces) when the cluster's newest group in service is
+    a canary that a group it replaces still serves beside (newest first)."""
+    newest = next((g for g in groups if in_service(g)), None)
+    if newest is None or recorded(newest, LABEL_CANARY) is None:
+        return None
+    names = replaces(newest)
+    replaced = [g for g in groups if g.name in names]
+    return (newest, replaced) if any(in_service(g) for g in replaced) else None

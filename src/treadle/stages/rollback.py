@@ -1,8 +1,9 @@
 """rollback: bring the previous server group of a cluster back at its remembered size,
 wait until it is healthy, then disable the current one (what Spinnaker's users ran after a
-manual judgment). By default the previous one is the newest disabled server group older
-than the newest enabled one; `--to` names it. Each region on its own. Refused (exit 3,
-nothing changed) when there is nothing to roll back to."""
+manual judgment). By default the previous one is the server group just older than the
+newest enabled one (disabled, or a canary's old group still serving beside it); `--to`
+names it. Each region on its own. Refused (exit 3, nothing changed) when there is nothing
+to roll back to, or when other groups serve too (they would go on serving)."""
 
 from __future__ import annotations
 
@@ -59,13 +60,20 @@ def choose(
             raise InputError(f"--to {to}: no such server group")
         if target is current:
             raise Refused(f"{to} is the server group serving now: nothing to roll back")
-        return target, current
-    if current is None:
+    elif current is None:
         raise Refused("nothing serves in this cluster: nothing to roll back from")
-    target = next((g for g in groups if not g.serving and age_key(g) < age_key(current)), None)
-    if target is None:
+    else:
+        # The one before it, which may still serve beside it (a canary's old group).
+        target = next((g for g in groups if age_key(g) < age_key(current)), None)
+        if target is None:
+            raise Refused(f"nothing to roll back to: no server group older than {current.name}")
+    beside = [g.name for g in groups if g.serving and g is not target and g is not current]
+    if beside:
+        # Rolling back takes one group out: the others would go on serving beside it.
         raise Refused(
-            f"nothing to roll back to: no disabled server group older than {current.name}"
+            f"{', '.join(beside)} also serve beside {current.name if current else to}: "
+            "end what runs them together first (promote or abort a canary, run a cut-short "
+            "deploy again), or disable-cluster"
         )
     return target, current
 
