@@ -46,19 +46,25 @@ def a_canary() -> Store:
     return store
 
 
-def run(store: Store, stage: Stage) -> dict[str, object]:
-    with staged(runtime(MemoryProvider(store=store), 5.0, stage=stage.__name__)) as rt:
-        return stage(rt, CanaryRequest("web-prod"))
+def run(
+    store: Store, stage: Stage, run_key: str | None = None, *, destroy: bool = False
+) -> dict[str, object]:
+    provider = MemoryProvider(store=store)
+    with staged(runtime(provider, 5.0, stage=stage.__name__, run_key=run_key)) as rt:
+        return stage(rt, CanaryRequest("web-prod", destroy=destroy))
 
 
-def killed(store: Store, stage: Stage, nth: int, when: str) -> None:
+def killed(
+    store: Store, stage: Stage, nth: int, when: str, run_key: str | None = None, **kwargs: bool
+) -> None:
     """The stage's process dies at its nth change (before or after it is carried out);
     its lease is left behind, expired already."""
     provider = MemoryProvider(store=store)
     provider.kill(nth, *CHANGES, after=when == "after")
+    rt = runtime(provider, 5.0, stage=stage.__name__, run_key=run_key)
     with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
         patch.setattr(lease, "TTL", 0.0)
-        stage(runtime(provider, 5.0, stage=stage.__name__), CanaryRequest("web-prod"))
+        stage(rt, CanaryRequest("web-prod", **kwargs))
 
 
 def settled(store: Store) -> dict[str, tuple[bool, int]]:
@@ -343,3 +349,33 @@ def test_a_second_canary_waits_until_the_first_is_promoted_or_aborted() -> None:
     with staged(runtime(MemoryProvider(store=store), stage="deploy")) as rt:
         assert deploy(rt, request)["server_group"] == "web-prod-v002"
     assert settled(store) == {**PROMOTED, "web-prod-v002": (True, 1)}
+
+
+# --- a CI's retry of a promote or abort that finished before its result was written ---------
+
+
+@pytest.mark.parametrize(("stage", "after"), [(promote, PROMOTED), (abort, ABORTED)])
+def test_a_finished_promote_or_abort_run_again_with_its_run_key_finds_its_work_done(
+    stage: Stage, after: dict[str, tuple[bool, int]]
+) -> None:
+    """The job died after its work, before its result: its retry (same run key) exits 0
+    with the same result and changes nothing; another run is refused as before."""
+    store = a_canary()
+    first = run(store, stage, "job-1")
+    assert settled(store) == after
+    provider = MemoryProvider(store=store)
+    with staged(runtime(provider, 5.0, stage=stage.__name__, run_key="job-1")) as rt:
+        again = stage(rt, CanaryRequest("web-prod"))
+    assert provider.changes() == [] and settled(store) == after
+    assert again == first
+    with pytest.raises(Refused):
+        run(store, stage, "job-2")
+
+
+def test_an_abort_destroy_killed_before_destroying_is_finished_by_its_retry() -> None:
+    store = a_canary()
+    killed(store, abort, 2, "before", "job-1", destroy=True)
+    assert settled(store)["web-prod-v001"] == (False, 0)
+    result = run(store, abort, "job-1", destroy=True)
+    assert result["destroyed"] is True
+    assert settled(store) == {"web-prod-v000": (True, 4)}

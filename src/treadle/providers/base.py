@@ -38,11 +38,14 @@ LABEL_SPEC_DIGEST = "treadle.spec-digest"
 LABEL_SPEC = "treadle.spec"
 # The records a stage keeps on a server group (treadle.stages.records): the size a deploy
 # decided for it, the size a disabled group remembers (its presence marks the group
-# disabled), the deploy that disabled it, the group it took over from, and the older
+# disabled), the deploy that disabled it and the run that did, the group it took over
+# from, and the older
 # groups (with their sizes) its deploy replaces.
 LABEL_CAPACITY = "treadle.capacity"
 LABEL_DISABLED_INSTANCES = "treadle.disabled-instances"
 LABEL_DISABLED_BY = "treadle.disabled-by"
+# The run key of the stage that took it out of service (a rerun finds its work done).
+LABEL_DISABLED_RUN = "treadle.disabled-run-key"
 LABEL_PREVIOUS = "treadle.previous-server-group"
 LABEL_REPLACES = "treadle.replaces"
 # The network on which its instances answer under the cluster's name (ALIAS), and a

@@ -6,7 +6,9 @@ A canary is the newest enabled server group of a cluster that its deploy recorde
 serves beside it. promote grows it to that size, waits until it is healthy, then takes
 the groups it replaces out of service (red/black's end); abort takes the canary out and
 makes sure the groups it replaces serve at their recorded sizes. Both are refused
-(exit 3, nothing changed) when there is no canary."""
+(exit 3, nothing changed) when there is no canary, except for the rerun of one that
+finished (its run key recorded on what it took out, LABEL_DISABLED_RUN): that finds its
+work done."""
 
 from __future__ import annotations
 
@@ -20,10 +22,12 @@ from treadle.stages.records import (
     canary_in_flight,
     capacities,
     disabled_by,
+    disabled_in,
     disabling,
     enabling,
     in_service,
     recorded,
+    replaces,
 )
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import cluster_groups
@@ -68,9 +72,37 @@ def abort(rt: Runtime, request: CanaryRequest) -> dict[str, object]:
     return combine([abort_region(rt, request, region) for region in request.regions])
 
 
+def promoted_in(
+    groups: list[ServerGroup], run_key: str | None
+) -> tuple[ServerGroup, list[str]] | None:
+    """(the canary, the groups taken out) of a promote that the stage run with `run_key`
+    finished (a CI's retry of a job that died after its work, before its result)."""
+    newest = next((g for g in groups if in_service(g)), None)
+    if newest is None or recorded(newest, LABEL_CANARY) is None:
+        return None
+    names = replaces(newest)
+    taken = [
+        g.name
+        for g in groups
+        if g.name in names and disabled_by(g) == newest.name and disabled_in(g, run_key)
+    ]
+    return (newest, taken) if taken else None
+
+
+def aborted_in(groups: list[ServerGroup], run_key: str | None) -> ServerGroup | None:
+    """The canary an abort run with `run_key` took out, when nothing newer came since."""
+    newest = groups[0] if groups else None
+    if newest is None or recorded(newest, LABEL_CANARY) is None:
+        return None
+    return newest if disabled_in(newest, run_key) and not in_service(newest) else None
+
+
 def promote_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
+    done = promoted_in(groups, rt.run_key) if canary_in_flight(groups) is None else None
+    if done is not None:
+        return promoted_already(rt, request, region, *done)
     canary, replaced = find_canary(groups, f"{request.cluster} in {region}")
     if not canary.enabled:
         raise Refused(
@@ -103,6 +135,9 @@ def promote_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str
 def abort_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
+    done = aborted_in(groups, rt.run_key) if canary_in_flight(groups) is None else None
+    if done is not None:
+        return aborted_already(rt, request, region, done)
     canary, replaced = find_canary(groups, f"{request.cluster} in {region}")
     sizes = capacities(groups)
     # A promote cut short may have taken some of them out already: they come back first.
@@ -138,3 +173,44 @@ def abort_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, 
     else:
         take_out(rt, canary, disabling(canary, canary.instances), keep=False)
     return fields
+
+
+def promoted_already(
+    rt: Runtime, request: CanaryRequest, region: str, canary: ServerGroup, taken: list[str]
+) -> dict[str, object]:
+    """The rerun of a promote that finished: its result again, nothing changed."""
+    rt.console.info(
+        f"{canary.name} in {region} was promoted by this run (run key {rt.run_key}): "
+        "nothing left to do"
+    )
+    return {
+        "cluster": request.cluster,
+        "region": region,
+        "server_group": canary.name,
+        "instances": canary.instances,
+        "disabled_server_groups": taken,
+        **endpoint_fields(canary),
+    }
+
+
+def aborted_already(
+    rt: Runtime, request: CanaryRequest, region: str, canary: ServerGroup
+) -> dict[str, object]:
+    """The rerun of an abort that took its canary out: it destroys it if asked (the first
+    attempt may have died before it did)."""
+    rt.console.info(
+        f"{canary.name} in {region} was aborted by this run (run key {rt.run_key})"
+        + (": destroying it" if request.destroy else ": nothing left to do")
+    )
+    if request.destroy and not rt.dry_run:
+        rt.provider.destroy(canary)
+        wait_gone(rt, canary)
+    elif request.destroy:
+        rt.plan(f"destroy {canary.name} in {region}")
+    return {
+        "cluster": request.cluster,
+        "region": region,
+        "server_group": canary.name,
+        "restored_server_groups": [],
+        "destroyed": request.destroy,
+    }

@@ -8,7 +8,8 @@ tasks. So:
 - a deploy writes on the group it creates the size it decided (LABEL_CAPACITY) and the
   size of every older group it will shrink or disable (LABEL_REPLACES);
 - disabling writes the size to come back at (LABEL_DISABLED_INSTANCES, which marks the
-  group disabled) and the deploy that did it (LABEL_DISABLED_BY);
+  group disabled), the deploy that did it (LABEL_DISABLED_BY) and the run key of the
+  stage that did it (LABEL_DISABLED_RUN: its rerun finds its work done);
 - an enabled group's size is what it runs, unless a deploy is in flux: the newest group
   of the cluster replaces groups still enabled. Then the new group counts at the size
   its deploy decided, and the groups it replaces at the sizes they had before it began
@@ -26,6 +27,7 @@ from treadle.providers.base import (
     LABEL_CAPACITY,
     LABEL_DISABLED_BY,
     LABEL_DISABLED_INSTANCES,
+    LABEL_DISABLED_RUN,
     LABEL_KEPT_RUNNING,
     LABEL_REPLACES,
     Records,
@@ -91,6 +93,7 @@ def enabling(size: int) -> Records:
         LABEL_CAPACITY: str(size),
         LABEL_DISABLED_INSTANCES: None,
         LABEL_DISABLED_BY: None,
+        LABEL_DISABLED_RUN: None,
         LABEL_KEPT_RUNNING: None,
     }
 
@@ -121,3 +124,8 @@ def canary_in_flight(groups: Sequence[ServerGroup]) -> tuple[ServerGroup, list[S
     names = replaces(newest)
     replaced = [g for g in groups if g.name in names]
     return (newest, replaced) if any(in_service(g) for g in replaced) else None
+
+
+def disabled_in(group: ServerGroup, run_key: str | None) -> bool:
+    """Taken out of service by the stage run with `run_key`."""
+    return bool(run_key) and not group.enabled and group.labels.get(LABEL_DISABLED_RUN) == run_key

@@ -9,7 +9,13 @@ Marathon), --drain waits before it stops, for what it serves to finish."""
 
 from __future__ import annotations
 
-from treadle.providers.base import KEEP_RUNNING, LABEL_KEPT_RUNNING, Records, ServerGroup
+from treadle.providers.base import (
+    KEEP_RUNNING,
+    LABEL_DISABLED_RUN,
+    LABEL_KEPT_RUNNING,
+    Records,
+    ServerGroup,
+)
 from treadle.stages.runtime import Runtime
 from treadle.stages.waits import wait_healthy
 from treadle.waiting import pause
@@ -28,6 +34,10 @@ def take_out(
     running = (rt.keep_running if keep is None else keep) and KEEP_RUNNING in (
         rt.provider.capabilities
     )
-    marked = {**records, LABEL_KEPT_RUNNING: "true" if running else None}
+    marked = {
+        **records,
+        LABEL_KEPT_RUNNING: "true" if running else None,
+        LABEL_DISABLED_RUN: rt.run_key,
+    }
     rt.provider.disable(group, marked, keep_running=running)
     wait_healthy(rt, group)
