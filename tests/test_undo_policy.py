@@ -19,8 +19,10 @@ from treadle.stages.canary import CanaryRequest, abort, promote
 from treadle.stages.cluster import ClusterRequest, cluster_stage
 from treadle.stages.deploy import deploy
 from treadle.stages.deploy_plan import Request
+from treadle.stages.enable_disable import enable
 from treadle.stages.rollback import RollbackRequest, rollback
 from treadle.stages.runtime import Runtime
+from treadle.stages.selection import Selector
 
 REGION = "local"
 Stage = Callable[[Runtime, CanaryRequest], dict[str, object]]
@@ -297,24 +299,57 @@ def test_a_rollback_to_killed_while_taking_out_is_finished_by_its_rerun(run_key:
 # --- rollback and another canary while a canary is in flight --------------------------------
 
 
-def test_a_rollback_during_a_canary_takes_the_canary_out_and_nothing_older_comes_back() -> None:
-    """The version before the canary is the one still serving beside it: rolling back takes
-    the canary out; the version before that stays disabled (not a third group serving)."""
+def canary_over_two_versions() -> Store:
+    """web-prod-v000 disabled (remembering 4), v001 serving 4, v002 a canary of 1."""
     store = Store()
     seed(store, "web-prod-v000", 0, enabled=False, capacity=4)
     seed(store, "web-prod-v001", 4)
     request = Request(Cluster("web", "prod"), "web:3", strategy="canary", canary_instances=1)
     with staged(runtime(MemoryProvider(store=store), stage="deploy")) as rt:
         deploy(rt, request)
+    return store
+
+
+CANARY_ROLLED_BACK = {
+    "web-prod-v000": (False, 0),
+    "web-prod-v001": (True, 4),
+    "web-prod-v002": (False, 0),
+}
+
+
+def test_a_rollback_during_a_canary_takes_the_canary_out_and_nothing_older_comes_back() -> None:
+    """The version before the canary is the one still serving beside it: rolling back takes
+    the canary out; the version before that stays disabled (not a third group serving)."""
+    store = canary_over_two_versions()
     with staged(runtime(MemoryProvider(store=store), 5.0, stage="rollback")) as rt:
         result = rollback(rt, RollbackRequest("web-prod"))
     assert result["server_group"] == "web-prod-v001"
     assert result["disabled_server_groups"] == ["web-prod-v002"]
-    assert settled(store) == {
-        "web-prod-v000": (False, 0),
-        "web-prod-v001": (True, 4),
-        "web-prod-v002": (False, 0),
-    }
+    assert settled(store) == CANARY_ROLLED_BACK
+
+
+@pytest.mark.parametrize("to", [None, "web-prod-v001"])
+@pytest.mark.parametrize(
+    ("when", "run_key"),
+    [("after", "run-1"), ("after", "run-2"), ("finished", "run-1")],
+    ids=["killed-taking-out", "killed-taking-out-another-run", "finished"],
+)
+def test_a_rollback_to_a_group_serving_already_is_finished_not_taken_further(
+    when: str, run_key: str, to: str | None
+) -> None:
+    """Nothing is written on a group that served already: the group taken out names it as
+    the one that disabled it, and the rerun (or a retry of the finished run) finds that."""
+    store = canary_over_two_versions()
+    if when == "finished":
+        rolled_back(store, "run-1")
+    else:
+        rolled_back(store, "run-1", kill=(1, when))
+    assert settled(store)["web-prod-v001"] == (True, 4)
+    provider = MemoryProvider(store=store)
+    with staged(runtime(provider, 5.0, stage="rollback", run_key=run_key)) as rt:
+        result = rollback(rt, RollbackRequest("web-prod", to=to))
+    assert result["server_group"] == "web-prod-v001"
+    assert settled(store) == CANARY_ROLLED_BACK
 
 
 def test_a_rollback_that_would_leave_others_serving_is_refused_with_nothing_changed() -> None:
@@ -379,3 +414,22 @@ def test_an_abort_destroy_killed_before_destroying_is_finished_by_its_retry() ->
     result = run(store, abort, "job-1", destroy=True)
     assert result["destroyed"] is True
     assert settled(store) == {"web-prod-v000": (True, 4)}
+
+
+def test_an_enable_killed_after_its_call_is_waited_for_by_its_retry() -> None:
+    """The retry finds the group enabled already, its instances not started yet: it says
+    so, and returns only once they are healthy, as the first attempt would have."""
+    store = Store()
+    seed(store, "web-prod-v000", 0, enabled=False, capacity=2)
+    seed(store, "web-prod-v001", 2)
+    selector = Selector(REGION, server_group="web-prod-v000")
+    provider = MemoryProvider(store=store)
+    provider.kill(1, *CHANGES, after=True)
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(lease, "TTL", 0.0)
+        enable(runtime(provider, 5.0, stage="enable"), selector)
+    assert store.instances_running(REGION, "web-prod-v000") == 0
+    with staged(runtime(MemoryProvider(store=store), 5.0, stage="enable")) as rt:
+        result = enable(rt, selector)
+    assert result["changed"] is False and result["instances"] == 2
+    assert store.instances_running(REGION, "web-prod-v000") == 2

@@ -38,6 +38,9 @@ def enable(rt: Runtime, selector: Selector) -> dict[str, object]:
     size = capacity(group)
     if group.enabled and group.instances == size:
         rt.console.info(f"{group.name} is already enabled")
+        if not rt.dry_run:
+            # An enable cut short (a CI's retry): its instances may be starting still.
+            wait_healthy(rt, group)
         return {**group_fields(group), "changed": False}
     if rt.dry_run:
         rt.plan(f"enable {group.name} in {group.region} at {size} instances")

@@ -14,7 +14,14 @@ from treadle.naming import parse_cluster, parse_server_group
 from treadle.providers.base import LABEL_ROLLBACK_RUN, LABEL_ROLLED_BACK_FROM, ServerGroup
 from treadle.stages.deploy import combine
 from treadle.stages.guard import guard_capacity
-from treadle.stages.records import capacities, disabling, enabling, in_service
+from treadle.stages.records import (
+    capacities,
+    disabled_by,
+    disabled_in,
+    disabling,
+    enabling,
+    in_service,
+)
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import age_key, cluster_groups
 from treadle.stages.traffic import take_out
@@ -81,13 +88,23 @@ def choose(
 def unfinished(
     groups: list[ServerGroup], run_key: str | None
 ) -> tuple[ServerGroup, ServerGroup | None] | None:
-    """The rollback an earlier attempt started, as (brought back, taken out)."""
+    """The rollback an earlier attempt started, as (brought back, taken out). The group
+    it brought back names the one it takes out when it had to enable it; one that served
+    already (a canary's old group) is named by the one taken out, as the group that
+    disabled it: only a rollback has a group disabled by an older one."""
     named = {g.name: g for g in groups}
     for back in (g for g in groups if g.serving):
         previous = named.get(back.labels.get(LABEL_ROLLED_BACK_FROM) or "")
         if previous is None or age_key(previous) < age_key(back):
+            previous = next(
+                (g for g in groups if age_key(g) > age_key(back) and disabled_by(g) == back.name),
+                None,
+            )
+        if previous is None:
             continue
-        ours = run_key is not None and back.labels.get(LABEL_ROLLBACK_RUN) == run_key
+        ours = bool(run_key) and (
+            back.labels.get(LABEL_ROLLBACK_RUN) == run_key or disabled_in(previous, run_key)
+        )
         if in_service(previous) or ours:
             return back, previous
     return None
