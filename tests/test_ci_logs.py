@@ -4,6 +4,7 @@ folded into sections, failures as annotations; a terminal gets plain lines."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -15,9 +16,10 @@ import ci_readers
 import pytest
 from helpers import treadle
 
+from treadle.bodies import VERBOSE_BODY
 from treadle.ci import check_run_key, ci_run_key
 from treadle.ci_log import GitHubLog, GitLabLog, PlainLog, log_format
-from treadle.console import Console, redact_url
+from treadle.console import Console, hide_user_info, redact_url
 from treadle.errors import InputError
 
 GITHUB = {"GITHUB_ACTIONS": "true"}
@@ -374,6 +376,56 @@ def test_a_secret_is_masked_url_encoded_and_json_escaped() -> None:
     ]:
         out.info(f"echo {form} end")
     assert lines(stream) == ["echo *** end"] * 5
+
+
+def test_a_secret_is_masked_as_other_servers_escape_and_encode_it() -> None:
+    """HTML-escaped (an error page), JSON-escaped as Go's encoder does (the Docker engine),
+    percent-encoded with lower-case hex digits, and in base64."""
+    secret = "p&ss<w>rd/1+Tok"
+    out, stream = console(PlainLog())
+    out.mask(secret)
+    for form in [
+        html.escape(secret),
+        html.escape(secret, quote=False),
+        json.dumps(secret)[1:-1]
+        .replace("&", "\\u0026")
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e"),
+        re.sub("%[0-9A-F]{2}", lambda m: m[0].lower(), urllib.parse.quote(secret, safe="")),
+        base64.b64encode(secret.encode()).decode(),
+    ]:
+        out.info(f"echo {form} end")
+    assert lines(stream) == ["echo *** end"] * 5
+
+
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        ("http://alice:pa'ssw0rdX@marathon.example:8080", "pa'ssw0rdX"),
+        ('http://alice:pa"ssw0rdX@marathon.example:8080', 'pa"ssw0rdX'),
+        ("http://alice:pa/ss#w0rdX@marathon.example:8080", "pa/ss#w0rdX"),
+    ],
+)
+def test_a_urls_password_is_masked_whatever_characters_it_holds(url: str, password: str) -> None:
+    """A person may type characters a URL should encode: the password is still a secret,
+    and a message quoting the URL as given shows none of its user info."""
+    out, stream = console(PlainLog())
+    out.mask_url(url)
+    out.info(f"cannot reach {url}; the password {password} was refused")
+    assert password not in lines(stream)[-1]
+    assert hide_user_info(url) == "http://***@marathon.example:8080"
+
+
+def test_verbose_masks_a_secret_before_it_cuts_a_body() -> None:
+    """Cut first, a secret across the cut would show all but its last characters."""
+    stream = io.StringIO()
+    out = Console(stream, log=PlainLog(), verbose=True)
+    secret = "TOPSECRETTOKEN0123456789abcdefghijklmnopqrstuvwxyz"
+    out.mask(secret)
+    body = "x" * (VERBOSE_BODY - 20) + f" token={secret} " + "y" * 100
+    out.http_response("GET", "http://h/v2/apps", 401, 0.01, body.encode(), content_type="text")
+    shown = stream.getvalue()
+    assert "token=***" in shown and "TOPSECRET" not in shown
 
 
 def test_a_secret_too_short_to_be_a_credential_is_not_masked() -> None:

@@ -53,9 +53,11 @@ def test_interpolation_follows_compose(text: str, expected: str) -> None:
     ],
 )
 def test_bad_interpolation_is_an_input_error(text: str, message: str) -> None:
+    """Named by its place, never quoted: the value may be a password."""
     with pytest.raises(InputError, match="^x: ") as refused:
-        sub(text)
+        sub(f"Pa55w0rd-{text}")
     assert message in str(refused.value)
+    assert "Pa55w0rd" not in str(refused.value)
 
 
 def test_only_values_are_interpolated_and_unset_names_are_told() -> None:
@@ -91,8 +93,9 @@ def test_an_env_file_reads_as_compose_reads_it() -> None:
         "EMPTY": "",
         "REF": "outer-1",
     }
-    with pytest.raises(InputError, match="f line 1: expected KEY=VALUE"):
-        parse_env_file("not a line", {}, "f")
+    with pytest.raises(InputError, match="f line 1: expected KEY=VALUE") as refused:
+        parse_env_file("API_KEY: EnvFileSecret99", {}, "f")
+    assert "EnvFileSecret99" not in str(refused.value)
     with pytest.raises(InputError, match="f line 1: the value's \" is never closed"):
         parse_env_file('A="open', {}, "f")
 

@@ -377,6 +377,30 @@ def test_the_otlp_headers_reach_the_collector_and_are_masked(receiver: Receiver)
     assert "::add-mask::prod" not in lines, "a plain value stays plain"
 
 
+def test_an_api_key_in_the_endpoint_or_a_malformed_header_is_never_printed() -> None:
+    """The SDK's errors quote the endpoint's query and a header it cannot parse."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}"
+    key = "QuerySecretKey123"
+    header = "Bearer HdrSecretColon12345"
+    with MarathonEmulator(**FAST) as emu:
+        args = ("deploy", "--app", "web", "--image", "web:1", "--marathon-url", emu.url)
+        in_query = treadle(*args, env={"OTEL_EXPORTER_OTLP_ENDPOINT": f"{closed}/?api_key={key}"})
+        malformed = treadle(
+            *args,
+            env={
+                "OTEL_EXPORTER_OTLP_ENDPOINT": closed,
+                "OTEL_EXPORTER_OTLP_HEADERS": f"Authorization: {header}",
+            },
+        )
+    assert in_query.code == 0 and malformed.code == 0, (in_query, malformed)
+    assert "warning: the trace was not sent" in in_query.stderr
+    assert key not in in_query.stderr + in_query.stdout
+    assert "warning: the trace was not sent" in malformed.stderr
+    assert "HdrSecretColon12345" not in malformed.stderr + malformed.stdout
+
+
 def test_grpc_is_not_spoken_and_says_so(receiver: Receiver) -> None:
     with MarathonEmulator(**FAST) as emu:
         outcome = treadle(

@@ -4,14 +4,21 @@ values of secrets and environments masked whatever the server put in them."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable, Iterator
 
 MASK = "***"
 # How much of a request's or answer's body --verbose shows.
 VERBOSE_BODY = 500
 
 
-def shown_body(body: bytes | str | None, content_type: str = "") -> str:
-    """A body as --verbose shows it: text on one line, cut at VERBOSE_BODY characters;
+def shown_body(
+    body: bytes | str | None,
+    content_type: str = "",
+    redact: Callable[[str], str] = lambda text: text,
+) -> str:
+    """A body as --verbose shows it: text on one line, its secrets masked (`redact`)
+    before it is cut at VERBOSE_BODY characters, so that no secret is shown in part;
     anything else by its size and type."""
     if not body:
         return ""
@@ -25,7 +32,7 @@ def shown_body(body: bytes | str | None, content_type: str = "") -> str:
             return f"({len(body)} bytes{', ' + content_type if content_type else ''})"
     else:
         text = body
-    text = hide_values(text).strip().replace("\r", "\\r").replace("\n", "\\n")
+    text = redact(hide_values(text)).strip().replace("\r", "\\r").replace("\n", "\\n")
     if len(text) <= VERBOSE_BODY:
         return text
     return f"{text[:VERBOSE_BODY]}... ({len(text)} characters)"
@@ -78,3 +85,38 @@ def _hidden(value: object, key: str | None) -> object:
     if isinstance(value, list):
         return [_hidden(v, None) for v in value]
     return value
+
+
+def hidden(document: object) -> object:
+    """A JSON document (a definition a dry run shows) with the values of its secrets and
+    environments masked, as --verbose shows bodies."""
+    return _hidden(document, None)
+
+
+# Names of environment variables whose values are secrets to mask wherever they appear
+# (a server quoting a definition back in an error, a job printing them).
+SECRET_NAME = re.compile(
+    r"PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|CERT|SALT|SIGNATURE|COOKIE|SESSION|DSN",
+    re.IGNORECASE,
+)
+
+
+def secret_values(document: object, key: str | None = None) -> Iterator[str]:
+    """The values, in a definition, of environment variables named as secrets."""
+    if key in ENVIRONMENT_KEYS:
+        pairs = (
+            document.items()
+            if isinstance(document, dict)
+            else (str(v).partition("=")[::2] for v in document)
+            if isinstance(document, list)
+            else ()
+        )
+        for name, value in pairs:
+            if isinstance(value, str) and SECRET_NAME.search(str(name)):
+                yield value
+    elif isinstance(document, dict):
+        for k, v in document.items():
+            yield from secret_values(v, str(k).lower())
+    elif isinstance(document, list):
+        for item in document:
+            yield from secret_values(item)

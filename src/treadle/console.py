@@ -5,7 +5,8 @@ business (treadle.ci), never the caller's, and so is making inert whatever text 
 quotes from elsewhere.
 
 Secrets are masked in every form a server could echo them back in: as given, URL-encoded,
-JSON-escaped, and for an HTTP basic credential `user:password` in base64 (`Basic ...`).
+JSON-escaped, HTML-escaped, in base64, and for an HTTP basic credential `user:password`
+in base64 (`Basic ...`).
 A URL's password is never printed, registered or not (`redact_url`).
 
 Two ways to print (--log-format): `text`, lines for people and the CI system's markup;
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import html
 import itertools
 import json
 import re
@@ -126,19 +128,19 @@ class Console:
 
     def mask_url(self, url: str | None) -> None:
         """The credential a URL carries in its user info (`https://user:pass@host`), as it
-        is written there (percent-encoded) and as it is sent (decoded, in basic auth)."""
-        found = _USER_INFO.search(url or "")
-        if not found:
-            return
-        user, colon, password = found["info"].partition(":")
-        if colon:
-            self.mask(password)
-            self.mask(f"{user}:{password}")
-            self.mask_basic(urllib.parse.unquote(user), urllib.parse.unquote(password))
-        else:
-            # A user and no password: the user is the credential (`https://TOKEN@host`).
-            self.mask(user)
-            self.mask(urllib.parse.unquote(user))
+        is written there (percent-encoded) and as it is sent (decoded, in basic auth),
+        whatever characters it holds (a URL given is read up to its last `@` too, as a
+        person may have typed a password with `'`, `/` or `#` unencoded)."""
+        for info in user_infos(url or ""):
+            user, colon, password = info.partition(":")
+            if colon:
+                self.mask(password)
+                self.mask(f"{user}:{password}")
+                self.mask_basic(urllib.parse.unquote(user), urllib.parse.unquote(password))
+            else:
+                # A user and no password: the user is the credential (`https://TOKEN@host`).
+                self.mask(user)
+                self.mask(urllib.parse.unquote(user))
 
     def redact(self, text: str) -> str:
         """`text` with every registered secret, longest first, and every URL's password
@@ -233,7 +235,7 @@ class Console:
         """With --verbose: a request about to be sent (`> GET URL body`)."""
         if not self._shared.verbose:
             return
-        shown = shown_body(body)
+        shown = shown_body(body, redact=self.redact)
         if self._shared.json:
             fields = {"http": "request", "method": method, "url": url, "body": shown or None}
             self._emit(self._record("debug", f"{method} {url}", fields))
@@ -255,7 +257,7 @@ class Console:
         (`status` None, `note` the error); `note` also stands for a body not shown."""
         if not self._shared.verbose:
             return
-        shown = note or shown_body(body, content_type)
+        shown = note or shown_body(body, content_type, self.redact)
         took = f"{seconds * 1000:.0f} ms"
         if self._shared.json:
             fields = {
@@ -305,18 +307,55 @@ class Console:
 
 
 def encoded_forms(secret: str) -> list[str]:
-    """`secret` and how a server may write it back: URL-encoded (path, query, form) and
-    JSON-escaped (with non-ASCII escaped or not, `/` escaped or not)."""
+    """`secret` and how a server may write it back: URL-encoded (path, query, form; hex
+    digits upper or lower case), JSON-escaped (non-ASCII escaped or not, `/` escaped or
+    not, `<>&` escaped as Go's encoder does), HTML-escaped, and in base64."""
     escaped = json.dumps(secret)[1:-1]
+    go = escaped.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    quoted = [urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret, safe="")]
+    raw = secret.encode()
     forms = [
         secret,
-        urllib.parse.quote(secret, safe=""),
-        urllib.parse.quote_plus(secret, safe=""),
+        *quoted,
+        *(_PERCENT.sub(lambda m: m[0].lower(), q) for q in quoted),
         escaped,
         json.dumps(secret, ensure_ascii=False)[1:-1],
         escaped.replace("/", "\\/"),
+        go,
+        html.escape(secret, quote=False),
+        html.escape(secret),
+        base64.b64encode(raw).decode(),
+        base64.urlsafe_b64encode(raw).decode().rstrip("="),
     ]
     return list(dict.fromkeys(forms))
+
+
+_PERCENT = re.compile(r"%[0-9A-F]{2}")
+
+
+def user_infos(url: str) -> list[str]:
+    """The user info of a URL as a client reads it, and everything between its `://` and
+    its last `@` (what a person meant, if the password holds `/`, `?` or `#`)."""
+    found = []
+    try:
+        netloc = urllib.parse.urlsplit(url).netloc
+    except ValueError:  # not a URL (an unclosed `[`): what lies before its last `@` is
+        netloc = ""
+    if "@" in netloc:
+        found.append(netloc.rpartition("@")[0])
+    _, sep, rest = url.partition("://")
+    if sep and "@" in rest:
+        found.append(rest.rpartition("@")[0])
+    return list(dict.fromkeys(i for i in found if i))
+
+
+def hide_user_info(url: str) -> str:
+    """A URL to quote in a message whatever its user info holds: everything between its
+    `://` and its last `@` as `***`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return redact_url(url)
+    return f"{scheme}://{MASK}@{rest.rpartition('@')[2]}"
 
 
 # The authority of a URL up to its last `@`, so that a password with an unencoded `@` is

@@ -107,10 +107,25 @@ def begin(stage: str, environ: Mapping[str, str], console: Console) -> None:
     for variable in ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"):
         # `name=value,...`: a backend's API key travels there (`x-honeycomb-team=KEY`).
         for pair in environ.get(variable, "").split(","):
-            name, _, value = pair.partition("=")
+            name, equals, value = pair.partition("=")
+            if not equals:
+                # Malformed (`Authorization: Bearer KEY`): the SDK quotes it back whole.
+                console.mask(pair.strip())
+                for part in re.split(r"[:\s]+", pair):
+                    console.mask(part if len(part) >= LONG_HEADER else None)
+                continue
             value = urllib.parse.unquote(value).strip()
             if _CREDENTIAL.search(name) or len(value) >= LONG_HEADER:
                 console.mask(value)
+    for name in ENDPOINTS:
+        # An API key may travel in the endpoint's user info or query, which the SDK's
+        # errors quote back.
+        url = environ.get(name) or ""
+        console.mask_url(url)
+        query = urllib.parse.urlsplit(url).query
+        console.mask(query)
+        for _, value in urllib.parse.parse_qsl(query):
+            console.mask(value)
     variable = next(name for name in ENDPOINTS if environ.get(name))
     try:
         _tracing = _Tracing(stage, environ, console)
@@ -184,7 +199,10 @@ class _Tracing:
         from treadle import __version__
 
         self.console = console
-        self.endpoint = next(environ[name] for name in ENDPOINTS if environ.get(name))
+        given = urllib.parse.urlsplit(next(environ[n] for n in ENDPOINTS if environ.get(n)))
+        # Quoted in a warning: without user info or query (where an API key may travel).
+        host = given.netloc.rpartition("@")[2]
+        self.endpoint = urllib.parse.urlunsplit((given.scheme, host, given.path, "", ""))
         self.problems = _Problems()
         sdk_log = logging.getLogger("opentelemetry")
         sdk_log.addHandler(self.problems)

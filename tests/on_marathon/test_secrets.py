@@ -92,3 +92,93 @@ def test_a_token_echoed_back_is_masked_everywhere(tmp_path: Path) -> None:
     assert "authorization: ***" in text.lower() or "token=***" in text
     for leak in forms(TOKEN):
         assert leak not in text
+
+
+# --- secrets given in a definition, and secrets given the wrong way ------------------------
+
+ENV_SECRET = "EnvSecretValue42"
+
+
+def quoting_env(request: Request) -> Response | None:
+    """A Marathon that rejects the server group's create quoting its environment back,
+    as a 422's details do."""
+    env = isinstance(request.body, dict) and request.body.get("env")
+    if request.method == "POST" and env:
+        quoted = [f"/env({k}): {v} is not a valid value" for k, v in env.items()]
+        return Response(
+            422, {"message": "Object is not valid", "details": [{"path": "/", "errors": quoted}]}
+        )
+    return None
+
+
+def test_a_secret_environment_value_is_never_printed_however_it_comes_back(
+    tmp_path: Path,
+) -> None:
+    """A variable named as a secret (PASSWORD, TOKEN, KEY, ...) is masked wherever its value
+    appears: in a server's error, in a dry run's definition, in every file written."""
+    (tmp_path / "in").mkdir()
+    spec = tmp_path / "in" / "app.json"
+    spec.write_text(f'{{"env": {{"DB_PASSWORD": "{ENV_SECRET}", "PLAIN": "visible-value"}}}}')
+    with MarathonEmulator(**FAST) as marathon:
+        marathon.faults.append(quoting_env)
+        rejected = treadle(
+            "deploy",
+            "--app",
+            "web",
+            "--image",
+            "web:1",
+            "--spec",
+            str(spec),
+            "--marathon-url",
+            marathon.url,
+            "--output",
+            str(tmp_path / "result.json"),
+            "--dotenv",
+            str(tmp_path / "deploy.env"),
+            "--verbose",
+            env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "github_output")},
+        )
+        planned = treadle(
+            "deploy",
+            "--app",
+            "web",
+            "--image",
+            "web:1",
+            "--spec",
+            str(spec),
+            "--marathon-url",
+            marathon.url,
+            "--dry-run",
+        )
+    assert rejected.code == 2 and "/env(PLAIN): visible-value" in rejected.stderr, rejected
+    assert ENV_SECRET not in everything(rejected, tmp_path)
+    assert planned.code == 0 and '"DB_PASSWORD": "***"' in planned.stderr + planned.stdout
+    assert ENV_SECRET not in planned.stderr + planned.stdout
+
+
+def test_a_private_key_given_in_place_of_its_path_is_never_quoted(tmp_path: Path) -> None:
+    key = (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAsecretbits\n-----END RSA PRIVATE KEY-----"
+    )
+    outcome = treadle(
+        "find-image",
+        "--cluster",
+        "web-prod",
+        "--marathon-url",
+        "http://127.0.0.1:1",
+        "--service-account-uid",
+        "deployer",
+        env={"TREADLE_SERVICE_ACCOUNT_KEY": key},
+    )
+    assert outcome.code == 2, outcome
+    assert "path of the key's PEM file" in outcome.stderr
+    assert "secretbits" not in outcome.stderr + outcome.stdout
+
+
+def test_a_url_with_a_password_it_cannot_hold_is_refused_without_quoting_it() -> None:
+    outcome = treadle(
+        "find-image", "--cluster", "web-prod", "--marathon-url", "http://ci:pa/ss0rdX@127.0.0.1:1"
+    )
+    assert outcome.code == 2, outcome
+    assert "invalid --marathon-url 'http://***@127.0.0.1:1'" in outcome.stderr
+    assert "ss0rdX" not in outcome.stderr + outcome.stdout

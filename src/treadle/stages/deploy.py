@@ -17,6 +17,7 @@ import json
 import threading
 from typing import TYPE_CHECKING
 
+from treadle.bodies import hidden
 from treadle.errors import (
     AlreadyExists,
     Cancelled,
@@ -75,7 +76,7 @@ def deploy(rt: Runtime, request: Request) -> dict[str, object]:
             if plan.adopted is not None:
                 rt.plan(f"carry on with {plan.name} in {plan.region} (an earlier attempt's)")
             else:
-                rt.console.raw(json.dumps(plan.definition, indent=2) + "\n")
+                rt.console.raw(json.dumps(hidden(plan.definition), indent=2) + "\n")
                 rt.plan(f"create {plan.name} in {plan.region} with {plan.instances} instances")
             for step in plan.steps:
                 rt.plan(f"{step.describe()} in {plan.region}")

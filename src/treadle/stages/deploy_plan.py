@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from treadle import __version__
+from treadle.bodies import secret_values
 from treadle.errors import (
     InputError,
     Refused,
@@ -261,7 +262,7 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
         labels[LABEL_CANARY] = str(plan.instances)
     labels.update({k: v for k, v in replacing(serving_before).items() if v is not None})
     plan.labels = labels
-    return rt.provider.definition(
+    made = rt.provider.definition(
         NewServerGroup(
             name=plan.name,
             region=plan.region,
@@ -273,6 +274,10 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
             siblings=tuple(plan.others),
         )
     )
+    # Never printed, whatever quotes them back (a server's error, a job's log).
+    for value in secret_values(made):
+        rt.console.mask(value)
+    return made
 
 
 def guard_clean_up(plan: RegionPlan) -> None:

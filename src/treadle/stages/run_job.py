@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, cast
 
 from treadle import __version__, tracing
+from treadle.bodies import hidden, secret_values
 from treadle.errors import Cancelled, InputError, StageFailed, Timeout, TreadleError
 from treadle.providers.base import (
     JOB_EVENTS,
@@ -85,8 +86,10 @@ def jobs_of(rt: Runtime) -> JobProvider:
 def run_job(rt: Runtime, request: Request) -> dict[str, object]:
     provider = jobs_of(rt)
     definition = provider.job_definition(request.job(rt.provenance))
+    for value in secret_values(definition):
+        rt.console.mask(value)
     if rt.dry_run:
-        rt.console.raw(json.dumps(definition, indent=2) + "\n")
+        rt.console.raw(json.dumps(hidden(definition), indent=2) + "\n")
         rt.plan("start a run of the job above")
         return {}
     run = provider.start_job(definition)

@@ -94,7 +94,7 @@ def _expand(
             out.append("$")
             i += 1
     if closing:
-        raise InputError(f"{where}: invalid interpolation in {text!r}: a ${{ is never closed")
+        raise InputError(f"{where}: invalid interpolation: a ${{ is never closed")
     return "".join(out), i
 
 
@@ -104,19 +104,16 @@ def _braced(
     """`${...}` from just after `${`: its value and the index after its `}`."""
     m = _NAME.match(text, i)
     if m is None:
-        raise InputError(
-            f"{where}: invalid interpolation in {text!r}: ${{ must be followed by a variable name"
-        )
+        raise InputError(f"{where}: invalid interpolation: ${{ must be followed by a variable name")
     name, i = m[0], m.end()
     if i == len(text):
-        raise InputError(f"{where}: invalid interpolation in {text!r}: a ${{ is never closed")
+        raise InputError(f"{where}: invalid interpolation: a ${{ is never closed")
     if text[i : i + 1] == "}":
         return _lookup(name, env, unset), i + 1
     operator = next((op for op in _OPERATORS if text.startswith(op, i)), None)
     if operator is None:
         raise InputError(
-            f"{where}: invalid interpolation in {text!r}: after ${{{name} comes }}, :-, -, :?, ?, "
-            ":+ or +"
+            f"{where}: invalid interpolation: after ${{{name} comes }}, :-, -, :?, ?, :+ or +"
         )
     argument, end = _expand(text, i + len(operator), env, where, unset, closing=True)
     value = env.get(name)
@@ -159,7 +156,7 @@ def parse_env_file(
             continue
         m = _LINE.fullmatch(stripped)
         if m is None or not _NAME.fullmatch(m[1]):
-            raise InputError(f"{at}: expected KEY=VALUE, not {stripped!r}")
+            raise InputError(f"{at}: expected KEY=VALUE (a variable name, then =)")
         key, value = m[1], m[2]
         if value is None:
             if key in env:

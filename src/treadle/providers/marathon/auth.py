@@ -117,6 +117,12 @@ def login_signer(path: str) -> Callable[[dict[str, Any]], str]:
         raise InputError(
             "service-account login needs PyJWT and cryptography: pip install 'treadle[dcos]'"
         ) from None
+    if "-----BEGIN" in path or "\n" in path or len(path) > 4096:
+        # Never quoted: it is the key itself.
+        raise InputError(
+            "--service-account-key takes the path of the key's PEM file, not the key itself "
+            "(write it to a file, e.g. from a CI secret file variable)"
+        )
     try:
         data = Path(path).read_bytes()
     except OSError as e:

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from treadle.console import Console
+from treadle.console import Console, hide_user_info
 from treadle.errors import (
     Conflict,
     InputError,
@@ -73,13 +73,18 @@ def observed_post(http: httpx.Client, console: Console) -> Callable[..., httpx.R
 
 
 def check_url(url: str, flag: str) -> str:
-    parts = urlsplit(url or "")
+    shown = hide_user_info(url or "")
+    try:
+        parts = urlsplit(url or "")
+        httpx.URL(url or "")
+    except (ValueError, httpx.InvalidURL) as e:
+        raise InputError(f"invalid {flag} {shown!r}: {e}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InputError(f"invalid {flag} {url!r}: expected http(s)://host[:port][/path]")
+        raise InputError(f"invalid {flag} {shown!r}: expected http(s)://host[:port][/path]")
     try:
         _ = parts.port  # parsing it is the check
     except ValueError:
-        raise InputError(f"invalid {flag} {url!r}: the port is not a number") from None
+        raise InputError(f"invalid {flag} {shown!r}: the port is not a number") from None
     return url.rstrip("/")
 
 
