@@ -91,8 +91,9 @@ LEASE_CALLS = ("lease", "create_lease", "renew_lease", "delete_lease")
 HANG_LIMIT = 10.0
 
 
-class Killed(Exception):
-    """The process died in the middle of this call: nothing after it runs."""
+class Killed(BaseException):
+    """The process died in the middle of this call: nothing after it runs (no handler of
+    Exception, as none runs in a killed process)."""
 
 
 @dataclass

@@ -325,7 +325,15 @@ def test_bad_options_are_one_line_and_send_nothing(
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://127.0.0.1/file", "127.0.0.1:8080", "file:///etc/passwd", "http://"]
+    "url",
+    [
+        "ftp://127.0.0.1/file",
+        "127.0.0.1:8080",
+        "file:///etc/passwd",
+        "http://",
+        f"http://{'a' * 64}.example/",  # a DNS label is at most 63 characters
+        "http://a..b/",
+    ],
 )
 def test_only_http_urls(url: str) -> None:
     out = run("--url", url)

@@ -215,6 +215,15 @@ class Console:
         else:
             self._emit(self._shared.log.warning(self._line(message)))
 
+    def debug_traceback(self, error: BaseException) -> None:
+        """With --verbose: where a bug happened (its traceback, redacted)."""
+        if not self._shared.verbose:
+            return
+        import traceback
+
+        for line in "".join(traceback.format_exception(error)).splitlines():
+            self.info(line)
+
     def error(self, message: str, **fields: object) -> None:
         if self._shared.json:
             self._emit(self._record("error", message, fields))

@@ -15,12 +15,15 @@
     ├── StageFailed              exit 1: the stage ran and did not reach its goal
     │   ├── Timeout              exit 1: not there before --timeout
     │   └── LeaseLost            exit 1: another run took the cluster lease over
-    └── Cancelled                exit 1: stopped by a signal (a CI cancel)
+    ├── Cancelled                exit 1: stopped by a signal (a CI cancel)
+    └── Unexpected               exit 1: anything else, a bug in treadle
 
 Exit codes 2, 3 and 4 promise that nothing was changed. The stage runner keeps that
 promise: once a stage has changed anything, such an error ends it with exit 1
 (`after_change`). It turns any of these into one line on stderr, an `error` object in
-the result and the exit code; anything else is a bug and keeps its traceback.
+the result and the exit code. Anything else is a bug: it becomes Unexpected, so that a
+deploy still rolls back as asked and the result is still written (--verbose prints its
+traceback).
 """
 
 from __future__ import annotations
@@ -107,6 +110,16 @@ class LeaseLost(StageFailed):
 
 class Cancelled(TreadleError):
     pass
+
+
+class Unexpected(TreadleError):
+    """An exception no part of treadle meant to raise."""
+
+    @classmethod
+    def of(cls, error: Exception) -> Unexpected:
+        found = cls(f"unexpected {type(error).__name__}: {error} (a bug in treadle)")
+        found.__cause__ = error
+        return found
 
 
 # Errors that prove the provider did not carry out the request it answered: a stage

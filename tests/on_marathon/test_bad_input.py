@@ -240,3 +240,48 @@ def test_verify_with_nothing_to_reach_is_refused_before_any_change(
         "the verify file (the address your load balancer serves)"
     ]
     assert marathon.app_changes() == []
+
+
+def test_a_bug_after_a_change_still_rolls_back_and_writes_the_result(
+    marathon: MarathonEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception no part of treadle meant to raise, once the new group is made: the
+    rollback asked for runs, the result is written, one line, exit 1, no traceback."""
+    from treadle.stages import measure
+
+    seeded(marathon)
+    check = tmp_path / "verify.yaml"
+    check.write_text("url: http://127.0.0.1:9/\n")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("something no one foresaw")
+
+    monkeypatch.setattr(measure, "send", broken)
+    result = tmp_path / "result.json"
+    outcome = treadle(
+        "deploy",
+        "--cluster",
+        "web-prod",
+        "--image",
+        "web:2",
+        "--strategy",
+        "red-black",
+        "--verify",
+        str(check),
+        "--rollback-on-failure",
+        "--marathon-url",
+        marathon.url,
+        "--output",
+        str(result),
+    )
+    assert outcome.code == 1, outcome
+    assert "Traceback" not in outcome.stderr
+    assert (
+        outcome.error_lines
+        and "unexpected RuntimeError: something no one foresaw" in (outcome.error_lines[0])
+    )
+    written = json.loads(result.read_text())
+    assert written["server_group"] == "web-prod-v001" and written["rolled_back"] is True
+    old, new = marathon.app("/web-prod-v000"), marathon.app("/web-prod-v001")
+    assert old is not None and old["instances"] == 1
+    assert new is not None and new["instances"] == 0

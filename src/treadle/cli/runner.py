@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import typer
 
-from treadle.errors import Cancelled, InputError, TreadleError
+from treadle.errors import Cancelled, InputError, TreadleError, Unexpected
 
 if TYPE_CHECKING:
     from treadle.cli.options import Changes, Common, Lease
@@ -244,6 +244,9 @@ def run_stage(
         error, fields = e, e.fields
     except KeyboardInterrupt:
         error = Cancelled("cancelled")
+    except Exception as e:  # noqa: BLE001 (a bug: still one line, a result, the exit code)
+        error = Unexpected.of(e)
+        console.debug_traceback(e)
     finally:
         rt = outcome.rt
         if rt is not None:

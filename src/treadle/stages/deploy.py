@@ -25,6 +25,7 @@ from treadle.errors import (
     ServerGroupGone,
     StageFailed,
     TreadleError,
+    Unexpected,
 )
 from treadle.naming import ServerGroupName, next_sequence
 from treadle.providers.base import (
@@ -95,7 +96,8 @@ def concurrently(rt: Runtime, request: Request, plans: list[RegionPlan]) -> list
     def one(i: int) -> None:
         try:
             outcomes[i] = deploy_region(rt.for_region(plans[i].region), request, plans[i])
-        except TreadleError as e:
+        except Exception as caught:  # noqa: BLE001 (a bug in one region: the others carry on)
+            e = caught if isinstance(caught, TreadleError) else Unexpected.of(caught)
             outcomes[i] = {**e.fields, "status": "failed", "error": str(e)}
             failures[i] = e
 
@@ -172,23 +174,29 @@ def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, 
             elif step.verb == "destroy":
                 destroyed.append(step.group)
         fields.update(endpoint_fields(refetch(rt, created)))
-    except TreadleError as e:
+    except Exception as caught:
+        # Whatever failed, a bug too: the rollback asked for runs.
+        error = caught if isinstance(caught, TreadleError) else Unexpected.of(caught)
         # The group this run made or carries on, once it got as far as asking for it (a
         # create may be carried out and still fail: a rollback looks for it by name).
         fields["server_group"] = plan.making
-        if plan.making is None or not request.rollback_on_failure or isinstance(e, LeaseLost):
-            e.fields = {**fields, **e.fields}
-            raise
-        kind = Cancelled if isinstance(e, Cancelled) else StageFailed
+        if plan.making is None or not request.rollback_on_failure or isinstance(error, LeaseLost):
+            error.fields = {**fields, **error.fields}
+            if error is caught:
+                raise
+            raise error from caught
+        kind = Cancelled if isinstance(error, Cancelled) else StageFailed
         try:
             with shielded():
                 rolled, whole = roll_back(rt, request, plan, plan.making)
         except TreadleError as failure:
             raise kind(
-                f"{e}; the rollback did not finish: {failure}",
+                f"{error}; the rollback did not finish: {failure}",
                 fields={**fields, "rolled_back": False},
             ) from failure
-        raise kind(f"{e}; rolled back: {rolled}", fields={**fields, "rolled_back": whole}) from e
+        raise kind(
+            f"{error}; rolled back: {rolled}", fields={**fields, "rolled_back": whole}
+        ) from error
     return fields
 
 

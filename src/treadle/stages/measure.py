@@ -92,7 +92,7 @@ def send(client: httpx.Client, url: str, check: Check, deadline: Deadline) -> An
                     break
                 if time.perf_counter() - started > timeout:
                     raise httpx.ReadTimeout(f"the body took more than {timeout:g}s")
-    except (httpx.HTTPError, httpx.StreamError, OSError) as e:
+    except (httpx.HTTPError, httpx.StreamError, httpx.InvalidURL, OSError, UnicodeError) as e:
         return Answer(url, False, time.perf_counter() - started, error=error_kind(e), detail=str(e))
     latency = time.perf_counter() - started
     status = response.status_code

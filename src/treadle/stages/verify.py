@@ -233,6 +233,10 @@ def _url(value: Any, name: str) -> str:
         raise _invalid(name, value, str(e)) from None
     if url.scheme not in ("http", "https") or not url.host:
         raise _invalid(name, value, "verify checks http:// and https:// URLs only")
+    try:
+        url.host.encode("idna")  # what the client will do to send it
+    except UnicodeError:
+        raise _invalid(name, value, "its host name is not a valid DNS name") from None
     return value
 
 
