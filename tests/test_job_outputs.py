@@ -21,7 +21,20 @@ def test_log_lines_become_outputs_later_lines_winning() -> None:
 
 
 @pytest.mark.parametrize(
-    "line", ["TREADLE_OUTPUT novalue", "TREADLE_OUTPUT_JSON {bad", "TREADLE_OUTPUT_JSON [1]"]
+    "line",
+    [
+        "TREADLE_OUTPUT novalue",
+        "TREADLE_OUTPUT_JSON {bad",
+        "TREADLE_OUTPUT_JSON [1]",
+        # Not JSON to the steps that read the result (GitHub's fromJSON, jq).
+        'TREADLE_OUTPUT_JSON {"a": NaN}',
+        'TREADLE_OUTPUT_JSON {"a": -Infinity}',
+        'TREADLE_OUTPUT_JSON {"a": 1e400}',
+        # Deeper than any reader follows (Python's own parser gives up at about 1,000).
+        "TREADLE_OUTPUT_JSON " + '{"a":' * 100_000,
+        "TREADLE_OUTPUT_JSON " + '{"a":' * 65 + "1" + "}" * 65,
+    ],
+    ids=["no-value", "bad", "list", "nan", "infinity", "overflow", "recursion", "deep"],
 )
 def test_malformed_output_lines_fail_clearly(line: str) -> None:
     with pytest.raises(StageFailed, match="TREADLE_OUTPUT"):
@@ -41,6 +54,8 @@ def test_output_file_json_or_properties_by_content() -> None:
         from_file(b'{"version": ', "result.json")
     with pytest.raises(StageFailed, match="not UTF-8"):
         from_file(b"\xff\xfe", "out")
+    with pytest.raises(StageFailed, match="out.json: NaN is not a JSON value"):
+        from_file(b'{"a": NaN}', "out.json")
 
 
 def test_java_properties_syntax() -> None:

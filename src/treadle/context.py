@@ -155,6 +155,12 @@ class Context:
         Together the placeholders of one call render at most `limits.MAX_RENDERED_SIZE`."""
         return self._render(value, where, _Budget())
 
+    def text(self, value: Any, where: str = "") -> Any:
+        """`render` for an option that takes text (a name, a URL, a duration, a number
+        as written): a placeholder that gives a number stands for its text, one that
+        gives a list, an object, true, false or null is an InputError naming the option."""
+        return _texts(self.render(value, where), value, where)
+
     def _render(self, value: Any, where: str, budget: _Budget) -> Any:
         if isinstance(value, str):
             return self._render_string(value, where, budget)
@@ -297,6 +303,17 @@ def _shorten(expression: str) -> str:
     if len(expression) <= _SHOWN_CHARS:
         return expression
     return expression[: _SHOWN_CHARS - 3] + "..."
+
+
+def _texts(rendered: Any, given: Any, where: str) -> Any:
+    if isinstance(given, list) and isinstance(rendered, list):
+        return [_texts(r, g, where) for r, g in zip(rendered, given, strict=True)]
+    if not isinstance(given, str) or isinstance(rendered, str):
+        return rendered
+    if isinstance(rendered, int | float) and not isinstance(rendered, bool):
+        return _as_text(rendered, given, where)
+    kind = {list: "a list", dict: "an object", bool: "true or false"}.get(type(rendered), "null")
+    raise InputError(f"{where} {_shorten(given)}: it gives {kind}, where text is expected")
 
 
 def _as_text(value: Any, expression: str, where: str) -> str:

@@ -9,6 +9,7 @@ recurse, block or allocate its way into a crash. The callers turn the refusals i
 
 from __future__ import annotations
 
+import math
 import os
 import stat
 import sys
@@ -42,6 +43,10 @@ MAX_EVALUATION_SIZE = MAX_DOCUMENT_BYTES
 MAX_EVALUATION_STEPS = 250_000
 # A large spec holds dozens of placeholders; 10,000 render in about 40 ms.
 MAX_PLACEHOLDERS = 10_000
+# Sizes and CPUs beyond any cluster's: a typo or a runaway placeholder, refused before a
+# provider is asked to make them.
+MAX_INSTANCES = 100_000
+MAX_CPUS = 1_000_000
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -285,3 +290,25 @@ def bracket_nesting(expression: str) -> int:
         elif char in ")]}":
             depth -= 1
     return deepest
+
+
+def check_plain(value: Any, what: str, at: str = "") -> None:
+    """A definition's keys are text and its numbers finite, as every provider's JSON
+    needs (YAML reads `1:` as a number key, `.nan` and `.inf` as numbers)."""
+    where = f"{at}: " if at else ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InputError(f"{what}: {where}the key {key!r} is not text (quote it)")
+            check_plain(item, what, f"{at}.{key}" if at else key)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_plain(item, what, f"{at}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{what}: {where}{value} is not a number a cluster takes")
+
+
+def check_instances(count: int | None, flag: str) -> int | None:
+    if count is not None and count > MAX_INSTANCES:
+        raise InputError(f"{flag} {count} is more than {MAX_INSTANCES:,} instances")
+    return count

@@ -189,7 +189,7 @@ def run_stage(
                 check_destination(path, flag)
         context = Context.load(common.context)
         values = {
-            name: context.render(value, f"--{name.replace('_', '-')}")
+            name: context.text(value, f"--{name.replace('_', '-')}")
             for name, value in common.connection.items()
         }
         mask_options(values, console)
@@ -198,13 +198,13 @@ def run_stage(
         lock_timeout = deadline.seconds
         gate = schedule(context, changes)
         if uses_provider:
-            outcome.provider = choose(context.render(common.provider, "--provider"), values)
+            outcome.provider = choose(context.text(common.provider, "--provider"), values)
             settings = settings_for(outcome.provider, values)
         run_key = None
         if lease is not None:
             if lease.lock_timeout:
                 lock_timeout = duration(context, lease.lock_timeout, "--lock-timeout")
-            run_key = check_run_key(context.render(lease.run_key, "--run-key") or ci_run_key())
+            run_key = check_run_key(context.text(lease.run_key, "--run-key") or ci_run_key())
 
         def cancelled(signal: str) -> None:
             deadline.cut(CANCEL_SECONDS)
@@ -274,7 +274,7 @@ class NoProvider:
 def duration(context: Context, value: Any, flag: str) -> float:
     from treadle.cli.values import duration as parse
 
-    return parse(context.render(value, flag), flag)
+    return parse(context.text(value, flag), flag)
 
 
 def schedule(context: Context, changes: Changes | None) -> dict[str, Any]:
@@ -287,7 +287,7 @@ def schedule(context: Context, changes: Changes | None) -> dict[str, Any]:
     from treadle.stages.windows import Schedule
 
     def r(value: Any, flag: str) -> Any:
-        return context.render(value, flag)
+        return context.text(value, flag)
 
     jitter = r(changes.jitter, "--jitter")
     ratio = number(r(changes.min_capacity_ratio, "--min-capacity-ratio"), "--min-capacity-ratio")

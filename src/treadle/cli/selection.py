@@ -16,7 +16,7 @@ def selector(target: Target, context: Context) -> Selector:
     from treadle.stages.selection import Selector
 
     values = {
-        f.name: context.render(getattr(target, f.name), f"--{f.name.replace('_', '-')}")
+        f.name: context.text(getattr(target, f.name), f"--{f.name.replace('_', '-')}")
         for f in fields(Target)
     }
     return Selector(region=values.pop("region") or "", **values)

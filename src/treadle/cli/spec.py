@@ -8,6 +8,7 @@ from typing import Any
 
 from treadle.context import Context, load_document
 from treadle.errors import InputError
+from treadle.limits import check_plain
 
 
 def load_spec(
@@ -25,6 +26,7 @@ def load_spec(
         raise InputError(
             f"spec file {path}: expected an object at the top, found {type(spec).__name__}"
         )
+    check_plain(spec, f"spec file {path}")
     if service or "services" in spec:
         from treadle.providers.engine import compose
 

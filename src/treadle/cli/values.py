@@ -3,6 +3,7 @@ error is one line naming the option."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -40,9 +41,12 @@ def number(value: Any, flag: str) -> float | None:
     if value is None or value == "":
         return None
     try:
-        return float(str(value).strip())
+        found = float(str(value).strip())
     except ValueError:
         raise InputError(f"invalid {flag} {value!r}: expected a number") from None
+    if not math.isfinite(found):
+        raise InputError(f"invalid {flag} {value!r}: expected a finite number")
+    return found
 
 
 def percentages(text: Any, flag: str) -> tuple[int, ...]:

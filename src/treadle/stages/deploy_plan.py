@@ -19,6 +19,7 @@ from treadle.errors import (
     InputError,
     Refused,
 )
+from treadle.limits import check_instances
 from treadle.naming import Cluster, ServerGroupName, next_sequence
 from treadle.providers.base import (
     ALIAS,
@@ -85,6 +86,8 @@ class Request:
             raise InputError(f"invalid --image {self.image!r}: expected repository[:tag]")
         if self.instances is not None and self.instances < 0:
             raise InputError(f"--instances must be 0 or more, not {self.instances}")
+        check_instances(self.instances, "--instances")
+        check_instances(self.canary_instances, "--canary-instances")
         if self.max_remaining is not None and self.max_remaining < 0:
             raise InputError(f"--max-remaining must be 0 or more, not {self.max_remaining}")
         if self.max_remaining is not None and self.strategy not in (

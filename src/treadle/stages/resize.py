@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from treadle.errors import InputError
+from treadle.limits import MAX_INSTANCES, check_instances
 from treadle.stages.guard import guard_capacity
 from treadle.stages.records import capacities
 from treadle.stages.runtime import Runtime
@@ -39,6 +40,10 @@ class Size:
                 raise InputError(f"--{name.replace('_', '-')} must be 0 or more, not {value}")
         if self.scale_pct is not None and self.scale_pct < -100:
             raise InputError(f"--scale-pct cannot shrink by more than 100%, not {self.scale_pct:g}")
+        check_instances(self.instances, "--instances")
+        check_instances(self.scale_up, "--scale-up")
+        if self.scale_pct is not None and self.scale_pct > MAX_INSTANCES * 100:
+            raise InputError(f"--scale-pct {self.scale_pct:g} would grow beyond any cluster")
         return self
 
     def apply(self, current: int, largest: int) -> int:
@@ -65,6 +70,7 @@ def resize(
     if not group.enabled:
         raise InputError(f"{group.name} is disabled: enable it before resizing it")
     target = size.apply(group.instances, max(capacities(siblings).values()))
+    check_instances(target, f"resize {group.name} to")
     guard_capacity(
         siblings,
         {group.name: target},

@@ -14,6 +14,7 @@ from typing import Any, NoReturn, cast
 from treadle import __version__, tracing
 from treadle.bodies import hidden, secret_values
 from treadle.errors import Cancelled, InputError, StageFailed, Timeout, TreadleError
+from treadle.limits import MAX_CPUS
 from treadle.providers.base import (
     JOB_EVENTS,
     JOBS,
@@ -52,10 +53,13 @@ class Request:
         for item in self.env:
             key, sep, value = item.partition("=")
             if not sep or not _ENV_KEY.fullmatch(key):
-                raise InputError(f"invalid --env {item!r}: expected KEY=VALUE")
+                # Not quoted whole: its value may be a secret.
+                name = _ENV_KEY.match(item)
+                shown = f" {name[0]}..." if name else ""
+                raise InputError(f"invalid --env{shown}: expected KEY=VALUE")
             env[key] = value
-        if self.cpus is not None and self.cpus <= 0:
-            raise InputError(f"--cpus must be more than 0, not {self.cpus:g}")
+        if self.cpus is not None and not 0 < self.cpus <= MAX_CPUS:
+            raise InputError(f"--cpus must be more than 0 and at most a million, not {self.cpus:g}")
         if self.mem is not None and self.mem <= 0:
             raise InputError(f"--mem must be more than 0, not {self.mem}")
         if not (self.spec or self.image or self.job_id):

@@ -22,8 +22,8 @@ def request(
     from treadle.stages.canary import CanaryRequest
 
     return CanaryRequest(
-        cluster=context.render(cluster, "--cluster"),
-        regions=tuple(context.render(region or [], "--region")),
+        cluster=context.text(cluster, "--cluster"),
+        regions=tuple(context.text(region or [], "--region")),
         destroy=destroy,
     )
 

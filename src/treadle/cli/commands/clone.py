@@ -75,7 +75,7 @@ def clone_command(
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
         def r(value: Any, flag: str) -> Any:
-            return context.render(value, flag)
+            return context.text(value, flag)
 
         if not (source or cluster):
             raise InputError("name the source: --source SERVER_GROUP, or --cluster with --target")

@@ -59,7 +59,7 @@ def run(
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
         def r(value: Any, flag: str) -> Any:
-            return context.render(value, flag)
+            return context.text(value, flag)
 
         count = whole(r(keep, keep_flag), keep_flag)
         return cluster_stage(

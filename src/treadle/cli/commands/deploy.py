@@ -94,7 +94,7 @@ def deploy_command(
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
         def r(value: Any, flag: str) -> Any:
-            return context.render(value, flag)
+            return context.text(value, flag)
 
         named = r(cluster, "--cluster")
         if named and (app_ or stack or detail):

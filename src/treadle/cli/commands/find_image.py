@@ -40,11 +40,11 @@ def find_image_command(
         return find_image(
             rt,
             Query(
-                cluster=context.render(cluster, "--cluster"),
-                regions=tuple(context.render(region or [], "--region")),
-                selection=context.render(selection, "--selection"),
+                cluster=context.text(cluster, "--cluster"),
+                regions=tuple(context.text(region or [], "--region")),
+                selection=context.text(selection, "--selection"),
                 include_disabled=include_disabled,
-                image_pattern=context.render(image_pattern, "--image-pattern"),
+                image_pattern=context.text(image_pattern, "--image-pattern"),
             ),
         )
 

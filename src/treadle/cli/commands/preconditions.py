@@ -51,9 +51,9 @@ def check_preconditions_command(
     from treadle.stages.preconditions import ClusterSize, check_preconditions
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
-        clusters = [str(c) for c in context.render(cluster_size or [], "--cluster-size")]
-        comparisons = [str(c) for c in context.render(comparison or [], "--comparison")]
-        numbers = [whole(e, "--expected") for e in context.render(expected or [], "--expected")]
+        clusters = [str(c) for c in context.text(cluster_size or [], "--cluster-size")]
+        comparisons = [str(c) for c in context.text(comparison or [], "--comparison")]
+        numbers = [whole(e, "--expected") for e in context.text(expected or [], "--expected")]
 
         def nth(given: list[Any], i: int, flag_: str) -> Any:
             if given and not clusters:
@@ -67,7 +67,7 @@ def check_preconditions_command(
                 cluster,
                 nth(comparisons, i, "--comparison"),
                 nth(numbers, i, "--expected"),
-                context.render(region, "--region"),
+                context.text(region, "--region"),
                 only_enabled,
             )
             for i, cluster in enumerate(clusters)

@@ -49,10 +49,10 @@ def resize_command(
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
         size = Size(
-            instances=whole(context.render(instances, "--instances"), "--instances"),
-            scale_up=whole(context.render(scale_up, "--scale-up"), "--scale-up"),
-            scale_down=whole(context.render(scale_down, "--scale-down"), "--scale-down"),
-            scale_pct=number(context.render(scale_pct, "--scale-pct"), "--scale-pct"),
+            instances=whole(context.text(instances, "--instances"), "--instances"),
+            scale_up=whole(context.text(scale_up, "--scale-up"), "--scale-up"),
+            scale_down=whole(context.text(scale_down, "--scale-down"), "--scale-down"),
+            scale_pct=number(context.text(scale_pct, "--scale-pct"), "--scale-pct"),
             scale_to_cluster=scale_to_cluster or None,
         )
         return resize(rt, selector(target, context), size, force=force)

@@ -40,9 +40,9 @@ def rollback_command(
         return rollback(
             rt,
             RollbackRequest(
-                cluster=context.render(cluster, "--cluster"),
-                regions=tuple(context.render(region or [], "--region")),
-                to=context.render(to, "--to"),
+                cluster=context.text(cluster, "--cluster"),
+                regions=tuple(context.text(region or [], "--region")),
+                to=context.text(to, "--to"),
             ),
         )
 

@@ -54,7 +54,7 @@ def run_job_command(
 
     def body(rt: Runtime, context: Context) -> dict[str, object]:
         def r(value: Any, flag: str) -> Any:
-            return context.render(value, flag)
+            return context.text(value, flag)
 
         return run_job(
             rt,

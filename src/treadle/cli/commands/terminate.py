@@ -42,8 +42,8 @@ def terminate_instances_command(
             rt,
             TerminateRequest(
                 selector=selector(target, context),
-                instances=tuple(context.render(instance or [], "--instance")),
-                count=whole(context.render(count, "--count"), "--count"),
+                instances=tuple(context.text(instance or [], "--instance")),
+                count=whole(context.text(count, "--count"), "--count"),
                 random=random_,
                 decrement=decrement,
                 force=force,

@@ -91,7 +91,7 @@ def verify_command(
             "max-p95": max_p95,
             "request-timeout": common.request_timeout,
         }
-        check = Check.parse({k: context.render(v, f"--{k}") for k, v in given.items()})
+        check = Check.parse({k: context.text(v, f"--{k}") for k, v in given.items()})
         if not check.urls:
             check = check.with_urls(result_urls(deploy_result(context), check.path))
             if not check.urls:
@@ -127,4 +127,4 @@ def load_verify_file(path: str, context: Context) -> Check:
             f"verify file {path}: expected a mapping of keys such as url, requests, "
             f"min-success-ratio; found {type(document).__name__}"
         )
-    return Check.parse(context.render(document, f"verify file {path}"), f"verify file {path}")
+    return Check.parse(context.text(document, f"verify file {path}"), f"verify file {path}")

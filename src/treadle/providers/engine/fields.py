@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from treadle.errors import InputError
+from treadle.limits import MAX_CPUS
 from treadle.providers.base import LABEL_PREFIX
 
 HEALTHCHECK_FIELDS = ("test", "interval", "timeout", "retries", "start_period", "disable")
@@ -266,7 +267,7 @@ def nano_cpus(value: Any, field: str = "cpus") -> int:
         cpus = float(value) if not isinstance(value, bool) else -1.0
     except (TypeError, ValueError):
         cpus = -1.0
-    if not cpus > 0:
+    if not 0 < cpus < MAX_CPUS:
         raise refuse(field, f"must be a number of CPUs above 0 (0.5, 2), not {value!r}")
     return int(cpus * 10**9)
 
