@@ -197,6 +197,11 @@ def run_stage(
         request_timeout = duration(context, common.request_timeout, "--request-timeout")
         lock_timeout = deadline.seconds
         gate = schedule(context, changes)
+        if gate and gate["schedule"].jitter[1] >= deadline.seconds:
+            raise InputError(
+                f"--jitter {changes.jitter if changes else ''} may wait longer than --timeout "
+                f"({deadline.seconds:g}s): make it shorter, or the timeout longer"
+            )
         if uses_provider:
             outcome.provider = choose(context.text(common.provider, "--provider"), values)
             settings = settings_for(outcome.provider, values)

@@ -23,7 +23,18 @@ def duration(text: Any, flag: str) -> float:
     seconds = h * 3600 + mins * 60 + s
     if seconds <= 0:
         raise InputError(f"invalid {flag} {text!r}: must be more than 0")
+    if seconds > MAX_SECONDS:
+        raise InputError(f"invalid {flag} {_short(text)}: more than a year")
     return seconds
+
+
+# A year: longer is a typo (and 400 nines would be infinite).
+MAX_SECONDS = 366 * 24 * 3600
+
+
+def _short(text: Any) -> str:
+    shown = repr(str(text))
+    return shown if len(shown) <= 40 else shown[:37] + "...'"
 
 
 def whole(value: Any, flag: str) -> int | None:

@@ -152,8 +152,14 @@ def gate(rt: Runtime) -> None:
     schedule = rt.schedule
     delay = schedule.delay()
     if delay:
+        left = rt.deadline.remaining()
+        if delay >= left:
+            raise Refused(
+                f"--jitter drew {delay:.1f}s, more than the {left:.1f}s --timeout leaves: "
+                "nothing was changed"
+            )
         rt.console.info(f"starting in {delay:.1f}s (--jitter)")
-        pause(min(delay, rt.deadline.remaining()))
+        pause(delay)
     moment = schedule.now()
     if schedule.open_at(moment):
         return
