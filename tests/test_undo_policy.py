@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from memory import CHANGES, Killed, MemoryProvider, Store, groups_of, runtime, seed, staged
 
-from treadle.errors import Refused, StageFailed
+from treadle.errors import NotFound, Refused, StageFailed
 from treadle.naming import Cluster
 from treadle.providers.base import ALIAS, LABEL_NETWORK, ServerGroup
 from treadle.stages import lease
@@ -433,3 +433,56 @@ def test_an_enable_killed_after_its_call_is_waited_for_by_its_retry() -> None:
         result = enable(rt, selector)
     assert result["changed"] is False and result["instances"] == 2
     assert store.instances_running(REGION, "web-prod-v000") == 2
+
+
+# --- several regions: every one checked before any is changed -------------------------------
+
+
+def test_a_rollback_refused_in_one_region_changes_no_other() -> None:
+    store = Store()
+    seed(store, "web-prod-v000", 0, region="east", enabled=False, capacity=2)
+    seed(store, "web-prod-v001", 2, region="east")
+    seed(store, "web-prod-v000", 2, region="west")
+    provider = MemoryProvider(store=store)
+    request = RollbackRequest("web-prod", regions=("east", "west"))
+    with (
+        pytest.raises(Refused, match="west: nothing to roll back to"),
+        staged(runtime(provider, 5.0, stage="rollback")) as rt,
+    ):
+        rollback(rt, request)
+    assert provider.changes() == []
+
+
+@pytest.mark.parametrize("stage", [promote, abort])
+def test_a_promote_or_abort_refused_in_one_region_changes_no_other(stage: Stage) -> None:
+    store = Store()
+    seed(store, "web-prod-v000", 4, region="east")
+    seed(store, "web-prod-v000", 4, region="west")
+    request = Request(
+        Cluster("web", "prod"), "web:2", regions=("east",), strategy="canary", canary_instances=1
+    )
+    with staged(runtime(MemoryProvider(store=store), stage="deploy")) as rt:
+        deploy(rt, request)
+    provider = MemoryProvider(store=store)
+    with (
+        pytest.raises(Refused, match="no canary in web-prod in west"),
+        staged(runtime(provider, 5.0, stage=stage.__name__)) as rt,
+    ):
+        stage(rt, CanaryRequest("web-prod", regions=("east", "west")))
+    assert provider.changes() == []
+
+
+def test_disable_cluster_stopped_by_one_region_changes_no_other() -> None:
+    """A cluster missing from the second region stops the stage before the first is
+    changed."""
+    store = Store()
+    for n in range(2):
+        seed(store, f"web-prod-v00{n}", 2, region="east")
+    provider = MemoryProvider(store=store)
+    request = ClusterRequest("disable", "web-prod", regions=("east", "west"))
+    with (
+        pytest.raises(NotFound, match="no server group in west"),
+        staged(runtime(provider, 5.0, stage="disable-cluster")) as rt,
+    ):
+        cluster_stage(rt, request)
+    assert provider.changes() == []

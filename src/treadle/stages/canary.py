@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from treadle.errors import Refused
 from treadle.naming import parse_cluster
 from treadle.providers.base import LABEL_CANARY, ServerGroup
-from treadle.stages.deploy import combine
 from treadle.stages.records import (
     canary_in_flight,
     capacities,
@@ -29,6 +28,7 @@ from treadle.stages.records import (
     recorded,
     replaces,
 )
+from treadle.stages.regions import each_region
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import cluster_groups
 from treadle.stages.traffic import take_out
@@ -64,12 +64,17 @@ def find_canary(groups: list[ServerGroup], where: str) -> tuple[ServerGroup, lis
 
 def promote(rt: Runtime, request: CanaryRequest) -> dict[str, object]:
     request = request.check(rt)
-    return combine([promote_region(rt, request, region) for region in request.regions])
+    # Every region's refusal before any region is changed.
+    for region in request.regions:
+        promote_choice(rt, request, region)
+    return each_region(request.regions, lambda region: promote_region(rt, request, region))
 
 
 def abort(rt: Runtime, request: CanaryRequest) -> dict[str, object]:
     request = request.check(rt)
-    return combine([abort_region(rt, request, region) for region in request.regions])
+    for region in request.regions:
+        abort_choice(rt, request, region)
+    return each_region(request.regions, lambda region: abort_region(rt, request, region))
 
 
 def promoted_in(
@@ -97,18 +102,34 @@ def aborted_in(groups: list[ServerGroup], run_key: str | None) -> ServerGroup | 
     return newest if disabled_in(newest, run_key) and not in_service(newest) else None
 
 
-def promote_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
+Found = tuple[list[ServerGroup], ServerGroup, list[ServerGroup]]
+
+
+def promote_choice(
+    rt: Runtime, request: CanaryRequest, region: str
+) -> Found | tuple[ServerGroup, list[str]]:
+    """(the region's groups, the canary, the groups it replaces), or (the canary, the
+    groups taken out) of a promote this run finished; Refused when there is nothing to
+    promote."""
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
     done = promoted_in(groups, rt.run_key) if canary_in_flight(groups) is None else None
     if done is not None:
-        return promoted_already(rt, request, region, *done)
+        return done
     canary, replaced = find_canary(groups, f"{request.cluster} in {region}")
     if not canary.enabled:
         raise Refused(
             f"{canary.name} in {region} was being aborted when its abort was cut short: "
             "run abort again to finish it"
         )
+    return groups, canary, replaced
+
+
+def promote_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
+    found = promote_choice(rt, request, region)
+    if len(found) == 2:
+        return promoted_already(rt, request, region, *found)
+    groups, canary, replaced = found
     sizes = capacities(groups)
     target = recorded(canary, LABEL_CANARY) or canary.instances
     serving = [g for g in replaced if in_service(g)]
@@ -132,13 +153,23 @@ def promote_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str
     return {**fields, **endpoint_fields(refetch(rt, canary))}
 
 
-def abort_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
+def abort_choice(rt: Runtime, request: CanaryRequest, region: str) -> Found | ServerGroup:
+    """(the region's groups, the canary, the groups it replaces), or the canary an abort
+    of this run took out; Refused when there is nothing to abort."""
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
     done = aborted_in(groups, rt.run_key) if canary_in_flight(groups) is None else None
     if done is not None:
-        return aborted_already(rt, request, region, done)
+        return done
     canary, replaced = find_canary(groups, f"{request.cluster} in {region}")
+    return groups, canary, replaced
+
+
+def abort_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
+    found = abort_choice(rt, request, region)
+    if isinstance(found, ServerGroup):
+        return aborted_already(rt, request, region, found)
+    groups, canary, replaced = found
     sizes = capacities(groups)
     # A promote cut short may have taken some of them out already: they come back first.
     back = [

@@ -22,9 +22,9 @@ from dataclasses import dataclass, replace
 from treadle.errors import InputError, NotFound
 from treadle.naming import parse_cluster, parse_server_group
 from treadle.providers.base import ServerGroup
-from treadle.stages.deploy import combine
 from treadle.stages.guard import guard_capacity
 from treadle.stages.records import capacities, disabling, in_service
+from treadle.stages.regions import each_region
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import age_key, cluster_groups
 from treadle.stages.traffic import take_out
@@ -65,17 +65,26 @@ class ClusterRequest:
 
 def cluster_stage(rt: Runtime, request: ClusterRequest) -> dict[str, object]:
     request = request.check(rt)
-    return combine([one_region(rt, request, region) for region in request.regions])
+    # Every region decided (and refused, if it is) before any region is changed.
+    decided = {region: decide(rt, request, region) for region in request.regions}
+    return each_region(request.regions, lambda region: carry_out(rt, request, decided[region]))
 
 
-def one_region(rt: Runtime, request: ClusterRequest, region: str) -> dict[str, object]:
+@dataclass(frozen=True)
+class Decision:
+    fields: dict[str, object]
+    targets: list[ServerGroup]
+    sizes: dict[str, int]
+
+
+def decide(rt: Runtime, request: ClusterRequest, region: str) -> Decision:
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
     fields: dict[str, object] = {"cluster": request.cluster, "region": region}
     if not groups:
         if request.continue_if_not_found or (request.action == "shrink" and request.keep == 0):
             rt.console.info(f"{request.cluster} has no server group in {region}: nothing to do")
-            return {**fields, "kept": [], "changed_server_groups": []}
+            return Decision({**fields, "kept": [], "changed_server_groups": []}, [], {})
         raise NotFound(
             f"{request.cluster} has no server group in {region} "
             "(--continue-if-cluster-not-found to go on)"
@@ -87,7 +96,7 @@ def one_region(rt: Runtime, request: ClusterRequest, region: str) -> dict[str, o
         g for g in targets if g.enabled and request.action != "disable" and not request.allow_active
     ]
     targets = [g for g in targets if g not in skipped]
-    act, verb = ACTS[request.action]
+    verb = ACTS[request.action][1]
     after = {g.name: 0 for g in targets}
     guard_capacity(
         groups,
@@ -108,14 +117,20 @@ def one_region(rt: Runtime, request: ClusterRequest, region: str) -> dict[str, o
             else "--allow-delete-active"
         )
         rt.console.info(f"leaving {g.name} alone: it is enabled ({flag})")
+    return Decision(fields, targets, sizes)
+
+
+def carry_out(rt: Runtime, request: ClusterRequest, decision: Decision) -> dict[str, object]:
+    act, verb = ACTS[request.action]
+    region = decision.fields["region"]
     if rt.dry_run:
-        for g in targets:
+        for g in decision.targets:
             rt.plan(f"{verb} {g.name} in {region}")
-        return fields
-    for g in targets:
+        return decision.fields
+    for g in decision.targets:
         rt.console.info(f"{verb} {g.name} in {region} ({request.action}-cluster)")
-        act(rt, refetch(rt, g), sizes[g.name])
-    return fields
+        act(rt, refetch(rt, g), decision.sizes[g.name])
+    return decision.fields
 
 
 def untouchable(groups: list[ServerGroup], exclude: tuple[str, ...]) -> list[ServerGroup]:

@@ -47,6 +47,7 @@ from treadle.stages.records import (
     disabling,
     enabling,
 )
+from treadle.stages.regions import combine
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import cluster_groups
 from treadle.stages.strategies import Step
@@ -114,14 +115,6 @@ def concurrently(rt: Runtime, request: Request, plans: list[RegionPlan]) -> list
         error.fields = result
         raise error
     return outcomes
-
-
-def combine(per_region: list[dict[str, object]]) -> dict[str, object]:
-    """One region's fields at the top level; with several, the first region's there too
-    and every region's under `regions`."""
-    if len(per_region) == 1:
-        return per_region[0]
-    return {**per_region[0], "regions": per_region}
 
 
 def deploy_region(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, object]:

@@ -110,6 +110,9 @@ class Leases:
         """Hold the lease of `cluster` in `region`, waiting up to --lock-timeout for
         another run's; LeaseHeld (exit 3) when it is not free by then."""
         rt, key = self.rt, LeaseKey(region, cluster)
+        with self._lock:
+            if any(lease.key == key for lease in self.held):
+                return  # held already, by this stage
         wait = Deadline(rt.lock_timeout)
         say_at = 0.0
         for interval in poll_intervals(LOOK_FIRST, LOOK_MAX):

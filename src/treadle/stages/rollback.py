@@ -12,7 +12,6 @@ from dataclasses import dataclass, replace
 from treadle.errors import InputError, Refused
 from treadle.naming import parse_cluster, parse_server_group
 from treadle.providers.base import LABEL_ROLLBACK_RUN, LABEL_ROLLED_BACK_FROM, ServerGroup
-from treadle.stages.deploy import combine
 from treadle.stages.guard import guard_capacity
 from treadle.stages.records import (
     capacities,
@@ -22,6 +21,7 @@ from treadle.stages.records import (
     enabling,
     in_service,
 )
+from treadle.stages.regions import each_region
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import age_key, cluster_groups
 from treadle.stages.traffic import take_out
@@ -46,7 +46,10 @@ class RollbackRequest:
 
 def rollback(rt: Runtime, request: RollbackRequest) -> dict[str, object]:
     request = request.check(rt)
-    return combine([one_region(rt, request, region) for region in request.regions])
+    # Every region's refusal before any region is changed.
+    for region in request.regions:
+        chosen(rt, request, region)
+    return each_region(request.regions, lambda region: one_region(rt, request, region))
 
 
 def choose(
@@ -110,7 +113,11 @@ def unfinished(
     return None
 
 
-def one_region(rt: Runtime, request: RollbackRequest, region: str) -> dict[str, object]:
+def chosen(
+    rt: Runtime, request: RollbackRequest, region: str
+) -> tuple[list[ServerGroup], ServerGroup, ServerGroup | None, dict[str, int]]:
+    """The region's groups, the one to bring back, the current one and the sizes; Refused
+    when there is nothing to roll back to there."""
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
     where = f"{request.cluster} in {region}"
@@ -120,9 +127,15 @@ def one_region(rt: Runtime, request: RollbackRequest, region: str) -> dict[str, 
         refused.args = (f"{where}: {refused}",)
         raise
     sizes = capacities(groups)
-    size = sizes[target.name]
-    if size == 0:
+    if sizes[target.name] == 0:
         raise Refused(f"{where}: {target.name} remembers no size to come back at")
+    return groups, target, current, sizes
+
+
+def one_region(rt: Runtime, request: RollbackRequest, region: str) -> dict[str, object]:
+    groups, target, current, sizes = chosen(rt, request, region)
+    where = f"{request.cluster} in {region}"
+    size = sizes[target.name]
     fields: dict[str, object] = {
         "cluster": request.cluster,
         "region": region,

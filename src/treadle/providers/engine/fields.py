@@ -18,6 +18,7 @@ PORT_FIELDS = ("target", "published", "host_ip", "protocol", "mode", "name", "ap
 PROTOCOLS = ("tcp", "udp", "sctp")
 PUBLISH_MODES = ("ingress", "host")
 RESTART = ("no", "always", "unless-stopped", "on-failure")
+_NUMBER = re.compile(r"[0-9]*\.?[0-9]+(e[+-]?[0-9]+)?", re.IGNORECASE)
 RESTART_CONDITIONS = {"none": "none", "on-failure": "on-failure", "any": "any"}
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -263,10 +264,8 @@ def healthcheck(value: Any) -> dict[str, Any]:
 
 
 def nano_cpus(value: Any, field: str = "cpus") -> int:
-    try:
-        cpus = float(value) if not isinstance(value, bool) else -1.0
-    except (TypeError, ValueError):
-        cpus = -1.0
+    text = str(value).strip() if isinstance(value, int | float | str) else ""
+    cpus = float(text) if not isinstance(value, bool) and _NUMBER.fullmatch(text) else -1.0
     if not 0 < cpus < MAX_CPUS:
         raise refuse(field, f"must be a number of CPUs above 0 (0.5, 2), not {value!r}")
     return int(cpus * 10**9)
