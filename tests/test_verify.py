@@ -110,6 +110,9 @@ def server() -> Iterator[Server]:
 
     class Quiet(ThreadingHTTPServer):
         block_on_close = False
+        # The default listen backlog of 5 drops the SYNs of ten connections opened at once,
+        # which the kernel sends again a second later.
+        request_queue_size = 128
 
         def handle_error(self, request: Any, client_address: Any) -> None:
             pass  # a client that gave up (a timeout test) is no news
