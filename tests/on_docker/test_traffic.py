@@ -96,6 +96,48 @@ def test_an_instance_stopped_in_the_alias_starts_outside_it(
         provider.close()
 
 
+def test_a_keep_running_disable_cut_short_is_never_marked_kept_while_in_the_alias(
+    engine: Any, region: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed before its instances left the alias, a --keep-running disable leaves the
+    group enabled (not "disabled, kept running" while it still serves), so that its rerun
+    takes it out instead of finding it disabled already."""
+    network = f"{region}-web"
+    args = ["--network", network, "--keep-running"]
+    first = deploy_on("docker", region, tmp_path, SERVED, "--instances", "2", *args)
+    assert first.code == 0, first
+    provider = DockerProvider(deadline=Deadline(60), console=Console())
+    try:
+        group = provider.server_group(region, "web-prod-v000")
+        assert group is not None
+
+        def killed(container: str, **kwargs: Any) -> None:
+            raise KeyboardInterrupt("the job is killed")
+
+        monkeypatch.setattr(provider.api, "stop", killed)
+        with pytest.raises(KeyboardInterrupt):
+            provider.disable(group, {"treadle.disabled-instances": "2"}, keep_running=True)
+        after = provider.server_group(region, "web-prod-v000")
+        assert after is not None and after.enabled
+    finally:
+        provider.close()
+    assert members(engine, region, network) == {"web-prod-v000": True}
+    again = treadle_on_engine(
+        "disable",
+        "--provider",
+        "docker",
+        "--server-group",
+        "web-prod-v000",
+        "--region",
+        region,
+        "--keep-running",
+        "--force",
+    )
+    assert again.code == 0 and again.result is not None, again
+    assert again.result["changed"] is True
+    assert members(engine, region, network) == {"web-prod-v000": False}
+
+
 def test_an_instance_that_replaces_a_terminated_one_joins_the_alias(
     engine: Any, region: str, tmp_path: Path
 ) -> None:

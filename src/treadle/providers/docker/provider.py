@@ -227,8 +227,13 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     def disable(self, group: ServerGroup, records: Records, *, keep_running: bool = False) -> None:
         with translated(f"disabling {group.name}"):
             found = self._require(group)
-            config = self._replace_definition(found, records)
+            config = self._with_records(found, records)
             network = config["Labels"].get(LABEL_NETWORK)
+            # Marked disabled before its instances stop, so that a disable cut short is
+            # finished by its rerun; marked kept running only once they are out of the
+            # alias, never while they still serve in it.
+            if not (keep_running and network):
+                self._write_definition(found, config)
             if keep_running and not network:
                 return  # no alias to leave: it runs on as it is
             for container in found.instances:
@@ -241,6 +246,8 @@ class DockerProvider(ContainerJobs, ContainerLeases):
                 self._connect(container, network, aliases)
                 if keep_running:
                     self._start(container["Id"], container["Names"][0].lstrip("/"))
+            if keep_running:
+                self._write_definition(found, config)
 
     def enable(self, group: ServerGroup, instances: int, records: Records) -> None:
         with translated(f"enabling {group.name}"):
@@ -373,10 +380,17 @@ class DockerProvider(ContainerJobs, ContainerLeases):
     def _replace_definition(self, found: Containers, records: Records) -> dict[str, Any]:
         """Container labels cannot change: a new definition container takes the old one's
         place with the records written. Returns its create body."""
+        config = self._with_records(found, records)
+        self._write_definition(found, config)
+        return config
+
+    def _with_records(self, found: Containers, records: Records) -> dict[str, Any]:
+        """The create body of the group's definition with `records` written."""
         inspected = self._inspect(found)
         current = {k: v for k, v in inspected["Config"]["Labels"].items() if k != LABEL_INSTANCE}
-        config = copy_config(inspected, merged(current, records))
+        return copy_config(inspected, merged(current, records))
+
+    def _write_definition(self, found: Containers, config: dict[str, Any]) -> None:
         if found.definition:
             self.api.remove_container(found.definition["Id"], force=True)
         self._create(found.name, config)
-        return config
