@@ -390,3 +390,24 @@ def test_a_bug_after_a_change_still_rolls_back_and_writes_the_result(
     old, new = marathon.app("/web-prod-v000"), marathon.app("/web-prod-v001")
     assert old is not None and old["instances"] == 1
     assert new is not None and new["instances"] == 0
+
+
+@pytest.mark.parametrize("flag", ["--output", "--dotenv"])
+def test_a_destination_that_is_a_folder_is_one_line(
+    marathon: MarathonEmulator, tmp_path: Path, flag: str
+) -> None:
+    """Told once, before anything is done; the result goes to stdout instead."""
+    outcome = treadle(
+        "deploy",
+        "--app",
+        "web",
+        "--image",
+        "web:2",
+        flag,
+        str(tmp_path),
+        "--marathon-url",
+        marathon.url,
+    )
+    assert outcome.code == 2, outcome
+    assert len(outcome.error_lines) == 1 and flag in outcome.error_lines[0], outcome.stderr
+    assert marathon.mutating_requests() == []

@@ -66,6 +66,8 @@ class Outcome:
         self.rt: Runtime | None = None
         self._lock = threading.Lock()
         self._written = False
+        # Destinations found unwritable before the stage began: told once, not tried again.
+        self.unwritable: set[str] = set()
 
     def envelope(self, fields: dict[str, object], error: TreadleError | None) -> dict[str, Any]:
         from treadle.ci import provenance, provenance_fields
@@ -101,8 +103,8 @@ class Outcome:
             try:
                 publish(
                     self.envelope(fields, error),
-                    output=self.common.output,
-                    dotenv_file=self.common.dotenv,
+                    output=None if "--output" in self.unwritable else self.common.output,
+                    dotenv_file=None if "--dotenv" in self.unwritable else self.common.dotenv,
                     warn=self.console.warn,
                 )
             except OSError as e:
@@ -186,7 +188,9 @@ def run_stage(
             raise InputError(f"invalid --log-format {common.log_format!r}: use text or json")
         for path, flag in ((common.output, "--output"), (common.dotenv, "--dotenv")):
             if path:
+                outcome.unwritable.add(flag)
                 check_destination(path, flag)
+                outcome.unwritable.discard(flag)
         context = Context.load(common.context)
         values = {
             name: context.text(value, f"--{name.replace('_', '-')}")
