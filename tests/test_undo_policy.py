@@ -16,6 +16,7 @@ from treadle.naming import Cluster
 from treadle.providers.base import ALIAS, LABEL_NETWORK, ServerGroup
 from treadle.stages import lease
 from treadle.stages.canary import CanaryRequest, abort, promote
+from treadle.stages.clone import CloneRequest, clone
 from treadle.stages.cluster import ClusterRequest, cluster_stage
 from treadle.stages.deploy import deploy
 from treadle.stages.deploy_plan import Request
@@ -486,3 +487,66 @@ def test_disable_cluster_stopped_by_one_region_changes_no_other() -> None:
     ):
         cluster_stage(rt, request)
     assert provider.changes() == []
+
+
+# --- clone, killed and run again ----------------------------------------------------------
+
+
+def cloned(
+    store: Store, selector: Selector, strategy: str, kill: tuple[int, str] | None = None
+) -> MemoryProvider:
+    request = CloneRequest(selector, Request(Cluster("clone"), "", strategy=strategy))
+    provider = MemoryProvider(store=store)
+    rt = runtime(provider, 5.0, stage="clone", run_key="run-1")
+    if kill is None:
+        with staged(rt):
+            clone(rt, request)
+        return provider
+    provider.kill(kill[0], *CHANGES, after=kill[1] == "after")
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(Killed):
+        patch.setattr(lease, "TTL", 0.0)
+        clone(rt, request)
+    return provider
+
+
+def a_deployed_cluster() -> Store:
+    """web-prod-v000 serving 3, made by a deploy (its spec recorded)."""
+    store = Store()
+    with staged(runtime(MemoryProvider(store=store), stage="deploy")) as rt:
+        deploy(rt, Request(Cluster("web", "prod"), "web:1", instances=3))
+    return store
+
+
+@pytest.mark.parametrize(
+    ("selector", "strategy", "after"),
+    [
+        (
+            Selector(REGION, cluster="web-prod", target="newest"),
+            "rolling-red-black",
+            {"web-prod-v000": (False, 0), "web-prod-v001": (True, 3)},
+        ),
+        (
+            Selector(REGION, server_group="web-prod-v000"),
+            "highlander",
+            {"web-prod-v001": (True, 3)},
+        ),
+    ],
+    ids=["newest-rolling", "source-destroyed-by-highlander"],
+)
+def test_a_clone_killed_and_run_again_carries_on_from_what_it_was_made_from(
+    selector: Selector, strategy: str, after: dict[str, tuple[bool, int]]
+) -> None:
+    """Killed at each of its changes, before and after it, then run again with its run key
+    (and a retry of the finished run): the rerun never clones the clone itself (`--target
+    newest` is that now), nor needs a source its strategy destroyed."""
+    store = a_deployed_cluster()
+    count = len(cloned(store, selector, strategy).changes())
+    assert settled(store) == after
+    cloned(store, selector, strategy)
+    assert settled(store) == after, "a retry of the finished run"
+    for nth in range(1, count + 1):
+        for when in ("before", "after"):
+            store = a_deployed_cluster()
+            cloned(store, selector, strategy, kill=(nth, when))
+            cloned(store, selector, strategy)
+            assert settled(store) == after, (nth, when)

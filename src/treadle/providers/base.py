@@ -36,6 +36,8 @@ LABEL_RUN_KEY = "treadle.run-key"
 LABEL_SPEC_DIGEST = "treadle.spec-digest"
 # The spec it was made from (JSON), for `clone`; left out when larger than a label should be.
 LABEL_SPEC = "treadle.spec"
+# The server group a clone was made from.
+LABEL_CLONED_FROM = "treadle.cloned-from"
 # The records a stage keeps on a server group (treadle.stages.records): the size a deploy
 # decided for it, the size a disabled group remembers (its presence marks the group
 # disabled), the deploy that disabled it and the run that did, the group it took over

@@ -10,13 +10,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from treadle.errors import InputError
-from treadle.naming import Cluster
-from treadle.providers.base import LABEL_NETWORK, LABEL_SPEC
+from treadle.naming import Cluster, parse_cluster
+from treadle.providers.base import (
+    LABEL_CLONED_FROM,
+    LABEL_NETWORK,
+    LABEL_RUN_KEY,
+    LABEL_SPEC,
+    ServerGroup,
+)
 from treadle.stages.deploy import deploy
 from treadle.stages.deploy_plan import Request
 from treadle.stages.records import capacity
 from treadle.stages.runtime import Runtime
-from treadle.stages.selection import Selector
+from treadle.stages.selection import Selector, cluster_groups
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,9 @@ def overlay(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 def clone(rt: Runtime, request: CloneRequest) -> dict[str, object]:
     selector = request.source.checked(rt.provider)
+    earlier = earlier_attempt(rt, selector, request.into)
+    if earlier is not None:
+        return carry_on(rt, request, earlier)
     found, _ = selector.find(rt)
     if found is None:
         raise InputError(f"the source server group does not exist: {selector.describe()}")
@@ -61,6 +70,39 @@ def clone(rt: Runtime, request: CloneRequest) -> dict[str, object]:
         else capacity(found),
         spec=spec,
         network=request.deploy.network or found.labels.get(LABEL_NETWORK),
+        cloned_from=found.name,
     )
     rt.console.info(f"cloning {found.name} in {found.region} into {made.cluster}")
     return {**deploy(rt, made), "source": found.name}
+
+
+def earlier_attempt(rt: Runtime, selector: Selector, into: Cluster | None) -> ServerGroup | None:
+    """The clone an earlier attempt of this run made (run key), still enabled and the
+    newest of its cluster: a rerun carries it on from what it was made from, never from
+    the source chosen again (`--target newest` is that clone now, and a highlander may
+    have destroyed the source)."""
+    if not rt.run_key:
+        return None
+    cluster = into or parse_cluster(selector.cluster_name)
+    groups = cluster_groups(rt, selector.region, cluster)
+    newest = groups[0] if groups else None
+    if newest is None or not newest.enabled or newest.labels.get(LABEL_RUN_KEY) != rt.run_key:
+        return None
+    if not newest.labels.get(LABEL_CLONED_FROM) or LABEL_SPEC not in newest.labels:
+        return None
+    return newest
+
+
+def carry_on(rt: Runtime, request: CloneRequest, earlier: ServerGroup) -> dict[str, object]:
+    source = earlier.labels[LABEL_CLONED_FROM]
+    made = replace(
+        request.deploy,
+        cluster=earlier.cluster,
+        image=earlier.image or "",
+        regions=(earlier.region,),
+        spec=json.loads(earlier.labels[LABEL_SPEC]),
+        network=request.deploy.network or earlier.labels.get(LABEL_NETWORK),
+        cloned_from=source,
+    )
+    rt.console.info(f"{earlier.name} was cloned from {source} by an earlier attempt of this run")
+    return {**deploy(rt, made), "source": source}

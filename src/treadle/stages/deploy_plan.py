@@ -26,6 +26,7 @@ from treadle.providers.base import (
     ENDPOINTS,
     LABEL_CANARY,
     LABEL_CAPACITY,
+    LABEL_CLONED_FROM,
     LABEL_NETWORK,
     LABEL_PREVIOUS,
     LABEL_RUN_KEY,
@@ -76,6 +77,8 @@ class Request:
     canary_percent: float | None = None
     # Checked against the new group once healthy, before the strategy's clean-up.
     verify: Check | None = None
+    # clone: the server group it is made from (recorded on the new one).
+    cloned_from: str | None = None
 
     def check(self, rt: Runtime) -> Request:
         if self.strategy not in STRATEGIES:
@@ -255,6 +258,8 @@ def definition(rt: Runtime, request: Request, plan: RegionPlan) -> dict[str, Any
         labels[LABEL_PREVIOUS] = plan.previous
     if request.network:
         labels[LABEL_NETWORK] = request.network
+    if request.cloned_from:
+        labels[LABEL_CLONED_FROM] = request.cloned_from
     spec = json.dumps(request.spec or {}, separators=(",", ":"), sort_keys=True, default=str)
     if len(spec) <= SPEC_LABEL_MAX:
         labels[LABEL_SPEC] = spec
