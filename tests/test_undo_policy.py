@@ -550,3 +550,23 @@ def test_a_clone_killed_and_run_again_carries_on_from_what_it_was_made_from(
             cloned(store, selector, strategy, kill=(nth, when))
             cloned(store, selector, strategy)
             assert settled(store) == after, (nth, when)
+
+
+@pytest.mark.parametrize("kill", [(2, "after"), None], ids=["killed-after-destroying", "finished"])
+def test_an_abort_destroy_that_destroyed_its_canary_is_found_done_by_its_retry(
+    kill: tuple[int, str] | None,
+) -> None:
+    """Nothing is left of the canary to say so: the journal beside the lease does."""
+    store = a_canary()
+    if kill is None:
+        run(store, abort, "job-1", destroy=True)
+    else:
+        killed(store, abort, *kill, "job-1", destroy=True)
+    assert settled(store) == {"web-prod-v000": (True, 4)}
+    provider = MemoryProvider(store=store)
+    with staged(runtime(provider, 5.0, stage="abort", run_key="job-1")) as rt:
+        result = abort(rt, CanaryRequest("web-prod", destroy=True))
+    assert result["server_group"] == "web-prod-v001" and result["destroyed"] is True
+    assert provider.changes() == []
+    with pytest.raises(Refused, match="no canary"):
+        run(store, abort, "job-2", destroy=True)

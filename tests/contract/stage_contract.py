@@ -560,6 +560,27 @@ class StageContract:
         assert resized.code == 0, resized
         assert self.groups(provider, region)["web-prod-v001"] == (True, 3)
 
+    def test_a_retried_relative_resize_and_destroy_act_once(
+        self, connection_args, provider, region, image
+    ) -> None:
+        """The decision is kept on the cluster (beside its lease, never a server group):
+        the same job retried grows the group once and destroys one group, not two."""
+        conn = connection_args
+        for _ in range(3):
+            assert self.deploy(conn, region, image, "--instances", "1").code == 0
+        resize = ("resize", "--server-group", "web-prod-v002", "--region", region)
+        destroy = ("destroy", "--cluster", "web-prod", "--target", "oldest", "--region", region)
+        for _ in range(2):
+            grown = self.stage(conn, *resize, "--scale-up", "1", "--run-key", "job-1")
+            assert grown.code == 0, grown
+            gone = self.stage(conn, *destroy, "--force", "--run-key", "job-1")
+            assert gone.code == 0 and gone.result is not None, gone
+            assert gone.result["server_group"] == "web-prod-v000"
+        assert self.groups(provider, region) == {
+            "web-prod-v001": (True, 1),
+            "web-prod-v002": (True, 2),
+        }
+
     def test_canary_then_promote_from_another_job(
         self, connection_args, provider, region, image, image_v2
     ) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from treadle.errors import Refused
 from treadle.naming import parse_cluster
 from treadle.providers.base import LABEL_CANARY, ServerGroup
+from treadle.stages.journal import note, recall
 from treadle.stages.records import (
     canary_in_flight,
     capacities,
@@ -153,20 +154,34 @@ def promote_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str
     return {**fields, **endpoint_fields(refetch(rt, canary))}
 
 
-def abort_choice(rt: Runtime, request: CanaryRequest, region: str) -> Found | ServerGroup:
+def abort_choice(rt: Runtime, request: CanaryRequest, region: str) -> Found | ServerGroup | str:
     """(the region's groups, the canary, the groups it replaces), or the canary an abort
-    of this run took out; Refused when there is nothing to abort."""
+    of this run took out (its name, once this run destroyed it: the journal says so);
+    Refused when there is nothing to abort."""
     rt.hold(region, request.cluster)
     groups = cluster_groups(rt, region, parse_cluster(request.cluster))
-    done = aborted_in(groups, rt.run_key) if canary_in_flight(groups) is None else None
-    if done is not None:
-        return done
+    if canary_in_flight(groups) is None:
+        done = aborted_in(groups, rt.run_key)
+        if done is not None:
+            return done
+        decided = recall(rt, region, request.cluster, ("abort", request), canary=str)
+        if decided is not None and decided["canary"] not in {g.name for g in groups}:
+            return str(decided["canary"])
     canary, replaced = find_canary(groups, f"{request.cluster} in {region}")
     return groups, canary, replaced
 
 
 def abort_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, object]:
     found = abort_choice(rt, request, region)
+    if isinstance(found, str):
+        rt.console.info(f"{found} in {region} was destroyed by this run's abort before")
+        return {
+            "cluster": request.cluster,
+            "region": region,
+            "server_group": found,
+            "restored_server_groups": [],
+            "destroyed": True,
+        }
     if isinstance(found, ServerGroup):
         return aborted_already(rt, request, region, found)
     groups, canary, replaced = found
@@ -199,6 +214,7 @@ def abort_region(rt: Runtime, request: CanaryRequest, region: str) -> dict[str, 
     rt.console.info(f"aborting {canary.name} in {region}")
     if request.destroy:
         take_out(rt, canary, disabling(canary, canary.instances), keep=False)
+        note(rt, region, request.cluster, ("abort", request), canary=canary.name)
         rt.provider.destroy(canary)
         wait_gone(rt, canary)
     else:
@@ -234,6 +250,7 @@ def aborted_already(
         + (": destroying it" if request.destroy else ": nothing left to do")
     )
     if request.destroy and not rt.dry_run:
+        note(rt, region, request.cluster, ("abort", request), canary=canary.name)
         rt.provider.destroy(canary)
         wait_gone(rt, canary)
     elif request.destroy:

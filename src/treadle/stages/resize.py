@@ -4,11 +4,12 @@ healthy."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from treadle.errors import InputError
 from treadle.limits import MAX_INSTANCES, check_instances
 from treadle.stages.guard import guard_capacity
+from treadle.stages.journal import note, recall
 from treadle.stages.records import capacities
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector
@@ -65,11 +66,19 @@ def resize(
 ) -> dict[str, object]:
     size = size.check()
     selector = selector.checked(rt.provider)
+    where = (selector.region, selector.cluster_name, (selector, size))
     rt.hold(selector.region, selector.cluster_name)
+    decided = recall(rt, *where, group=str, size=int, previous=int)
+    if decided is not None:
+        # A retry: the group and size its first attempt chose, not one more step.
+        selector = replace(selector, server_group=decided["group"], cluster=None, target=None)
     group, siblings = selector.require(rt)
     if not group.enabled:
         raise InputError(f"{group.name} is disabled: enable it before resizing it")
     target = size.apply(group.instances, max(capacities(siblings).values()))
+    if decided is not None:
+        target = int(decided["size"])
+        rt.console.info(f"an earlier attempt of this run resized {group.name} to {target}")
     check_instances(target, f"resize {group.name} to")
     guard_capacity(
         siblings,
@@ -82,12 +91,14 @@ def resize(
         "server_group": group.name,
         "cluster": group.cluster.name,
         "region": group.region,
-        "previous_instances": group.instances,
+        "previous_instances": decided["previous"] if decided else group.instances,
     }
     if rt.dry_run:
         rt.plan(f"resize {group.name} in {group.region} from {group.instances} to {target}")
         return {**fields, "instances": group.instances}
     rt.console.info(f"resizing {group.name} in {group.region} from {group.instances} to {target}")
+    if decided is None:
+        note(rt, *where, group=group.name, size=target, previous=group.instances)
     rt.provider.resize(group, target)
     wait_healthy(rt, refetch(rt, group))
     return {**fields, "instances": target}

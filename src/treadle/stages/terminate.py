@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from treadle.errors import InputError, StageFailed
 from treadle.providers.base import DECREMENT_CHOSEN, TERMINATE, Health, Instance, ServerGroup
 from treadle.stages.guard import guard_capacity
+from treadle.stages.journal import note, recall
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector
 from treadle.stages.waits import hopeless, join_name, refetch, watching
@@ -57,7 +59,12 @@ def terminate_instances(rt: Runtime, request: TerminateRequest) -> dict[str, obj
     if TERMINATE not in rt.provider.capabilities:
         raise InputError(f"the {rt.provider.name} provider cannot terminate instances")
     selector = request.selector.checked(rt.provider)
+    where = (selector.region, selector.cluster_name, replace(request, selector=selector))
     rt.hold(selector.region, selector.cluster_name)
+    decided = recall(rt, *where, group=str, ids=list, left=int)
+    if decided is not None:
+        # A retry: what its first attempt chose, never another batch.
+        selector = replace(selector, server_group=decided["group"], cluster=None, target=None)
     group, siblings = selector.require(rt)
     if not group.enabled:
         raise InputError(f"{group.name} is disabled: it runs no instances to terminate")
@@ -67,7 +74,10 @@ def terminate_instances(rt: Runtime, request: TerminateRequest) -> dict[str, obj
             f"the {rt.provider.name} provider chooses which instances go when a server group "
             "shrinks: give --count with --decrement, not --instance"
         )
-    ids = chosen(request, rt.provider.instances(group), f"{group.name} in {group.region}")
+    running = rt.provider.instances(group)
+    if decided is not None:
+        return terminated_before(rt, request, group, decided, running)
+    ids = chosen(request, running, f"{group.name} in {group.region}")
     left = group.instances - len(ids)
     guard_capacity(
         siblings,
@@ -87,13 +97,50 @@ def terminate_instances(rt: Runtime, request: TerminateRequest) -> dict[str, obj
         rt.plan(f"terminate {', '.join(ids)} of {group.name} in {group.region}")
         return fields
     rt.console.info(f"terminating {', '.join(ids)} of {group.name}")
+    note(rt, *where, group=group.name, ids=ids, left=left)
     rt.provider.terminate(group, ids, decrement=request.decrement)
+    settle(rt, group, set() if chooses else set(ids))
+    return fields
+
+
+def settle(rt: Runtime, group: ServerGroup, gone: set[str]) -> None:
     if rt.wait:
         # Where the provider chose, it is enough that the group is healthy at its size.
-        replaced(rt, refetch(rt, group), set() if chooses else set(ids))
+        replaced(rt, refetch(rt, group), gone)
     # The replacements start outside the cluster's name, as every new instance does.
     join_name(rt, refetch(rt, group))
-    return fields
+
+
+def terminated_before(
+    rt: Runtime,
+    request: TerminateRequest,
+    group: ServerGroup,
+    decided: dict[str, Any],
+    running: Sequence[Instance],
+) -> dict[str, object]:
+    """The retry of a run that chose its instances already: it finishes that, no more
+    (those still running are terminated; a shrink goes no further than it decided)."""
+    ids = [str(i) for i in decided["ids"]]
+    left: int = decided["left"]
+    rt.console.info(f"an earlier attempt of this run terminated {', '.join(ids)} of {group.name}")
+    chooses = request.decrement and DECREMENT_CHOSEN not in rt.provider.capabilities
+    still = [i.id for i in running if i.id in ids]
+    if chooses:
+        # The provider chose which went: only how many more is known.
+        still = [i.id for i in running][: max(0, group.instances - left)]
+    elif request.decrement and group.instances <= left:
+        still = []
+    if still and not rt.dry_run:
+        rt.provider.terminate(group, still, decrement=request.decrement)
+    if not rt.dry_run:
+        settle(rt, group, set() if chooses else set(ids))
+    return {
+        "server_group": group.name,
+        "cluster": group.cluster.name,
+        "region": group.region,
+        "terminated": ids,
+        "instances": left if request.decrement else group.instances,
+    }
 
 
 def replaced(rt: Runtime, group: ServerGroup, gone: set[str]) -> Health:
