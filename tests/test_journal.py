@@ -10,8 +10,12 @@ from collections.abc import Callable
 import pytest
 from memory import CHANGES, Killed, MemoryProvider, Store, groups_of, runtime, seed, staged
 
+from treadle.naming import Cluster
 from treadle.providers.base import LeaseKey
 from treadle.stages import journal, lease
+from treadle.stages.cluster import ClusterRequest, cluster_stage
+from treadle.stages.deploy import deploy
+from treadle.stages.deploy_plan import Request
 from treadle.stages.destroy import destroy
 from treadle.stages.resize import Size, resize
 from treadle.stages.runtime import Runtime
@@ -122,3 +126,35 @@ def test_two_resizes_in_one_job_are_two_decisions_and_the_journal_keeps_the_last
         run(store, scale_up, f"job-{n + 2}")
     record = store.leases[LeaseKey(REGION, "web-prod", claim=journal.JOURNAL)]
     assert sum(1 for k in record.labels if k.startswith(journal.PREFIX)) == journal.KEEP
+
+
+def a_canary_over_two_serving() -> Store:
+    """web-prod-v001 serving 2, v002 serving 4, and v003 a canary of 1 (to grow to 4)."""
+    store = Store()
+    seed(store, "web-prod-v001", 2)
+    seed(store, "web-prod-v002", 4)
+    request = Request(Cluster("web", "prod"), "web:2", strategy="canary", canary_percent=25)
+    with staged(runtime(MemoryProvider(store=store), stage="deploy")) as rt:
+        deploy(rt, request)
+    return store
+
+
+@pytest.mark.parametrize("action", ["shrink", "scale-down"])
+def test_a_cluster_stage_killed_and_run_again_acts_on_what_it_chose(action: str) -> None:
+    """Ranked by size, the groups change rank as the stage changes them (a canary counts
+    at its full size only while the groups it replaces serve): the rerun acts on the
+    groups its first attempt chose, and ends as an uninterrupted run does."""
+    request = ClusterRequest(action, "web-prod", prefer_larger=True, allow_active=True, force=True)
+
+    def stage(rt: Runtime) -> object:
+        return cluster_stage(rt, request)
+
+    store = a_canary_over_two_serving()
+    count = len(run(store, stage).changes())
+    once = state(store)
+    for nth in range(1, count + 1):
+        for when in ("before", "after"):
+            store = a_canary_over_two_serving()
+            killed(store, stage, nth, when)
+            run(store, stage)
+            assert state(store) == once, (nth, when)

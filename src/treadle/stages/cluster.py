@@ -23,6 +23,7 @@ from treadle.errors import InputError, NotFound
 from treadle.naming import parse_cluster, parse_server_group
 from treadle.providers.base import ServerGroup
 from treadle.stages.guard import guard_capacity
+from treadle.stages.journal import note, recall
 from treadle.stages.records import capacities, disabling, in_service
 from treadle.stages.regions import each_region
 from treadle.stages.runtime import Runtime
@@ -31,6 +32,8 @@ from treadle.stages.traffic import take_out
 from treadle.stages.waits import refetch, wait_gone, wait_healthy
 
 ACTIONS = ("disable", "scale-down", "shrink")
+# What a run chose, kept in the journal for its retry: kept, left alone, acted on.
+CHOSEN = ("kept", "skipped", "changed_server_groups")
 
 
 @dataclass(frozen=True)
@@ -90,12 +93,20 @@ def decide(rt: Runtime, request: ClusterRequest, region: str) -> Decision:
             "(--continue-if-cluster-not-found to go on)"
         )
     sizes = capacities(groups)
-    candidates = untouchable(groups, request.exclude)
-    kept, targets = choose(request, groups, candidates, sizes)
-    skipped = [
-        g for g in targets if g.enabled and request.action != "disable" and not request.allow_active
-    ]
-    targets = [g for g in targets if g not in skipped]
+    decided = recall(rt, region, request.cluster, request, **dict.fromkeys(CHOSEN, list))
+    if decided is not None:
+        # A retry: the groups its first attempt chose (a ranking by size may differ now
+        # that it changed some of them), those left of them.
+        kept, skipped, targets = ([g for g in groups if g.name in decided[k]] for k in CHOSEN)
+    else:
+        candidates = untouchable(groups, request.exclude)
+        kept, targets = choose(request, groups, candidates, sizes)
+        skipped = [
+            g
+            for g in targets
+            if g.enabled and request.action != "disable" and not request.allow_active
+        ]
+        targets = [g for g in targets if g not in skipped]
     verb = ACTS[request.action][1]
     after = {g.name: 0 for g in targets}
     guard_capacity(
@@ -110,6 +121,8 @@ def decide(rt: Runtime, request: ClusterRequest, region: str) -> Decision:
         skipped=[g.name for g in skipped],
         changed_server_groups=[g.name for g in targets],
     )
+    if decided is None and targets:
+        note(rt, region, request.cluster, request, **{k: fields[k] for k in CHOSEN})
     for g in skipped:
         flag = (
             "--allow-scale-down-active"
