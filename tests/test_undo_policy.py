@@ -493,11 +493,15 @@ def test_disable_cluster_stopped_by_one_region_changes_no_other() -> None:
 
 
 def cloned(
-    store: Store, selector: Selector, strategy: str, kill: tuple[int, str] | None = None
+    store: Store,
+    selector: Selector,
+    strategy: str,
+    kill: tuple[int, str] | None = None,
+    run_key: str = "run-1",
 ) -> MemoryProvider:
     request = CloneRequest(selector, Request(Cluster("clone"), "", strategy=strategy))
     provider = MemoryProvider(store=store)
-    rt = runtime(provider, 5.0, stage="clone", run_key="run-1")
+    rt = runtime(provider, 5.0, stage="clone", run_key=run_key)
     if kill is None:
         with staged(rt):
             clone(rt, request)
@@ -570,3 +574,14 @@ def test_an_abort_destroy_that_destroyed_its_canary_is_found_done_by_its_retry(
     assert provider.changes() == []
     with pytest.raises(Refused, match="no canary"):
         run(store, abort, "job-2", destroy=True)
+
+
+def test_another_runs_clone_of_a_half_grown_group_takes_its_whole_size() -> None:
+    """The newest group half grown by a killed rolling clone counts at the size its run
+    decided, not at the instances it has so far."""
+    newest = Selector(REGION, cluster="web-prod", target="newest")
+    store = a_deployed_cluster()
+    cloned(store, newest, "rolling-red-black", kill=(2, "after"))
+    cloned(store, newest, "red-black", run_key="run-2")
+    serving = {name: size for name, (on, size) in settled(store).items() if on}
+    assert serving == {"web-prod-v002": 3}

@@ -20,7 +20,7 @@ from treadle.providers.base import (
 )
 from treadle.stages.deploy import deploy
 from treadle.stages.deploy_plan import Request
-from treadle.stages.records import capacity
+from treadle.stages.records import capacities
 from treadle.stages.runtime import Runtime
 from treadle.stages.selection import Selector, cluster_groups
 
@@ -50,7 +50,7 @@ def clone(rt: Runtime, request: CloneRequest) -> dict[str, object]:
     earlier = earlier_attempt(rt, selector, request.into)
     if earlier is not None:
         return carry_on(rt, request, earlier)
-    found, _ = selector.find(rt)
+    found, siblings = selector.find(rt)
     if found is None:
         raise InputError(f"the source server group does not exist: {selector.describe()}")
     recorded = found.labels.get(LABEL_SPEC)
@@ -67,7 +67,8 @@ def clone(rt: Runtime, request: CloneRequest) -> dict[str, object]:
         regions=(found.region,),
         instances=request.deploy.instances
         if request.deploy.instances is not None
-        else capacity(found),
+        # Its size when whole (a group half grown by a cut-short deploy counts whole).
+        else capacities(siblings)[found.name],
         spec=spec,
         network=request.deploy.network or found.labels.get(LABEL_NETWORK),
         cloned_from=found.name,
