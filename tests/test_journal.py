@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 from memory import CHANGES, Killed, MemoryProvider, Store, groups_of, runtime, seed, staged
 
+from treadle.errors import NotFound
 from treadle.naming import Cluster
 from treadle.providers.base import LeaseKey
 from treadle.stages import journal, lease
@@ -44,9 +45,11 @@ def three_groups() -> Store:
     return store
 
 
-def run(store: Store, stage: Stage, run_key: str | None = "job-1") -> MemoryProvider:
+def run(
+    store: Store, stage: Stage, run_key: str | None = "job-1", attempt: str | None = None
+) -> MemoryProvider:
     provider = MemoryProvider(store=store)
-    with staged(runtime(provider, 5.0, stage="stage", run_key=run_key)) as rt:
+    with staged(runtime(provider, 5.0, stage="stage", run_key=run_key, attempt=attempt)) as rt:
         stage(rt)
     return provider
 
@@ -158,3 +161,33 @@ def test_a_cluster_stage_killed_and_run_again_acts_on_what_it_chose(action: str)
             killed(store, stage, nth, when)
             run(store, stage)
             assert state(store) == once, (nth, when)
+
+
+def test_the_same_step_twice_in_one_attempt_acts_twice_and_a_later_attempt_once() -> None:
+    """Where the CI system tells attempts apart (GitHub's run attempt, GitLab's job id),
+    two identical steps of one attempt are two steps; its retry is one."""
+    store = three_groups()
+    run(store, scale_up, attempt="github-1")
+    run(store, scale_up, attempt="github-1")
+    assert state(store)["web-prod-v002"] == 8
+    run(store, scale_up, attempt="github-2")
+    assert state(store)["web-prod-v002"] == 8
+
+
+def test_a_decision_the_cluster_no_longer_fits_is_made_anew() -> None:
+    """Another run resized the group since: the retry does not undo that."""
+    store = three_groups()
+    run(store, scale_up, "job-1")
+    run(store, lambda rt: resize(rt, Selector(REGION, server_group="web-prod-v002"), Size(10)))
+    run(store, scale_up, "job-1")
+    assert state(store)["web-prod-v002"] == 12
+
+
+def test_a_cluster_stage_keeps_no_decision_when_another_region_stops_it() -> None:
+    """Decided in one region, stopped by the next before any change: nothing is kept, so
+    its retry decides on the cluster as it is then (a group deployed meanwhile counts)."""
+    store = three_groups()
+    request = ClusterRequest("disable", "web-prod", regions=(REGION, "west"))
+    with pytest.raises(NotFound):
+        run(store, lambda rt: cluster_stage(rt, request))
+    assert LeaseKey(REGION, "web-prod", claim=journal.JOURNAL) not in store.leases

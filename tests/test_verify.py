@@ -225,6 +225,20 @@ def test_expect_status(server: Server, expect: str | None, code: int) -> None:
     assert out.result is not None and out.result["statuses"] == {"404": 1}
 
 
+def test_expect_status_from_a_placeholder_giving_a_list(server: Server, tmp_path: Path) -> None:
+    context = tmp_path / "ok.json"
+    context.write_text('{"statuses": [200, 404]}')
+    out = run(
+        "--url",
+        f"{server.url}/missing",
+        "--expect-status",
+        "{{ ok.statuses }}",
+        "--context",
+        f"ok={context}",
+    )
+    assert out.code == 0, out
+
+
 def test_body_contains(server: Server) -> None:
     server.routes["/"] = Route(body=b'{"status": "UP"}')
     passed = run("--url", f"{server.url}/", "--body-contains", '"UP"')

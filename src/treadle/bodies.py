@@ -94,11 +94,21 @@ def hidden(document: object) -> object:
 
 
 # Names of environment variables whose values are secrets to mask wherever they appear
-# (a server quoting a definition back in an error, a job printing them).
-SECRET_NAME = re.compile(
-    r"PASS|PWD|SECRET|TOKEN|KEY|CREDENTIAL|AUTH|PRIVATE|CERT|SALT|SIGNATURE|COOKIE|SESSION|DSN",
-    re.IGNORECASE,
+# (a server quoting a definition back in an error, a job printing them): a word of the
+# name (between `_`, `-` or `.`) says so, or KEY with a word that makes it a credential.
+# Narrow on purpose: a masked value is masked everywhere, results included.
+SECRET_WORDS = frozenset(
+    {"PASSWORD", "PASSWD", "PASS", "PWD", "SECRET", "SECRETS", "TOKEN", "CREDENTIAL"}
+    | {"CREDENTIALS", "APIKEY", "PASSPHRASE"}
 )
+KEY_KINDS = frozenset({"API", "ACCESS", "PRIVATE", "SECRET", "SIGNING", "ENCRYPTION", "MASTER"})
+
+
+def secret_name(name: str) -> bool:
+    words = set(re.split(r"[_.-]+", name.upper()))
+    if words & SECRET_WORDS or ("KEY" in words and words & KEY_KINDS):
+        return True
+    return any(w.endswith(("PASSWORD", "PASSWD", "TOKEN", "SECRET")) for w in words)
 
 
 def secret_values(document: object, key: str | None = None) -> Iterator[str]:
@@ -112,7 +122,7 @@ def secret_values(document: object, key: str | None = None) -> Iterator[str]:
             else ()
         )
         for name, value in pairs:
-            if isinstance(value, str) and SECRET_NAME.search(str(name)):
+            if isinstance(value, str) and secret_name(str(name)):
                 yield value
     elif isinstance(document, dict):
         for k, v in document.items():

@@ -244,6 +244,16 @@ def ci_run_key(environ: Mapping[str, str] = os.environ) -> str | None:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p))[:63]
 
 
+def ci_attempt(environ: Mapping[str, str] = os.environ) -> str | None:
+    """What tells a CI's retry of a job from its first attempt, where the CI system has
+    it (Jenkins names each build in its run key already)."""
+    if environ.get("GITHUB_RUN_ID"):
+        return f"github-{environ.get('GITHUB_RUN_ATTEMPT', '1')}"
+    if environ.get("CI_JOB_ID"):
+        return f"gitlab-{environ['CI_JOB_ID']}"
+    return None
+
+
 # --- provenance: where a deploy came from, as labels on what it creates -------------------
 
 # Label values stay short on every provider (a Marathon label, a Docker label, a Swarm

@@ -124,8 +124,9 @@ def begin(stage: str, environ: Mapping[str, str], console: Console) -> None:
         console.mask_url(url)
         query = urllib.parse.urlsplit(url).query
         console.mask(query)
-        for _, value in urllib.parse.parse_qsl(query):
-            console.mask(value)
+        for name, value in urllib.parse.parse_qsl(query):
+            if _CREDENTIAL.search(name) or len(value) >= LONG_HEADER:
+                console.mask(value)
     variable = next(name for name in ENDPOINTS if environ.get(name))
     try:
         _tracing = _Tracing(stage, environ, console)

@@ -175,10 +175,47 @@ def test_a_private_key_given_in_place_of_its_path_is_never_quoted(tmp_path: Path
     assert "secretbits" not in outcome.stderr + outcome.stdout
 
 
-def test_a_url_with_a_password_it_cannot_hold_is_refused_without_quoting_it() -> None:
-    outcome = treadle(
-        "find-image", "--cluster", "web-prod", "--marathon-url", "http://ci:pa/ss0rdX@127.0.0.1:1"
-    )
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ci:pa/ss0rdX@127.0.0.1:1",
+        "https://ci:Xy[ss0rdX]@127.0.0.1:1",
+        "https://ci:s3cr#ss0rdX:99@127.0.0.1:1",
+        "https://ci:ss0rdX@127.0.0.1:99999",
+    ],
+)
+def test_a_url_with_a_password_it_cannot_hold_is_refused_without_quoting_it(url: str) -> None:
+    outcome = treadle("find-image", "--cluster", "web-prod", "--marathon-url", url)
     assert outcome.code == 2, outcome
-    assert "invalid --marathon-url 'http://***@127.0.0.1:1'" in outcome.stderr
+    assert "invalid --marathon-url 'https://***@" in outcome.stderr.replace("http://", "https://")
     assert "ss0rdX" not in outcome.stderr + outcome.stdout
+
+
+def test_a_value_named_like_a_secret_only_in_part_leaves_the_result_whole(
+    tmp_path: Path,
+) -> None:
+    """Only a word of the name makes a secret (OAUTH_CLIENT_ID is none), and a value
+    within a name treadle writes (its cluster) is never masked there: a later step reads
+    the server group from the result."""
+    spec = tmp_path / "app.json"
+    spec.write_text(
+        '{"env": {"OAUTH_CLIENT_ID": "web-prod", "AUTH_PORT": "8080", "API_TOKEN": "web"}}'
+    )
+    with MarathonEmulator(**FAST) as marathon:
+        outcome = treadle(
+            "deploy",
+            "--app",
+            "web",
+            "--stack",
+            "prod",
+            "--image",
+            "web:1",
+            "--spec",
+            str(spec),
+            "--marathon-url",
+            marathon.url,
+        )
+    assert outcome.code == 0, outcome
+    assert outcome.result is not None
+    assert outcome.result["server_group"] == "web-prod-v000"
+    assert outcome.result["cluster"] == "web-prod"

@@ -355,3 +355,26 @@ def test_an_earlier_jobs_dotenv_results_are_not_options(
     )
     assert destroyed.code == 0, destroyed
     assert destroyed.result["server_group"] == "web-prod-v000"
+
+
+def test_rolling_steps_from_a_placeholder_giving_a_list(tmp_path: Path) -> None:
+    """--steps takes a list from the context as it takes `25,50,100`."""
+    context = tmp_path / "plan.json"
+    context.write_text('{"steps": [50, 100]}')
+    with MarathonEmulator(**FAST) as marathon:
+        args = ("--app", "web", "--marathon-url", marathon.url)
+        assert treadle("deploy", *args, "--image", "web:1", "--instances", "2").code == 0
+        rolled = treadle(
+            "deploy",
+            *args,
+            "--image",
+            "web:2",
+            "--strategy",
+            "rolling-red-black",
+            "--steps",
+            "{{ plan.steps }}",
+            "--context",
+            f"plan={context}",
+        )
+    assert rolled.code == 0, rolled
+    assert rolled.result is not None and rolled.result["server_group"] == "web-v001"

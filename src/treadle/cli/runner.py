@@ -160,7 +160,7 @@ def run_stage(
     """`uses_provider=False`: the stage acts on no cluster (verify), so no provider is
     chosen or connected to, and the result names none."""
     from treadle import tracing
-    from treadle.ci import ci_run_key, provenance
+    from treadle.ci import ci_attempt, ci_run_key, provenance
     from treadle.ci_log import log_format
     from treadle.console import Console
     from treadle.context import Context
@@ -244,6 +244,7 @@ def run_stage(
             events=not common.no_events,
             lock_timeout=lock_timeout,
             run_key=run_key,
+            attempt=ci_attempt(os.environ),
             provenance=provenance(os.environ),
             stage=stage,
             **gate,

@@ -78,6 +78,8 @@ class Decision:
     fields: dict[str, object]
     targets: list[ServerGroup]
     sizes: dict[str, int]
+    # Kept in the journal before acting: a fresh decision (not a retry's).
+    fresh: bool = False
 
 
 def decide(rt: Runtime, request: ClusterRequest, region: str) -> Decision:
@@ -93,13 +95,17 @@ def decide(rt: Runtime, request: ClusterRequest, region: str) -> Decision:
             "(--continue-if-cluster-not-found to go on)"
         )
     sizes = capacities(groups)
+    candidates = untouchable(groups, request.exclude)
     decided = recall(rt, region, request.cluster, request, **dict.fromkeys(CHOSEN, list))
+    if decided is not None and any(
+        g in candidates and not any(g.name in decided[k] for k in CHOSEN) for g in groups
+    ):
+        decided = None  # a group came since the first attempt chose: decided anew
     if decided is not None:
         # A retry: the groups its first attempt chose (a ranking by size may differ now
         # that it changed some of them), those left of them.
         kept, skipped, targets = ([g for g in groups if g.name in decided[k]] for k in CHOSEN)
     else:
-        candidates = untouchable(groups, request.exclude)
         kept, targets = choose(request, groups, candidates, sizes)
         skipped = [
             g
@@ -121,8 +127,9 @@ def decide(rt: Runtime, request: ClusterRequest, region: str) -> Decision:
         skipped=[g.name for g in skipped],
         changed_server_groups=[g.name for g in targets],
     )
-    if decided is None and targets:
-        note(rt, region, request.cluster, request, **{k: fields[k] for k in CHOSEN})
+    if decided is not None:
+        # What the run chose, those its first attempt changed already too.
+        fields.update({k: list(decided[k]) for k in CHOSEN})
     for g in skipped:
         flag = (
             "--allow-scale-down-active"
@@ -130,16 +137,19 @@ def decide(rt: Runtime, request: ClusterRequest, region: str) -> Decision:
             else "--allow-delete-active"
         )
         rt.console.info(f"leaving {g.name} alone: it is enabled ({flag})")
-    return Decision(fields, targets, sizes)
+    return Decision(fields, targets, sizes, fresh=decided is None)
 
 
 def carry_out(rt: Runtime, request: ClusterRequest, decision: Decision) -> dict[str, object]:
     act, verb = ACTS[request.action]
-    region = decision.fields["region"]
+    region = str(decision.fields["region"])
     if rt.dry_run:
         for g in decision.targets:
             rt.plan(f"{verb} {g.name} in {region}")
         return decision.fields
+    if decision.fresh and decision.targets:
+        # Kept only once every region is decided, just before acting.
+        note(rt, region, request.cluster, request, **{k: decision.fields[k] for k in CHOSEN})
     for g in decision.targets:
         rt.console.info(f"{verb} {g.name} in {region} ({request.action}-cluster)")
         act(rt, refetch(rt, g), decision.sizes[g.name])

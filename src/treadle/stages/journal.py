@@ -6,7 +6,11 @@ retried grows by 2, not 4; `destroy --target oldest` retried destroys one group,
 The journal is one record per cluster and region beside its lease (the lease's record
 kind, under the claim name JOURNAL), rewritten only under the lease, and keeping the last
 KEEP decisions. A decision is found by the run key, the stage and its arguments (so that
-two resizes in one job are two decisions). Without a run key nothing is kept."""
+two different resizes in one job are two decisions), and only by a later attempt where
+the CI system tells attempts apart (two identical steps of one attempt are two steps).
+A stage uses a decision only while the cluster is as it left it, before or after acting
+(another run may have changed it since: then it decides anew). Without a run key
+nothing is kept."""
 
 from __future__ import annotations
 
@@ -43,6 +47,8 @@ def recall(
         return None
     if not all(isinstance(decided.get(name), kind) for name, kind in kinds.items()):
         return None
+    if rt.attempt is not None and decided.get("attempt") == rt.attempt:
+        return None  # the same step twice in one attempt: a second decision, not a retry
     return decided
 
 
@@ -54,7 +60,9 @@ def note(rt: Runtime, region: str, cluster: str, request: object, **decision: ob
     current = rt.provider.lease(key)
     kept = {k: v for k, v in (current.labels if current else {}).items() if k.startswith(PREFIX)}
     kept[_label(rt, request)] = json.dumps(
-        {**decision, "at": timestamp(now())}, separators=(",", ":"), sort_keys=True
+        {**decision, "at": timestamp(now()), "attempt": rt.attempt},
+        separators=(",", ":"),
+        sort_keys=True,
     )
     newest = sorted(kept, key=lambda k: _at(kept[k]), reverse=True)[:KEEP]
     if current is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from treadle.errors import TreadleError
+from treadle.errors import TreadleError, Unexpected
 
 
 def combine(per_region: list[dict[str, object]]) -> dict[str, object]:
@@ -25,8 +25,12 @@ def each_region(
     for region in regions:
         try:
             done.append(act(region))
-        except TreadleError as e:
-            if done:
-                e.fields = combine([*done, {"region": region, **e.fields, "status": "failed"}])
-            raise
+        except Exception as caught:
+            if not done:
+                raise
+            e = caught if isinstance(caught, TreadleError) else Unexpected.of(caught)
+            e.fields = combine([*done, {"region": region, **e.fields, "status": "failed"}])
+            if e is caught:
+                raise
+            raise e from caught
     return combine(done)

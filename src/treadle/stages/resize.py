@@ -4,7 +4,7 @@ healthy."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from treadle.errors import InputError
 from treadle.limits import MAX_INSTANCES, check_instances
@@ -69,10 +69,15 @@ def resize(
     where = (selector.region, selector.cluster_name, (selector, size))
     rt.hold(selector.region, selector.cluster_name)
     decided = recall(rt, *where, group=str, size=int, previous=int)
-    if decided is not None:
-        # A retry: the group and size its first attempt chose, not one more step.
-        selector = replace(selector, server_group=decided["group"], cluster=None, target=None)
     group, siblings = selector.require(rt)
+    if decided is not None:
+        # A retry: the group and size its first attempt chose, not one more step; while
+        # that group is as the attempt left it (before or after), else decided anew.
+        named = next((g for g in siblings if g.name == decided["group"]), None)
+        if named and named.enabled and named.instances in (decided["previous"], decided["size"]):
+            group = named
+        else:
+            decided = None
     if not group.enabled:
         raise InputError(f"{group.name} is disabled: enable it before resizing it")
     target = size.apply(group.instances, max(capacities(siblings).values()))

@@ -86,6 +86,9 @@ class Runtime:
     lock_timeout: float = 600.0
     # Names this run across CI retries (--run-key).
     run_key: str | None = None
+    # Names this attempt of it, where the CI system tells retries apart (a GitHub run
+    # attempt, a GitLab job id): two identical steps of one attempt are two steps.
+    attempt: str | None = None
     # Where the CI run is (labels: treadle.ci, treadle.run-url, ...), for the lease's
     # holder and on what the stage creates.
     provenance: dict[str, str] = field(default_factory=dict)

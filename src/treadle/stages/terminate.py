@@ -62,10 +62,16 @@ def terminate_instances(rt: Runtime, request: TerminateRequest) -> dict[str, obj
     where = (selector.region, selector.cluster_name, replace(request, selector=selector))
     rt.hold(selector.region, selector.cluster_name)
     decided = recall(rt, *where, group=str, ids=list, left=int)
-    if decided is not None:
-        # A retry: what its first attempt chose, never another batch.
-        selector = replace(selector, server_group=decided["group"], cluster=None, target=None)
     group, siblings = selector.require(rt)
+    if decided is not None:
+        # A retry: what its first attempt chose, never another batch; while the group is
+        # as the attempt left it (before or after), else decided anew.
+        named = next((g for g in siblings if g.name == decided["group"]), None)
+        sizes = (decided["left"], decided["left"] + len(decided["ids"]))
+        if named and named.enabled and (not request.decrement or named.instances in sizes):
+            group = named
+        else:
+            decided = None
     if not group.enabled:
         raise InputError(f"{group.name} is disabled: it runs no instances to terminate")
     chooses = request.decrement and DECREMENT_CHOSEN not in rt.provider.capabilities

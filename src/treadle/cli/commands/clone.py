@@ -86,7 +86,10 @@ def clone_command(
         )
         if (stack or detail) and not app_:
             raise InputError("--stack and --detail go with --app")
-        step_text, delay = r(steps, "--steps"), r(delay_before_disable, "--delay-before-disable")
+        step_text, delay = (
+            context.render(steps, "--steps"),
+            r(delay_before_disable, "--delay-before-disable"),
+        )
         made = Request(
             # clone decides it: `into`, else the source's own.
             cluster=into or naming.Cluster("clone"),

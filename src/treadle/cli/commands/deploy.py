@@ -105,7 +105,7 @@ def deploy_command(
             target = naming.cluster(r(app_, "--app"), r(stack, "--stack"), r(detail, "--detail"))
         else:
             raise InputError("name the cluster: --app (with --stack, --detail) or --cluster")
-        step_text = r(steps, "--steps")
+        step_text = context.render(steps, "--steps")
         delay = r(delay_before_disable, "--delay-before-disable")
         spec_doc = load_spec(r(spec, "--spec"), context, r(service, "--service"), rt.console.warn)
         verify_file = r(verify, "--verify")

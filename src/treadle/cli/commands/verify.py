@@ -91,7 +91,13 @@ def verify_command(
             "max-p95": max_p95,
             "request-timeout": common.request_timeout,
         }
-        check = Check.parse({k: context.text(v, f"--{k}") for k, v in given.items()})
+        # --expect-status may come as a list from a placeholder (Check.parse takes one).
+        check = Check.parse(
+            {
+                k: (context.render if k == "expect-status" else context.text)(v, f"--{k}")
+                for k, v in given.items()
+            }
+        )
         if not check.urls:
             check = check.with_urls(result_urls(deploy_result(context), check.path))
             if not check.urls:

@@ -77,8 +77,12 @@ def check_url(url: str, flag: str) -> str:
     try:
         parts = urlsplit(url or "")
         httpx.URL(url or "")
-    except (ValueError, httpx.InvalidURL) as e:
-        raise InputError(f"invalid {flag} {shown!r}: {e}") from None
+    except (ValueError, httpx.InvalidURL):
+        # The parser's own words may quote a piece of the user info: not shown.
+        raise InputError(
+            f"invalid {flag} {shown!r}: not a URL (check its host and port, and that a "
+            "password in it is percent-encoded)"
+        ) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"invalid {flag} {shown!r}: expected http(s)://host[:port][/path]")
     try:
