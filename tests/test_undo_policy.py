@@ -585,3 +585,26 @@ def test_another_runs_clone_of_a_half_grown_group_takes_its_whole_size() -> None
     cloned(store, newest, "red-black", run_key="run-2")
     serving = {name: size for name, (on, size) in settled(store).items() if on}
     assert serving == {"web-prod-v002": 3}
+
+
+def test_a_bug_in_a_later_region_keeps_what_the_earlier_regions_did() -> None:
+    """Not a TreadleError: still a failure whose result names the region already rolled
+    back (the runner makes it Unexpected, exit 1)."""
+    from treadle.errors import Unexpected
+
+    store = Store()
+    for region in ("east", "west"):
+        seed(store, "web-prod-v000", 0, region=region, enabled=False, capacity=2)
+        seed(store, "web-prod-v001", 2, region=region)
+    provider = MemoryProvider(store=store)
+    provider.fail(2, "enable", error=RuntimeError("no one foresaw this"))
+    request = RollbackRequest("web-prod", regions=("east", "west"))
+    with (
+        pytest.raises(Unexpected, match="no one foresaw this") as raised,
+        staged(runtime(provider, 5.0, stage="rollback")) as rt,
+    ):
+        rollback(rt, request)
+    regions = raised.value.fields["regions"]
+    assert isinstance(regions, list)
+    assert [r["region"] for r in regions] == ["east", "west"]
+    assert regions[0]["server_group"] == "web-prod-v000"

@@ -121,16 +121,11 @@ def test_a_secret_environment_value_is_never_printed_however_it_comes_back(
     spec.write_text(f'{{"env": {{"DB_PASSWORD": "{ENV_SECRET}", "PLAIN": "visible-value"}}}}')
     with MarathonEmulator(**FAST) as marathon:
         marathon.faults.append(quoting_env)
+        deploy = ("deploy", "--app", "web", "--image", "web:1", "--spec", str(spec))
+        at = ("--marathon-url", marathon.url)
         rejected = treadle(
-            "deploy",
-            "--app",
-            "web",
-            "--image",
-            "web:1",
-            "--spec",
-            str(spec),
-            "--marathon-url",
-            marathon.url,
+            *deploy,
+            *at,
             "--output",
             str(tmp_path / "result.json"),
             "--dotenv",
@@ -138,18 +133,7 @@ def test_a_secret_environment_value_is_never_printed_however_it_comes_back(
             "--verbose",
             env={"GITHUB_ACTIONS": "true", "GITHUB_OUTPUT": str(tmp_path / "github_output")},
         )
-        planned = treadle(
-            "deploy",
-            "--app",
-            "web",
-            "--image",
-            "web:1",
-            "--spec",
-            str(spec),
-            "--marathon-url",
-            marathon.url,
-            "--dry-run",
-        )
+        planned = treadle(*deploy, *at, "--dry-run")
     assert rejected.code == 2 and "/env(PLAIN): visible-value" in rejected.stderr, rejected
     assert ENV_SECRET not in everything(rejected, tmp_path)
     assert planned.code == 0 and '"DB_PASSWORD": "***"' in planned.stderr + planned.stdout
